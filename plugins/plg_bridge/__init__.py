@@ -1,0 +1,3 @@
+"""plg-bridge: batch reverse-ETL of PLG signals from PostHog exports."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,183 @@
+"""One interface over a local folder and an S3 prefix.
+
+Exports, partials, outputs and state all live under a `Location`. S3 goes through pyarrow's
+S3 filesystem (ranged reads, so a Parquet file is streamed, never downloaded whole) with
+credentials resolved by boto3's chain; conditional writes use boto3 because pyarrow has none.
+The endpoint comes from `endpoint_url` or the standard `AWS_ENDPOINT_URL[_S3]` variables, which
+is how tests point everything at moto server on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
+
+class StorageError(RuntimeError):
+    """An object could not be listed, read or written; the message names it."""
+
+
+class ConflictError(StorageError):
+    """A conditional write lost: someone else wrote the object since we read it."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the location root, '/'-separated
+    size: int
+
+
+def _endpoint(explicit: str | None) -> str | None:
+    return explicit or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+@dataclass(frozen=True)
+class Location:
+    """A root URI (`s3://bucket/prefix`, `file:///abs` or a plain path) plus how to reach it."""
+
+    uri: str
+    endpoint_url: str | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @property
+    def root(self) -> str:
+        """The root as a path inside `fs` ("bucket/prefix" for S3, an absolute path locally)."""
+        if self.is_s3:
+            return self.uri[len("s3://") :].rstrip("/")
+        path = self.uri[len("file://") :] if self.uri.startswith("file://") else self.uri
+        return str(Path(path).expanduser().resolve())
+
+    @property
+    def bucket(self) -> str:
+        return self.root.split("/", 1)[0]
+
+    def child(self, *parts: str) -> Location:
+        """A location below this one (same filesystem and endpoint)."""
+        sep = "/" if self.is_s3 else os.sep
+        tail = "/".join(p.strip("/") for p in parts if p)
+        base = self.uri.rstrip("/")
+        return Location(f"{base}{sep if tail else ''}{tail}", self.endpoint_url)
+
+    def path(self, key: str = "") -> str:
+        return f"{self.root}/{key}" if key else self.root
+
+    def uri_of(self, key: str) -> str:
+        return f"s3://{self.path(key)}" if self.is_s3 else self.path(key)
+
+    # -- clients -----------------------------------------------------------------------------
+
+    @cached_property
+    def _boto_session(self):
+        import boto3
+
+        return boto3.session.Session()
+
+    @cached_property
+    def s3_client(self):
+        return self._boto_session.client("s3", endpoint_url=_endpoint(self.endpoint_url))
+
+    @cached_property
+    def fs(self) -> pafs.FileSystem:
+        import pyarrow.fs as pafs
+
+        if not self.is_s3:
+            return pafs.LocalFileSystem()
+        creds = self._boto_session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds else None
+        endpoint = _endpoint(self.endpoint_url)
+        kwargs = {
+            "region": self._boto_session.region_name or os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            "access_key": frozen.access_key if frozen else None,
+            "secret_key": frozen.secret_key if frozen else None,
+            "session_token": frozen.token if frozen else None,
+            "anonymous": frozen is None,
+        }
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            kwargs.update(endpoint_override=host.rstrip("/"), scheme=scheme)
+        return pafs.S3FileSystem(**kwargs)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def list(self, suffixes: tuple[str, ...] = ()) -> list[ObjectInfo]:
+        """Every object below the root (recursively), sorted by key; an absent root is empty."""
+        import pyarrow.fs as pafs
+
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.root, recursive=True, allow_not_found=True))
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.uri}: {exc}") from exc
+        prefix = self.root + "/"
+        found = [
+            ObjectInfo(i.path[len(prefix) :], i.size or 0)
+            for i in infos
+            if i.type == pafs.FileType.File and (not suffixes or any(s in i.base_name for s in suffixes))
+        ]
+        return sorted(found, key=lambda o: o.key)
+
+    def exists(self, key: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.path(key)).type == pafs.FileType.File
+
+    def open(self, key: str) -> BinaryIO:
+        """A seekable reader (ranged GETs on S3)."""
+        try:
+            return self.fs.open_input_file(self.path(key))
+        except (OSError, FileNotFoundError) as exc:
+            raise StorageError(f"cannot open {self.uri_of(key)}: {exc}") from exc
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as f:
+            return f.read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if not self.is_s3:
+            Path(self.path(key)).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.fs.open_output_stream(self.path(key)) as out:
+                out.write(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.uri_of(key)}: {exc}") from exc
+
+    def open_output(self, key: str):
+        """A write stream (multipart upload on S3); parents are created locally."""
+        if not self.is_s3:
+            Path(self.path(key)).parent.mkdir(parents=True, exist_ok=True)
+        return self.fs.open_output_stream(self.path(key))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.delete_file(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when absent (demo and tests against moto)."""
+        if not self.is_s3:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            return
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3_client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.s3_client.create_bucket(Bucket=self.bucket)
+
+
+def location(uri: str, endpoint_url: str | None = None) -> Location:
+    """Parse a user-given location, refusing schemes we cannot read."""
+    if "://" in uri and not uri.startswith(("s3://", "file://")):
+        raise StorageError(f"unsupported location {uri!r}: use s3://bucket/prefix or a local folder")
+    if uri.startswith("s3://") and not uri[len("s3://") :].strip("/"):
+        raise StorageError(f"location {uri!r} names no bucket")
+    return Location(uri, endpoint_url)
