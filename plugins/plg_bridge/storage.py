@@ -149,6 +149,22 @@ class Location:
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri_of(key)}: {exc}") from exc
 
+    def write_frame(self, key: str, frame) -> str:
+        """A pandas frame as zstd Parquet; returns the object's URI."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+        self.write_bytes(key, sink.getvalue().to_pybytes())
+        return self.uri_of(key)
+
+    def read_frame(self, key: str):
+        import pyarrow.parquet as pq
+
+        with self.open(key) as f:
+            return pq.read_table(f).to_pandas()
+
     def open_output(self, key: str):
         """A write stream (multipart upload on S3); parents are created locally."""
         if not self.is_s3:

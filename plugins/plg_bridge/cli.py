@@ -1,0 +1,150 @@
+"""The `plg-bridge` command: the same functions the DAG runs, for on-call engineers and scripts.
+
+Exit codes: 0 success, 1 the input or a destination failed, 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from plg_bridge.config import ConfigError, load_settings
+from plg_bridge.storage import StorageError, location
+
+log = logging.getLogger("plg_bridge")
+
+
+class UsageError(Exception):
+    """Bad arguments: exit 2 with the message."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _write_text(target: str, text: str, endpoint_url: str | None) -> str:
+    """Write to a local path or an s3:// URI; returns where it went."""
+    if target.startswith("s3://"):
+        parent, _, name = target.rpartition("/")
+        loc = location(parent, endpoint_url)
+        loc.write_bytes(name, text.encode())
+        return target
+    path = Path(target)
+    if path.parent and not path.parent.exists():
+        raise UsageError(f"output folder {path.parent} does not exist")
+    path.write_text(text)
+    return str(path)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from plg_bridge.generate import generate
+
+    summary = generate(
+        args.out,
+        args.rows,
+        args.end,
+        days=args.days,
+        interval=args.interval,
+        seed=args.seed,
+        endpoint_url=args.endpoint_url,
+        malformed_fraction=args.malformed_fraction,
+    )
+    print(
+        f"wrote {summary.rows:,} rows ({summary.duplicates:,} duplicate uuids) for {summary.orgs} organizations "
+        f"and {summary.persons} persons in {len(summary.files)} files under {args.out}"
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from plg_bridge.models.pql import as_of_time
+    from plg_bridge.pipeline import score_export
+
+    settings = load_settings(args.config)
+    exports = location(args.events, args.endpoint_url or settings.exports.endpoint_url)
+    as_of = as_of_time(args.as_of.isoformat())
+    if not exports.list():
+        raise UsageError(f"no objects under {args.events}: nothing to score (check the location)")
+    result = score_export(exports, as_of, settings)
+    written = _write_text(args.output, result.scores.to_csv(index=False), exports.endpoint_url)
+    if args.quality:
+        _write_text(args.quality, json.dumps(result.quality, indent=2, sort_keys=True), exports.endpoint_url)
+    q = result.quality
+    print(
+        f"scored {q['organizations_scored']} organizations as of {as_of:%Y-%m-%d} ({q['pqls']} PQLs) -> {written}\n"
+        f"data quality: {json.dumps(q, sort_keys=True)}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plg-bridge", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a deterministic PostHog-shaped sample export")
+    gen.add_argument("--out", required=True, help="local folder or s3://bucket/prefix")
+    gen.add_argument("--rows", required=True, type=_positive, help="events to write (duplicates included)")
+    gen.add_argument("--end", required=True, type=_date, help="end of the last export interval (YYYY-MM-DD)")
+    gen.add_argument("--days", type=_positive, default=28, help="days of events before --end (default 28)")
+    gen.add_argument("--interval", choices=("day", "hour"), default="day", help="export interval")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--malformed-fraction", type=float, default=0.0, help="share of rows with broken JSON")
+    gen.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
+    gen.set_defaults(func=cmd_generate)
+
+    score = sub.add_parser("score", help="PQL score per organization from an export location")
+    score.add_argument("--events", required=True, help="export location: local folder or s3://bucket/prefix")
+    score.add_argument(
+        "--as-of", required=True, type=_date, help="T: scores use events before YYYY-MM-DD 00:00 UTC"
+    )
+    score.add_argument("--output", required=True, help="CSV to write (local path or s3://...)")
+    score.add_argument("--quality", help="also write the data-quality summary (JSON) here")
+    score.add_argument("--config", help="settings YAML (default: $PLG_BRIDGE_CONFIG or include/config)")
+    score.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
+    score.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from plg_bridge.exports.reader import ExportReadError
+    from plg_bridge.exports.schema import ExportSchemaError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.func(args)
+    except (UsageError, ConfigError, ValueError) as exc:
+        if isinstance(exc, ExportSchemaError):
+            print(f"plg-bridge: bad input: {exc}", file=sys.stderr)
+            return 1
+        print(f"plg-bridge: error: {exc}", file=sys.stderr)
+        return 2
+    except (ExportReadError, StorageError) as exc:
+        print(f"plg-bridge: bad input: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Typed settings, loaded and validated once.
+
+Sources, later ones winning: the dataclass defaults below, a YAML file (`PLG_BRIDGE_CONFIG`, else
+`include/config/plg_bridge.yaml` when present), then environment variables named
+`PLG_BRIDGE__<SECTION>__<FIELD>` (e.g. `PLG_BRIDGE__EXPORTS__LOCATION=s3://bucket/posthog`).
+Every value is checked here, so a typo fails at load time with the key's full name, not mid-run.
+Secrets never live here: tokens come from Airflow connections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Where the PostHog batch export lands and how its events name the organization."""
+
+    location: str = ".demo/bucket/posthog"
+    endpoint_url: str | None = None  # S3-compatible endpoint; None = AWS (or AWS_ENDPOINT_URL)
+    group_index: int = 0  # properties.$group_<index> holds the organization key
+    group_type: str = "organization"  # fallback: properties.$groups[<group_type>]
+    placeholder_ids: tuple[str, ...] = ("", "null", "undefined", "anonymous", "0", "none", "nan")
+    batch_rows: int = 131_072  # record batch size when streaming a file
+
+    def validate(self) -> None:
+        _require(
+            0 <= self.group_index <= 4, "exports.group_index", "must be 0..4 (PostHog has 5 group slots)"
+        )
+        _require(bool(self.group_type), "exports.group_type", "must not be empty")
+        _require(self.batch_rows > 0, "exports.batch_rows", "must be positive")
+
+
+@dataclass(frozen=True)
+class PqlSettings:
+    """The seed's PQL formula; every number is a setting so teams can calibrate."""
+
+    velocity_event: str = "core_feature_used"
+    breadth_event: str = "creation_event"
+    integration_event: str = "integration_connected"
+    velocity_ratio: float = 1.5
+    velocity_points: int = 40
+    breadth_min_creators: int = 3
+    breadth_points: int = 35
+    points_per_creator: int = 10
+    integration_points: int = 25
+    threshold: int = 75
+    week_days: int = 7
+
+    @property
+    def events(self) -> tuple[str, str, str]:
+        return (self.velocity_event, self.breadth_event, self.integration_event)
+
+    def validate(self) -> None:
+        _require(len(set(self.events)) == 3, "pql.*_event", f"the three events must differ: {self.events}")
+        _require(self.velocity_ratio > 0, "pql.velocity_ratio", "must be positive")
+        _require(self.week_days > 0, "pql.week_days", "must be positive")
+        _require(self.breadth_min_creators > 0, "pql.breadth_min_creators", "must be positive")
+        top = self.velocity_points + self.breadth_points + self.integration_points
+        _require(0 < self.threshold <= top, "pql.threshold", f"must be in 1..{top} (the maximum score)")
+
+
+@dataclass(frozen=True)
+class HubSpotSettings:
+    enabled: bool = True
+    conn_id: str = "hubspot_default"
+    company_id_property: str = "posthog_group_id"
+    batch_size: int = 100
+
+    def validate(self) -> None:
+        _require(1 <= self.batch_size <= 100, "hubspot.batch_size", "HubSpot accepts 1..100 inputs per call")
+
+
+@dataclass(frozen=True)
+class Settings:
+    exports: ExportSettings = field(default_factory=ExportSettings)
+    pql: PqlSettings = field(default_factory=PqlSettings)
+    hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
+    # Partials, outputs, reports and delivery state live under this location.
+    work_location: str = ".demo/bucket/plg-bridge"
+
+    def validate(self) -> Settings:
+        for section in (self.exports, self.pql, self.hubspot):
+            section.validate()
+        return self
+
+
+def _require(ok: bool, key: str, why: str) -> None:
+    if not ok:
+        raise ConfigError(f"invalid setting {key}: {why}")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Convert a YAML/env value to the field's type, or raise naming the key."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            if type(None) in args:
+                return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"invalid setting {key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], key) for v in items)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"invalid setting {key}: expected true/false, got {value!r}")
+    if hint in (int, float, str):
+        if isinstance(value, bool) and hint is not str:
+            raise ConfigError(f"invalid setting {key}: expected {hint.__name__}, got {value!r}")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"invalid setting {key}: expected {hint.__name__}, got {value!r}") from None
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        known = ", ".join(sorted(names))
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]} (known in this section: {known})")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"invalid setting {prefix}{name}: expected a mapping")
+            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("PLG_BRIDGE__"):
+            continue
+        *parents, leaf = name[len("PLG_BRIDGE__") :].lower().split("__")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def default_config_path() -> Path | None:
+    """The deployment's YAML: $PLG_BRIDGE_CONFIG, else include/config/plg_bridge.yaml of this checkout."""
+    explicit = os.environ.get("PLG_BRIDGE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    candidate = Path(__file__).resolve().parents[2] / "include" / "config" / "plg_bridge.yaml"
+    return candidate if candidate.exists() else None
+
+
+def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
+    """Defaults <- YAML <- environment, validated. Raises ConfigError naming the bad key."""
+    import yaml
+
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    path = Path(path) if path else default_config_path()
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"configuration file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
+        data = loaded
+    data = _merge(data, _env_overrides(env))
+    try:
+        return _build(Settings, data, "").validate()
+    except ConfigError as exc:
+        where = f" (from {path})" if path else ""
+        raise ConfigError(f"{exc}{where}") from None

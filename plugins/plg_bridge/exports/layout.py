@@ -1,0 +1,56 @@
+"""Which objects of an export location are data files, and which export interval each covers.
+
+PostHog names a file `{data_interval_start}-{data_interval_end}[-{n}].{parquet|jsonl}[.{codec}]`;
+the interval end tells whether a run as of T may use the file (only those that ended by T, so a
+rerun reproduces its output after newer exports arrived).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+_STAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?"
+_NAME = re.compile(
+    rf"(?P<start>{_STAMP})-(?P<end>{_STAMP})(?:-(?P<part>\d+))?\.(?P<format>parquet|jsonl)(?:\.(?P<codec>\w+))?$"
+)
+DATA_SUFFIXES = (".parquet",)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    key: str
+    size: int
+    start: datetime | None
+    end: datetime | None
+    part: int | None
+
+    @property
+    def label(self) -> str:
+        """Short name for task maps and logs."""
+        return self.key.rsplit("/", 1)[-1]
+
+
+def _parse_stamp(text: str) -> datetime:
+    text = text.replace("Z", "+00:00").replace(" ", "T")
+    return datetime.fromisoformat(text)
+
+
+def parse_key(key: str, size: int = 0) -> ExportFile:
+    match = _NAME.search(key.rsplit("/", 1)[-1])
+    if not match:
+        return ExportFile(key, size, None, None, None)
+    part = match.group("part")
+    return ExportFile(
+        key,
+        size,
+        _parse_stamp(match.group("start")),
+        _parse_stamp(match.group("end")),
+        int(part) if part else None,
+    )
+
+
+def is_data_file(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return ".parquet" in name and not name.endswith("_manifest.json")

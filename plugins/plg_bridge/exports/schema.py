@@ -1,0 +1,87 @@
+"""The columns of a PostHog `events` export we rely on, and their normalisation.
+
+Columns are read by name, never position; extra columns are ignored. Timestamps are normalised
+to UTC microseconds whatever the writer chose (another unit, ISO strings, epoch integers), or
+refused with an error naming the file and column.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+REQUIRED = ("uuid", "timestamp", "event", "distinct_id", "properties")
+OPTIONAL = ("person_id", "_inserted_at")
+
+
+class ExportSchemaError(ValueError):
+    """A file lacks a column we need, or a column has a type we cannot use."""
+
+
+def columns_to_read(schema: pa.Schema, source: str) -> list[str]:
+    """The required columns plus the optional ones present; raises naming what is missing."""
+    names = set(schema.names)
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise ExportSchemaError(
+            f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(schema.names)})"
+        )
+    return list(REQUIRED) + [c for c in OPTIONAL if c in names]
+
+
+def _epoch_unit(values: pa.Array) -> str:
+    """Guess the unit of epoch integers from their magnitude (PostHog writes s, ms or us)."""
+    import pyarrow.compute as pc
+
+    biggest = pc.max(pc.abs(values)).as_py() or 0
+    for unit, limit in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
+        if biggest < limit:
+            return unit
+    return "ns"
+
+
+def to_utc_micros(values: pa.Array, source: str, column: str) -> pa.Array:
+    """Any timestamp representation -> timestamp[us, UTC]."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = pa.timestamp("us", tz="UTC")
+    kind = values.type
+    try:
+        if pa.types.is_timestamp(kind):
+            if kind.tz is None:
+                values = pc.assume_timezone(values, "UTC")
+            return values.cast(target)
+        if pa.types.is_integer(kind):
+            unit = _epoch_unit(values)
+            return values.cast(pa.int64()).cast(pa.timestamp(unit)).cast(pa.timestamp("us")).cast(target)
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            parsed = pc.strptime(
+                pc.replace_substring_regex(values, r"(\.\d{1,6})\d*", r"\1"),
+                format="%Y-%m-%dT%H:%M:%S%z",
+                unit="us",
+                error_is_null=True,
+            )
+            fallback = pc.strptime(values, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
+            parsed = pc.coalesce(parsed.cast(pa.timestamp("us")), fallback)
+            bad = pc.and_(pc.is_null(parsed), pc.is_valid(values))
+            if pc.any(bad).as_py():
+                first = values.filter(bad)[0].as_py()
+                raise ExportSchemaError(
+                    f"{source}: column {column} holds unparseable timestamp text {first!r}"
+                )
+            return pc.assume_timezone(parsed, "UTC").cast(target)
+    except pa.ArrowInvalid as exc:
+        raise ExportSchemaError(f"{source}: column {column} cannot be read as a timestamp: {exc}") from exc
+    raise ExportSchemaError(f"{source}: column {column} has type {kind}, expected a timestamp")
+
+
+def to_string(values: pa.Array) -> pa.Array:
+    """Ids can arrive as integers or dictionary-encoded; make them plain strings."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    return values if pa.types.is_string(values.type) else values.cast(pa.string())

@@ -1,0 +1,110 @@
+"""The data's way through plg-bridge as plain functions, shared by the DAG tasks and the CLI.
+
+discover -> rollup (one call per export file) -> merge partials up to T -> score. Airflow maps
+`rollup_to` over files; the CLI runs the same functions in one process, so both give one answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from plg_bridge import rollup
+from plg_bridge.exports.layout import ExportFile, is_data_file, parse_key
+from plg_bridge.models import pql
+from plg_bridge.storage import Location
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plg_bridge.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    scores: pd.DataFrame
+    quality: dict[str, int]
+    quarantine: pd.DataFrame
+
+
+def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFile]:
+    """Data files under the location; with `as_of`, only export intervals that ended by then
+    (files whose name carries no interval are kept: we cannot tell, and the score filters on
+    event time anyway)."""
+    files = [parse_key(o.key, o.size) for o in exports.list() if is_data_file(o.key)]
+    if as_of is not None:
+        files = [f for f in files if f.end is None or f.end <= as_of]
+    return files
+
+
+def partial_prefix(file: ExportFile) -> str:
+    """Where a file's partial lives: keyed by the export object, so re-exporting an interval
+    replaces its partial instead of adding to it."""
+    return f"partials/{file.key}"
+
+
+def rollup_to(exports: Location, work: Location, file: ExportFile, settings: Settings) -> dict[str, int]:
+    """Roll one export file up into its partial under `work`; returns its quality counters."""
+    started = time.monotonic()
+    partial = rollup.rollup_file(exports, file.key, settings)
+    rollup.write(partial, work, partial_prefix(file))
+    seconds = time.monotonic() - started
+    rows = partial.quality["rows_read"]
+    log.info(
+        "rolled up %s: %d rows in %.1fs (%.0f rows/s)", file.label, rows, seconds, rows / max(seconds, 1e-9)
+    )
+    return dict(partial.quality)
+
+
+def quality_summary(partial: rollup.Partial, scores: pd.DataFrame, as_of: datetime) -> dict[str, int]:
+    """Counters of a run: what was read, dropped, set aside, and how many organizations scored."""
+    import pandas as pd
+
+    quality = {k: int(v) for k, v in sorted(partial.quality.items())}
+    later = partial.counts[partial.counts["day"] >= pd.Timestamp(as_of)]["n"].sum()
+    quality["events_after_as_of"] = int(later)
+    quality["organizations_scored"] = len(scores)
+    quality["pqls"] = int(scores["is_pql"].sum())
+    return quality
+
+
+def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Settings) -> ScoreResult:
+    as_of = pql.as_of_time(as_of)
+    merged = rollup.merge(partials)
+    scores = pql.score(merged, as_of, settings.pql)
+    return ScoreResult(scores, quality_summary(merged, scores, as_of), merged.quarantine)
+
+
+def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
+    """Score every data file of a location in one process (the CLI path)."""
+    files = discover(exports)
+    partials = []
+    for i, file in enumerate(files, 1):
+        partials.append(rollup.rollup_file(exports, file.key, settings))
+        log.info("read %d/%d files (%s)", i, len(files), file.label)
+    return score_partials(partials, as_of, settings)
+
+
+def score_from_work(
+    work: Location, files: list[ExportFile], as_of: datetime, settings: Settings
+) -> ScoreResult:
+    """Score from the partials the mapped rollup tasks stored (the DAG path)."""
+    return score_partials([rollup.read(work, partial_prefix(f)) for f in files], as_of, settings)
+
+
+def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, str]:
+    """Scores (CSV + Parquet), quarantined rows and the data-quality summary under `prefix`."""
+    written = {"scores": out.write_frame(f"{prefix}/scores.parquet", result.scores)}
+    out.write_bytes(f"{prefix}/scores.csv", result.scores.to_csv(index=False).encode())
+    written["scores_csv"] = out.uri_of(f"{prefix}/scores.csv")
+    if len(result.quarantine):
+        written["quarantine"] = out.write_frame(f"{prefix}/quarantine.parquet", result.quarantine)
+    out.write_bytes(f"{prefix}/quality.json", json.dumps(result.quality, indent=2, sort_keys=True).encode())
+    written["quality"] = out.uri_of(f"{prefix}/quality.json")
+    return written

@@ -1,0 +1,245 @@
+"""The one retrying REST client every destination (HubSpot, Salesforce, Intercom, Slack) reuses.
+
+Transport only: the client knows nothing of a vendor's payloads. A vendor plugs in two callbacks:
+`wait_hint(response)` turns its rate-limit headers into a wait, and `is_fatal(response)` marks
+errors that must not be retried in this run (HubSpot's DAILY limit, Salesforce's
+REQUEST_LIMIT_EXCEEDED). Non-retryable 4xx come back to the caller, which maps them to row
+outcomes. Session (auth), clock and sleep are injected so tests run against real HTTP without
+spending real time on backoff.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BODY_SNIPPET = 500
+
+
+class DestinationError(RuntimeError):
+    """A destination call failed for good; `status`/`body` describe the last answer (if any)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class FatalDestinationError(DestinationError):
+    """The destination refused in a way retrying cannot fix in this run (e.g. a daily quota)."""
+
+
+class RetriesExhausted(DestinationError):
+    """Every attempt failed with a retryable status or a network error."""
+
+    def __init__(self, message: str, *, status: int | None, body: str, attempts: int) -> None:
+        super().__init__(message, status=status, body=body)
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (AWS style): wait ~ U(0, min(max, base * 2**n))."""
+
+    max_attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
+    jitter: Literal["full", "none"] = "full"
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Wait before retry number `attempt` (1-based) when the server gave no hint."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling * rand() if self.jitter == "full" else ceiling
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class RateLimiter:
+    """Client-side sliding window: at most `max_calls` acquisitions in any `period` seconds.
+
+    Keeps us under a vendor's rolling limit (HubSpot 190 / 10 s) instead of learning it from 429s,
+    which count against the vendor's error budget. Share one instance between clients that draw
+    on the same vendor quota. Thread-safe; callers queue behind the lock.
+    """
+
+    def __init__(
+        self,
+        max_calls: int,
+        period: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_calls < 1 or period <= 0:
+            raise ValueError("max_calls must be >= 1 and period > 0")
+        self.max_calls, self.period = max_calls, period
+        self._clock, self._sleep = clock, sleep
+        self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a call is allowed; returns the seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = self._clock()
+                while self._calls and self._calls[0] <= now - self.period:
+                    self._calls.popleft()
+                if len(self._calls) < self.max_calls:
+                    self._calls.append(now)
+                    return waited
+                wait = self._calls[0] + self.period - now
+                self._sleep(wait)
+                waited += wait
+
+
+def _snippet(response: requests.Response) -> str:
+    try:
+        return response.text[:_BODY_SNIPPET]
+    except Exception:  # undecodable body: the status still tells the story
+        return ""
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server (safe to replay anything)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+class RestClient:
+    """A `requests.Session` bound to a base URL, with retries, backoff and a rate limiter.
+
+    `wait_hint(response) -> seconds | None` lets a vendor derive the wait from its own headers;
+    otherwise `Retry-After` is honoured, otherwise exponential backoff. Hinted waits are capped
+    at `policy.max_delay`. `is_fatal(response)` turns a response into `FatalDestinationError`.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        base_url: str,
+        *,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+        wait_hint: Callable[[requests.Response], float | None] | None = None,
+        is_fatal: Callable[[requests.Response], bool] | None = None,
+    ) -> None:
+        self.session, self.base_url = session, base_url
+        self.policy = policy or RetryPolicy()
+        self.limiter, self.timeout, self.sleep = limiter, timeout, sleep
+        self.wait_hint, self.is_fatal = wait_hint, is_fatal
+
+    def url(self, path: str) -> str:
+        if "://" in path:
+            return path
+        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        """Send one logical call; returns the first non-retryable response.
+
+        With `idempotent=False` (e.g. creating a message) a network error is retried only when
+        the request never left (connect failures); 429 is always safe to retry.
+
+        Raises `FatalDestinationError` when `is_fatal` says so, `RetriesExhausted` when every
+        attempt failed.
+        """
+        url = self.url(path)
+        attempts = self.policy.max_attempts
+        status: int | None = None
+        body = ""
+        for attempt in range(1, attempts + 1):
+            if self.limiter is not None:
+                self.limiter.acquire()
+            try:
+                response = self.session.request(
+                    method, url, json=json, data=data, headers=dict(headers or {}), timeout=self.timeout
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                status, body = None, f"{type(exc).__name__}: {exc}"
+                if not idempotent and not _never_sent(exc):
+                    raise RetriesExhausted(
+                        f"{method} {path}: {type(exc).__name__} on a non-idempotent call; not replayed",
+                        status=None,
+                        body=body,
+                        attempts=attempt,
+                    ) from exc
+                reason = type(exc).__name__
+                wait = self.policy.backoff(attempt)
+            else:
+                if self.is_fatal is not None and self.is_fatal(response):
+                    raise FatalDestinationError(
+                        f"{method} {path}: HTTP {response.status_code} is fatal for this run",
+                        status=response.status_code,
+                        body=_snippet(response),
+                    )
+                retryable = response.status_code in self.policy.retry_statuses
+                if not retryable or (not idempotent and response.status_code != 429):
+                    return response
+                status, body = response.status_code, _snippet(response)
+                reason = f"HTTP {status}"
+                wait = self._wait_for(response, attempt)
+            if attempt == attempts:
+                break
+            log.warning("%s %s: %s, retry %d/%d in %.2fs", method, path, reason, attempt, attempts - 1, wait)
+            self.sleep(wait)
+        raise RetriesExhausted(
+            f"{method} {path}: gave up after {attempts} attempts (last: {reason}) {body[:200]}".rstrip(),
+            status=status,
+            body=body,
+            attempts=attempts,
+        )
+
+    def _wait_for(self, response: requests.Response, attempt: int) -> float:
+        hint = self.wait_hint(response) if self.wait_hint is not None else None
+        if hint is None:
+            hint = parse_retry_after(response.headers.get("Retry-After"))
+        if hint is None:
+            return self.policy.backoff(attempt)
+        return min(max(0.0, hint), self.policy.max_delay)
