@@ -9,6 +9,7 @@ is how tests point everything at moto server on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -172,10 +173,8 @@ class Location:
         return self.fs.open_output_stream(self.path(key))
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(key))
-        except FileNotFoundError:
-            pass
 
     def ensure_bucket(self) -> None:
         """Create the bucket when absent (demo and tests against moto)."""

@@ -114,7 +114,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
         self._routes = [
-            getattr(self, name).__route__ + (getattr(self, name),)
+            (*getattr(self, name).__route__, getattr(self, name))
             for name in dir(type(self))
             if hasattr(getattr(type(self), name, None), "__route__")
         ]
