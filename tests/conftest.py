@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration at import time: point it at a throwaway home before any test
+# module imports it. The metadata DB is created only by the tests that need one (tests/dags).
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="plg-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "plg-bridge-tests-" + "x" * 64)
+os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
 
 from plg_bridge.config import Settings, load_settings
 from plg_bridge.pipeline import score_export

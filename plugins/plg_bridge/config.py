@@ -105,9 +105,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
-            if type(None) in args:
-                return None
+        blank = value is None or (isinstance(value, str) and value.lower() in ("", "none", "null"))
+        if blank and type(None) in args:
+            return None
         return _coerce(value, next(a for a in args if a is not type(None)), key)
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value

@@ -74,6 +74,13 @@ class Location:
     def uri_of(self, key: str) -> str:
         return f"s3://{self.path(key)}" if self.is_s3 else self.path(key)
 
+    def key_of(self, uri: str) -> str:
+        """The inverse of uri_of: the key of an object URI below this location."""
+        path = uri.removeprefix("s3://") if self.is_s3 else uri
+        if not path.startswith(self.root + "/"):
+            raise StorageError(f"{uri} is not below {self.uri}")
+        return path[len(self.root) + 1 :]
+
     # -- clients -----------------------------------------------------------------------------
 
     @cached_property

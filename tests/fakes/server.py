@@ -179,7 +179,23 @@ class FakeServer:
                     return fault
         return None
 
+    def state(self) -> dict:
+        """What the fake holds (records it stored), for `GET /_fake/state`; subclasses extend it."""
+        return {}
+
+    def _admin(self, request: Request) -> Response:
+        """`/_fake/*`: how a process-level fake (the demo, the e2e test) is inspected."""
+        if request.path == "/_fake/state":
+            return Response(200, self.state())
+        if request.path == "/_fake/requests":
+            with self._lock:
+                log = [{"method": r.method, "path": r.path, "bytes": len(r.body)} for r in self.requests]
+            return Response(200, log)
+        return self.not_found(request)
+
     def dispatch(self, request: Request) -> Response | None:
+        if request.path.startswith("/_fake/"):
+            return self._admin(request)
         with self._lock:
             self.requests.append(request)
         fault = self._take_fault(request.path)

@@ -1,0 +1,35 @@
+"""Every DAG file imports cleanly, quickly, and without pulling heavy libraries at parse time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_dagbag_has_no_import_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags["plg_reverse_etl"]
+    assert dag.max_active_runs == 1
+    assert {"resolve_window", "discover", "rollup", "score", "deliver_hubspot", "summary"} <= set(dag.task_ids)
+    for t in dag.tasks:
+        assert t.execution_timeout is not None, f"{t.task_id} has no execution timeout"
+        assert t.retries >= 1, f"{t.task_id} is never retried"
+
+
+def test_dag_file_does_not_import_heavy_libraries():
+    code = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "heavy = sorted(m for m in ('pandas', 'pyarrow', 'boto3', 'numpy') if m in sys.modules); print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "dags" / "plg_reverse_etl.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

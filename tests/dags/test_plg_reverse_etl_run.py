@@ -1,0 +1,65 @@
+"""The real DAG end to end with dag.test(): generated export -> scores -> fake HubSpot over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+
+from plg_bridge.config import load_settings
+from plg_bridge.generate import generate
+from plg_bridge.pipeline import score_export
+from plg_bridge.storage import location
+from tests.conftest import REPO
+from tests.fakes.hubspot import FakeHubSpot
+
+AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def pipeline_env(tmp_path, monkeypatch, airflow_db):
+    exports, work = tmp_path / "bucket" / "posthog", tmp_path / "bucket" / "plg-bridge"
+    generate(str(exports), 20_000, AS_OF.date(), days=21)
+    with FakeHubSpot(token="t0k3n") as hubspot:
+        monkeypatch.setenv("PLG_BRIDGE__EXPORTS__LOCATION", str(exports))
+        monkeypatch.setenv("PLG_BRIDGE__WORK_LOCATION", str(work))
+        conn = {"conn_type": "http", "host": "127.0.0.1", "port": hubspot.port, "schema": "http", "password": "t0k3n"}
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
+        yield exports, work, hubspot
+
+
+def run_dag(logical_date=AS_OF, conf=None):
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["plg_reverse_etl"]
+    return dag.test(logical_date=logical_date, run_conf=conf)
+
+
+def test_dag_scores_and_upserts_every_organization(pipeline_env):
+    exports, work, hubspot = pipeline_env
+    dagrun = run_dag()
+    assert dagrun.state == "success"
+
+    run_dir = work / "runs" / "as_of=2026-11-20"
+    scores = pd.read_csv(run_dir / "scores.csv")
+    expected = score_export(location(str(exports)), AS_OF, load_settings(env={})).scores
+    assert scores["org_id"].tolist() == expected["org_id"].tolist()
+    assert scores["pql_score"].tolist() == expected["pql_score"].tolist()
+
+    stored = {c["properties"]["posthog_group_id"]: c["properties"] for c in hubspot.objects("companies")}
+    assert set(stored) == set(scores["org_id"])
+    top = scores.iloc[0]
+    assert stored[top["org_id"]]["plg_pql_score"] == str(top["pql_score"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["destinations"]["hubspot"]["failed"] == 0
+    assert summary["destinations"]["hubspot"]["created"] == len(scores)
+    assert summary["quality"]["organizations_scored"] == len(scores)
+
+
+def test_manual_run_without_window_is_refused(pipeline_env):
+    _, _, hubspot = pipeline_env
+    dagrun = run_dag(logical_date=None)
+    assert dagrun.state == "failed"
+    assert hubspot.calls("POST") == []
