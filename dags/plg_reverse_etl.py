@@ -54,7 +54,9 @@ def plg_reverse_etl():
         from plg_bridge.storage import location
 
         settings = load_settings()
-        files = discover(location(settings.exports.location, settings.exports.endpoint_url), datetime.fromisoformat(as_of))
+        files = discover(
+            location(settings.exports.location, settings.exports.endpoint_url), datetime.fromisoformat(as_of)
+        )
         return [{"key": f.key, "label": f.label} for f in files]
 
     @task(map_index_template="{{ task.op_kwargs['file']['label'] }}")
@@ -88,7 +90,9 @@ def plg_reverse_etl():
         from plg_bridge.config import load_settings
         from plg_bridge.sync.deliver import deliver_scores_to_hubspot
 
-        return deliver_scores_to_hubspot(load_settings(), scored["outputs"]["scores"], datetime.fromisoformat(as_of))
+        return deliver_scores_to_hubspot(
+            load_settings(), scored["outputs"]["scores"], datetime.fromisoformat(as_of)
+        )
 
     @task
     def summary(as_of: str, scored: dict, hubspot: dict) -> dict:

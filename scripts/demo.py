@@ -65,12 +65,21 @@ def main() -> None:
         "PLG_BRIDGE__EXPORTS__LOCATION": str(exports),
         "PLG_BRIDGE__WORK_LOCATION": str(work),
         "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "password": "demo-token"}
+            {
+                "conn_type": "http",
+                "host": "127.0.0.1",
+                "port": port,
+                "schema": "http",
+                "password": "demo-token",
+            }
         ),
     }
 
     step(f"generating a PostHog-shaped export: {ROWS:,} events, daily files ending {AS_OF}")
-    run([str(bin_dir / "plg-bridge"), "generate", "--out", str(exports), "--rows", str(ROWS), "--end", AS_OF], env)
+    run(
+        [str(bin_dir / "plg-bridge"), "generate", "--out", str(exports), "--rows", str(ROWS), "--end", AS_OF],
+        env,
+    )
 
     step(f"starting the fake HubSpot on 127.0.0.1:{port}")
     hubspot = subprocess.Popen(

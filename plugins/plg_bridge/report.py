@@ -28,7 +28,13 @@ def render_markdown(summary: dict) -> str:
         f"| {r['org_id']} | {r['org_name'] or ''} | {r['pql_score']} | {'yes' if r['is_pql'] else ''} |"
         for r in summary["top"]
     ]
-    lines += ["", "## Destinations", "", "| destination | created | updated | failed |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Destinations",
+        "",
+        "| destination | created | updated | failed |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [
         f"| {name} | {d.get('created', 0)} | {d.get('updated', 0)} | {d.get('failed', 0)} |"
         for name, d in summary["destinations"].items()
@@ -36,7 +42,9 @@ def render_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_run_summary(settings: Settings, as_of: datetime, scored: dict, destinations: dict[str, dict]) -> dict:
+def write_run_summary(
+    settings: Settings, as_of: datetime, scored: dict, destinations: dict[str, dict]
+) -> dict:
     """Write summary.json and summary.md for the run; returns their URIs and the headline counts."""
     work = location(settings.work_location, settings.exports.endpoint_url)
     scores = work.read_frame(work.key_of(scored["outputs"]["scores"]))

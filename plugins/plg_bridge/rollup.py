@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from plg_bridge.storage import Location
 
 GROUP_FIELDS = ("name", "plan", "seat_count", "mrr")
+QUALITY_COUNTERS = ("rows_read", "rows_used", "duplicates", "missing_org", "placeholder_users")
 
 
 @dataclass
@@ -96,20 +97,21 @@ def latest_groups(groups: pd.DataFrame, per_day: bool = False) -> pd.DataFrame:
 
 def rollup_file(location: Location, key: str, settings: Settings) -> Partial:
     """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it."""
-    import pandas as pd
     import pyarrow as pa
 
     events = settings.pql.events
     slim, groups, quarantine = [], [], []
-    quality: Counter = Counter()
+    quality: Counter = Counter(dict.fromkeys(QUALITY_COUNTERS, 0))
     for batch in reader.iter_batches(location, key, settings.exports, events):
         quality["rows_read"] += batch.rows
         slim.append(batch.events)
         groups.append(batch.groups)
         quarantine.append(batch.quarantine)
 
-    frame = pa.concat_tables(slim).to_pandas() if slim else pd.DataFrame(columns=["uuid", "org_id"])
-    quarantined = pa.concat_tables(quarantine).to_pandas() if quarantine else _empty(QUARANTINE)
+    frame = pa.concat_tables(slim or [reader.slim_schema().empty_table()]).to_pandas()
+    quarantined = (
+        pa.concat_tables(quarantine).to_pandas() if quarantine else _empty(QUARANTINE).drop(columns="file")
+    )
     for reason, n in quarantined["reason"].value_counts().items():
         quality[f"quarantined_{reason}"] += int(n)
     quarantined.insert(0, "file", location.uri_of(key))

@@ -25,7 +25,13 @@ def pipeline_env(tmp_path, monkeypatch, airflow_db):
     with FakeHubSpot(token="t0k3n") as hubspot:
         monkeypatch.setenv("PLG_BRIDGE__EXPORTS__LOCATION", str(exports))
         monkeypatch.setenv("PLG_BRIDGE__WORK_LOCATION", str(work))
-        conn = {"conn_type": "http", "host": "127.0.0.1", "port": hubspot.port, "schema": "http", "password": "t0k3n"}
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": hubspot.port,
+            "schema": "http",
+            "password": "t0k3n",
+        }
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
         yield exports, work, hubspot
 

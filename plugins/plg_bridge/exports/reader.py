@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 GROUP_IDENTIFY = "$groupidentify"
 
 
+def slim_schema() -> pa.Schema:
+    """The columns of SlimBatch.events."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [("row", pa.int64()), ("uuid", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC"))]
+        + [(name, pa.string()) for name in ("event", "distinct_id", "person_id", "org_id")]
+    )
+
+
 class ExportReadError(RuntimeError):
     """A file could not be read (corrupt, truncated, unreachable); names the object."""
 

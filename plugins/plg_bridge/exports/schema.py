@@ -58,21 +58,7 @@ def to_utc_micros(values: pa.Array, source: str, column: str) -> pa.Array:
             unit = _epoch_unit(values)
             return values.cast(pa.int64()).cast(pa.timestamp(unit)).cast(pa.timestamp("us")).cast(target)
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            parsed = pc.strptime(
-                pc.replace_substring_regex(values, r"(\.\d{1,6})\d*", r"\1"),
-                format="%Y-%m-%dT%H:%M:%S%z",
-                unit="us",
-                error_is_null=True,
-            )
-            fallback = pc.strptime(values, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
-            parsed = pc.coalesce(parsed.cast(pa.timestamp("us")), fallback)
-            bad = pc.and_(pc.is_null(parsed), pc.is_valid(values))
-            if pc.any(bad).as_py():
-                first = values.filter(bad)[0].as_py()
-                raise ExportSchemaError(
-                    f"{source}: column {column} holds unparseable timestamp text {first!r}"
-                )
-            return pc.assume_timezone(parsed, "UTC").cast(target)
+            return _parse_text(values, source, column)
     except pa.ArrowInvalid as exc:
         raise ExportSchemaError(f"{source}: column {column} cannot be read as a timestamp: {exc}") from exc
     raise ExportSchemaError(f"{source}: column {column} has type {kind}, expected a timestamp")
@@ -85,3 +71,25 @@ def to_string(values: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     return values if pa.types.is_string(values.type) else values.cast(pa.string())
+
+
+_ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_text(values: pa.Array, source: str, column: str) -> pa.Array:
+    """ISO-8601 text (with or without zone, 'T' or space, any fraction) -> timestamp[us, UTC]."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.replace_substring_regex(values, r"^(\S{10}) ", r"\1T")
+    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")  # Arrow parses up to microseconds
+    zoned = pc.match_substring_regex(text, r"(Z|[+-]\d{2}:?\d{2})$")
+    text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "+00:00", ""))  # no zone: UTC
+    bad = pc.and_(pc.invert(pc.fill_null(pc.match_substring_regex(text, _ISO), True)), pc.is_valid(text))
+    if pc.any(bad).as_py():
+        first = values.filter(bad)[0].as_py()
+        raise ExportSchemaError(f"{source}: column {column} holds unparseable timestamp text {first!r}")
+    try:
+        return text.cast(pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid as exc:
+        raise ExportSchemaError(f"{source}: column {column} holds an invalid timestamp: {exc}") from exc

@@ -31,12 +31,17 @@ def record_outcomes(settings: Settings, destination: str, as_of: datetime, outco
     """Store outcomes and dead letters of one destination; returns counts and URIs for XCom."""
     work = location(settings.work_location, settings.exports.endpoint_url)
     prefix = f"{run_prefix(as_of)}/{destination}"
-    result: dict = {**outcome_counts(outcomes), "outcomes": work.write_frame(f"{prefix}/outcomes.parquet", outcomes)}
+    result: dict = {
+        **outcome_counts(outcomes),
+        "outcomes": work.write_frame(f"{prefix}/outcomes.parquet", outcomes),
+    }
     failed = outcomes[outcomes["status"] == "failed"]
     if len(failed):
         result["dead_letters"] = work.write_frame(f"{prefix}/dead_letters.parquet", failed)
         for row in failed.head(5).itertuples():
-            log.warning("%s rejected %s: %s %s", destination, row.record_key, row.error_code, row.error_message)
+            log.warning(
+                "%s rejected %s: %s %s", destination, row.record_key, row.error_code, row.error_message
+            )
     log.info("%s: %s", destination, {k: v for k, v in result.items() if isinstance(v, int)})
     return result
 

@@ -1,0 +1,115 @@
+"""Each kind of bad export input has a defined behaviour: a clear error naming the file and
+column, or rows set aside and counted. Nothing is dropped silently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plg_bridge.exports.reader import ExportReadError
+from plg_bridge.exports.schema import ExportSchemaError
+from plg_bridge.pipeline import score_export
+from plg_bridge.storage import location
+from tests.builders import EXPORT_SCHEMA, event, write_export
+from tests.conftest import AS_OF
+
+
+def test_truncated_parquet_names_the_object(tmp_path, settings):
+    path = write_export(tmp_path, [event("core_feature_used", "2026-11-18") for _ in range(50)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportReadError, match=re.escape(path.name)):
+        score_export(location(str(tmp_path)), AS_OF, settings)
+
+
+def test_not_parquet_at_all_names_the_object(tmp_path, settings):
+    (tmp_path / "2026-11-01T00:00:00+00:00-2026-11-02T00:00:00+00:00.parquet.zst").write_text("hello")
+    with pytest.raises(ExportReadError, match="2026-11-01T00:00:00"):
+        score_export(location(str(tmp_path)), AS_OF, settings)
+
+
+def test_missing_required_column_is_a_schema_error_naming_it(tmp_path, settings):
+    rows = [event("core_feature_used", "2026-11-18")]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA).drop_columns(["distinct_id"])
+    pq.write_table(table, tmp_path / "x.parquet")
+    with pytest.raises(ExportSchemaError, match=r"x\.parquet: missing required column\(s\) distinct_id"):
+        score_export(location(str(tmp_path)), AS_OF, settings)
+
+
+def test_extra_columns_and_any_order_are_fine(tmp_path, settings):
+    rows = [event("core_feature_used", "2026-11-18")]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    table = table.append_column("team_id", pa.array([2], pa.int64())).append_column("set", pa.array(["{}"]))
+    table = table.select(list(reversed(table.column_names)))
+    pq.write_table(table, tmp_path / "x.parquet")
+    assert score_export(location(str(tmp_path)), AS_OF, settings).scores["events_this_week"].tolist() == [1]
+
+
+WHEN = [dt.datetime(2026, 11, 18, 10, tzinfo=dt.UTC), dt.datetime(2026, 11, 10, 10, tzinfo=dt.UTC)]
+WHEN.append(dt.datetime(2026, 11, 18, 9, tzinfo=dt.UTC))
+
+
+def _with_timestamps(values: pa.Array) -> pa.Table:
+    rows = [event("core_feature_used", "2026-11-18") for _ in range(len(values))]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    return table.set_column(table.schema.get_field_index("timestamp"), "timestamp", values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array(["2026-11-18T10:00:00+00:00", "2026-11-10T10:00:00.123456Z", "2026-11-18 09:00:00"]),
+        pa.array([int(t.timestamp()) for t in WHEN], pa.int64()),  # epoch seconds
+        pa.array([int(t.timestamp() * 1000) for t in WHEN], pa.int64()),  # epoch milliseconds
+        pa.array(
+            [dt.datetime(2026, 11, 18, 10), dt.datetime(2026, 11, 10, 10), dt.datetime(2026, 11, 18, 9)],
+            pa.timestamp("ms"),
+        ),  # naive: taken as UTC
+    ],
+    ids=["iso-text", "epoch-s", "epoch-ms", "naive-ms"],
+)
+def test_timestamps_in_other_representations_are_converted(tmp_path, settings, values):
+    pq.write_table(_with_timestamps(values), tmp_path / "x.parquet")
+    scores = score_export(location(str(tmp_path)), AS_OF, settings).scores
+    assert (scores["events_this_week"].tolist(), scores["events_last_week"].tolist()) == ([2], [1])
+
+
+def test_unparseable_timestamp_text_is_refused_naming_file_and_column(tmp_path, settings):
+    pq.write_table(
+        _with_timestamps(pa.array(["2026-11-18T10:00:00Z", "last tuesday"])), tmp_path / "x.parquet"
+    )
+    with pytest.raises(ExportSchemaError, match=r"x\.parquet: column timestamp .*'last tuesday'"):
+        score_export(location(str(tmp_path)), AS_OF, settings)
+
+
+def test_timestamp_of_an_unusable_type_is_refused(tmp_path, settings):
+    pq.write_table(_with_timestamps(pa.array([1.5])), tmp_path / "x.parquet")
+    with pytest.raises(ExportSchemaError, match="column timestamp has type double"):
+        score_export(location(str(tmp_path)), AS_OF, settings)
+
+
+def test_null_and_malformed_properties_are_quarantined_and_counted(tmp_path, settings):
+    rows = [
+        event("core_feature_used", "2026-11-18"),
+        event("core_feature_used", "2026-11-18", raw_properties='{"$group_0": "org_a"'),
+        event("core_feature_used", "2026-11-18", raw_properties=""),
+        event("core_feature_used", "2026-11-18", raw_properties="[1, 2]"),
+    ]
+    rows[2]["properties"] = None
+    write_export(tmp_path, rows)
+    result = score_export(location(str(tmp_path)), AS_OF, settings)
+    assert result.quality["quarantined_malformed_properties"] == 2
+    assert result.quality["quarantined_null_properties"] == 1
+    assert sorted(result.quarantine["row"]) == [1, 2, 3]
+    assert result.scores["events_this_week"].tolist() == [1]
+
+
+def test_empty_export_file_is_a_valid_empty_input(tmp_path, settings):
+    write_export(tmp_path, [])
+    result = score_export(location(str(tmp_path)), AS_OF, settings)
+    assert result.scores.empty
+    assert result.quality["rows_read"] == 0
