@@ -34,7 +34,7 @@ def step(text: str) -> None:
 
 
 def run(args: list[str], env: dict[str, str], quiet: bool = False) -> None:
-    out = subprocess.run(args, env=env, cwd=REPO, text=True, capture_output=quiet)
+    out = subprocess.run(args, check=False, env=env, cwd=REPO, text=True, capture_output=quiet)
     if out.returncode:
         if quiet:
             print(out.stdout[-4000:], out.stderr[-4000:], sep="\n")

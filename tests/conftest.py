@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from plg_bridge.config import Settings, load_settings
+from plg_bridge.pipeline import score_export
+from plg_bridge.storage import location
+from tests.builders import write_export
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Airflow reads its configuration at import time: point it at a throwaway home before any test
@@ -20,10 +25,6 @@ os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "plg-bridge-tests-" + "x" * 64)
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
 
-from plg_bridge.config import Settings, load_settings
-from plg_bridge.pipeline import score_export
-from plg_bridge.storage import location
-from tests.builders import write_export
 
 AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
