@@ -15,7 +15,6 @@ _STAMP = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}
 _NAME = re.compile(
     rf"(?P<start>{_STAMP})-(?P<end>{_STAMP})(?:-(?P<part>\d+))?\.(?P<format>parquet|jsonl)(?:\.(?P<codec>\w+))?$"
 )
-DATA_SUFFIXES = (".parquet",)
 
 
 @dataclass(frozen=True)
@@ -52,5 +51,6 @@ def parse_key(key: str, size: int = 0) -> ExportFile:
 
 
 def is_data_file(key: str) -> bool:
+    """Parquet or JSON Lines data (any codec extension); manifests and partials are not."""
     name = key.rsplit("/", 1)[-1]
-    return ".parquet" in name and not name.endswith("_manifest.json")
+    return (".parquet" in name or ".jsonl" in name) and not name.endswith("_manifest.json")

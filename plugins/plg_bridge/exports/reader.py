@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from plg_bridge.exports import properties as props
-from plg_bridge.exports.schema import columns_to_read, to_string, to_utc_micros
+from plg_bridge.exports.formats import ExportReadError, raw_batches
+from plg_bridge.exports.schema import to_string, to_utc_micros
+
+__all__ = ["ExportReadError", "SlimBatch", "iter_batches", "slim_schema"]
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,10 +37,6 @@ def slim_schema() -> pa.Schema:
     )
 
 
-class ExportReadError(RuntimeError):
-    """A file could not be read (corrupt, truncated, unreachable); names the object."""
-
-
 @dataclass
 class SlimBatch:
     """The useful rows of one record batch.
@@ -54,57 +53,65 @@ class SlimBatch:
     rows: int
 
 
-def _property_schema(settings: ExportSettings) -> pa.Schema:
+def _property_schema(settings: ExportSettings, extra: pa.Schema | None) -> pa.Schema:
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            (f"$group_{settings.group_index}", pa.string()),
-            ("$groups", pa.struct([(settings.group_type, pa.string())])),
-        ]
-    )
+    fields = [
+        pa.field(f"$group_{settings.group_index}", pa.string()),
+        pa.field("$groups", pa.struct([(settings.group_type, pa.string())])),
+    ]
+    names = {f.name for f in fields}
+    return pa.schema(fields + [f for f in (extra or []) if f.name not in names])
 
 
 def iter_batches(
-    location: Location, key: str, settings: ExportSettings, events: tuple[str, ...]
+    location: Location,
+    key: str,
+    settings: ExportSettings,
+    events: tuple[str, ...] | None,
+    properties: pa.Schema | None = None,
 ) -> Iterator[SlimBatch]:
-    """Yield SlimBatches for one export object; raises ExportReadError / ExportSchemaError naming it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Yield SlimBatches for one export object; raises ExportReadError / ExportSchemaError naming it.
 
+    `events` limits the rows kept (None keeps all); `properties` names extra keys of the
+    properties JSON to extract as columns (strings, or structs of strings), beside org_id.
+    """
     source = location.uri_of(key)
-    with location.open(key) as handle:
-        try:
-            parquet = pq.ParquetFile(handle)
-        except (OSError, pa.ArrowException) as exc:
-            raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
-        columns = columns_to_read(parquet.schema_arrow, source)
-        batches = parquet.iter_batches(batch_size=settings.batch_rows, columns=columns)
-        yield from _slim_batches(batches, source, settings, events)
+    yield from _slim_batches(
+        raw_batches(location, key, settings.batch_rows), source, settings, events, properties
+    )
 
 
 def _slim_batches(
-    batches, source: str, settings: ExportSettings, events: tuple[str, ...]
+    batches: Iterator[pa.RecordBatch],
+    source: str,
+    settings: ExportSettings,
+    events: tuple[str, ...] | None,
+    properties: pa.Schema | None,
 ) -> Iterator[SlimBatch]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    wanted = pa.array(list(events))
-    schema = _property_schema(settings)
+    wanted = pa.array(list(events)) if events is not None else None
+    schema = _property_schema(settings, properties)
 
     offset = 0
     while True:
         try:
             batch = next(batches, None)
         except (OSError, pa.ArrowException) as exc:
-            raise ExportReadError(f"{source}: cannot read Parquet after row {offset}: {exc}") from exc
+            raise ExportReadError(f"{source}: cannot read after row {offset}: {exc}") from exc
         if batch is None:
             break
         n = batch.num_rows
         rows = pa.array(np.arange(offset, offset + n, dtype=np.int64))
         event = to_string(batch.column("event"))
-        keep = pc.fill_null(pc.is_in(event, value_set=wanted), False)
+        keep = (
+            pc.fill_null(pc.is_in(event, value_set=wanted), False)
+            if wanted is not None
+            else pa.array(np.ones(n, bool))
+        )
         is_group = pc.fill_null(pc.equal(event, GROUP_IDENTIFY), False)
 
         sub = batch.filter(keep)
@@ -119,17 +126,18 @@ def _slim_batches(
             else pa.nulls(sub.num_rows, pa.string())
         )
         good = pa.array(reasons == None)  # noqa: E711 - elementwise on an object array
-        slim = pa.table(
-            {
-                "row": rows.filter(keep),
-                "uuid": to_string(sub.column("uuid")),
-                "timestamp": to_utc_micros(sub.column("timestamp"), source, "timestamp"),
-                "event": to_string(sub.column("event")),
-                "distinct_id": to_string(sub.column("distinct_id")),
-                "person_id": person,
-                "org_id": org,
-            }
-        )
+        columns = {
+            "row": rows.filter(keep),
+            "uuid": to_string(sub.column("uuid")),
+            "timestamp": to_utc_micros(sub.column("timestamp"), source, "timestamp"),
+            "event": to_string(sub.column("event")),
+            "distinct_id": to_string(sub.column("distinct_id")),
+            "person_id": person,
+            "org_id": org,
+        }
+        for name in extracted.column_names[2:]:
+            columns[name] = extracted.column(name).combine_chunks()
+        slim = pa.table(columns)
         bad = pc.invert(good)
         quarantine = pa.table(
             {
