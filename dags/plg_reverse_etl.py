@@ -1,6 +1,7 @@
 """plg_reverse_etl: PostHog export -> PQL scores -> HubSpot, once per day.
 
-    resolve_window -> discover -> rollup (one mapped task per export file) -> score -> deliver_hubspot -> summary
+    resolve_window -> wait_for_export -> discover -> rollup (one mapped task per export file)
+        -> score -> deliver_hubspot -> summary
 
 Every task body calls plain functions of `plg_bridge` (see docs/architecture.md); heavy imports
 stay inside the tasks so this file parses in milliseconds. XCom carries URIs and counts only.
@@ -8,8 +9,9 @@ stay inside the tasks so this file parses in milliseconds. XCom carries URIs and
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import Param, dag, get_current_context, task
 
 DEFAULT_ARGS = {
@@ -46,6 +48,23 @@ def plg_reverse_etl():
 
         ctx = get_current_context()
         return resolve_as_of(ctx.get("data_interval_end"), ctx["params"]).isoformat()
+
+    @task.sensor(poke_interval=300, timeout=24 * 3600, mode="reschedule")
+    def wait_for_export(as_of: str) -> bool:
+        from plg_bridge.config import load_settings
+        from plg_bridge.exports.completeness import IncompleteExportError, ready
+        from plg_bridge.storage import location
+
+        settings = load_settings().exports
+        try:
+            return ready(
+                location(settings.location, settings.endpoint_url),
+                datetime.fromisoformat(as_of),
+                settings,
+                now=datetime.now(UTC),
+            )
+        except IncompleteExportError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def discover(as_of: str) -> list[dict]:
@@ -103,6 +122,7 @@ def plg_reverse_etl():
 
     as_of = resolve_window()
     files = discover(as_of)
+    wait_for_export(as_of) >> files
     scored = score(as_of, files)
     rollup.expand(file=files) >> scored
     summary(as_of, scored, deliver_hubspot(as_of, scored))
