@@ -32,8 +32,20 @@ class ExportSettings:
     group_type: str = "organization"  # fallback: properties.$groups[<group_type>]
     placeholder_ids: tuple[str, ...] = ("", "null", "undefined", "anonymous", "0", "none", "nan")
     batch_rows: int = 131_072  # record batch size when streaming a file
+    # Completeness: how PostHog cuts and names the export (see exports/completeness.py).
+    interval: str = "day"  # hour | day | week | 5min | 15min
+    key_template: str = ""  # PostHog's prefix template, e.g. "{table}/{year}/{month}/{day}"
+    table: str = "events"
+    manifests: bool = False  # true when the export sets a max file size (then a manifest marks completion)
+    check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
+    wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
 
     def validate(self) -> None:
+        from plg_bridge.exports.completeness import INTERVALS
+
+        _require(self.interval in INTERVALS, "exports.interval", f"must be one of {', '.join(INTERVALS)}")
+        _require(self.check_hours >= 0, "exports.check_hours", "must not be negative")
+        _require(self.wait_minutes >= 0, "exports.wait_minutes", "must not be negative")
         _require(
             0 <= self.group_index <= 4, "exports.group_index", "must be 0..4 (PostHog has 5 group slots)"
         )
