@@ -29,6 +29,43 @@ os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
 AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's S3 over real HTTP on loopback, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_server, monkeypatch, request):
+    """A fresh bucket on the moto server, with the AWS environment pointing at it; yields its name."""
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = "plg-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=bucket)
+    return bucket
+
+
 @pytest.fixture
 def settings() -> Settings:
     return load_settings(env={})

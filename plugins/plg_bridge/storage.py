@@ -24,6 +24,10 @@ class StorageError(RuntimeError):
     """An object could not be listed, read or written; the message names it."""
 
 
+class LocationError(StorageError, ValueError):
+    """A location string we cannot use (a usage error, not an I/O failure)."""
+
+
 class ConflictError(StorageError):
     """A conditional write lost: someone else wrote the object since we read it."""
 
@@ -199,7 +203,7 @@ class Location:
 def location(uri: str, endpoint_url: str | None = None) -> Location:
     """Parse a user-given location, refusing schemes we cannot read."""
     if "://" in uri and not uri.startswith(("s3://", "file://")):
-        raise StorageError(f"unsupported location {uri!r}: use s3://bucket/prefix or a local folder")
+        raise LocationError(f"unsupported location {uri!r}: use s3://bucket/prefix or a local folder")
     if uri.startswith("s3://") and not uri[len("s3://") :].strip("/"):
-        raise StorageError(f"location {uri!r} names no bucket")
+        raise LocationError(f"location {uri!r} names no bucket")
     return Location(uri, endpoint_url)
