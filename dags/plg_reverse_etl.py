@@ -1,7 +1,7 @@
 """plg_reverse_etl: PostHog export -> PQL scores -> HubSpot, once per day.
 
-    resolve_window -> wait_for_export -> discover -> rollup (one mapped task per export file)
-        -> score -> deliver_hubspot -> summary
+    resolve_window -> wait_for_export -> discover -> not_rolled_up -> rollup (one mapped task per new
+        export file) -> score -> deliver_hubspot -> summary
 
 Every task body calls plain functions of `plg_bridge` (see docs/architecture.md); heavy imports
 stay inside the tasks so this file parses in milliseconds. XCom carries URIs and counts only.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 DEFAULT_ARGS = {
     "retries": 3,
@@ -44,10 +44,13 @@ DEFAULT_ARGS = {
 def plg_reverse_etl():
     @task
     def resolve_window() -> str:
-        from plg_bridge.window import resolve_as_of
+        from plg_bridge.window import WindowError, resolve_as_of
 
         ctx = get_current_context()
-        return resolve_as_of(ctx.get("data_interval_end"), ctx["params"]).isoformat()
+        try:
+            return resolve_as_of(ctx.get("data_interval_end"), ctx["params"]).isoformat()
+        except WindowError as exc:  # retrying cannot help: fail now, with the reason
+            raise AirflowFailException(str(exc)) from exc
 
     @task.sensor(poke_interval=300, timeout=24 * 3600, mode="reschedule")
     def wait_for_export(as_of: str) -> bool:
@@ -72,28 +75,38 @@ def plg_reverse_etl():
         from plg_bridge.pipeline import discover
         from plg_bridge.storage import location
 
+        settings = load_settings().exports
+        files = discover(location(settings.location, settings.endpoint_url), datetime.fromisoformat(as_of))
+        return [f.to_xcom() for f in files]
+
+    @task
+    def not_rolled_up(files: list[dict]) -> list[dict]:
+        """Files whose current version has no partial yet: only new data is processed."""
+        from plg_bridge.config import load_settings
+        from plg_bridge.exports.layout import ExportFile
+        from plg_bridge.pipeline import pending
+        from plg_bridge.storage import location
+
         settings = load_settings()
-        files = discover(
-            location(settings.exports.location, settings.exports.endpoint_url), datetime.fromisoformat(as_of)
-        )
-        return [{"key": f.key, "label": f.label} for f in files]
+        work = location(settings.work_location, settings.exports.endpoint_url)
+        return [f.to_xcom() for f in pending(work, [ExportFile.from_xcom(f) for f in files])]
 
     @task(map_index_template="{{ task.op_kwargs['file']['label'] }}")
     def rollup(file: dict) -> dict:
         from plg_bridge.config import load_settings
-        from plg_bridge.exports.layout import parse_key
+        from plg_bridge.exports.layout import ExportFile
         from plg_bridge.pipeline import rollup_to
         from plg_bridge.storage import location
 
         settings = load_settings()
         exports = location(settings.exports.location, settings.exports.endpoint_url)
         work = location(settings.work_location, settings.exports.endpoint_url)
-        return rollup_to(exports, work, parse_key(file["key"]), settings)
+        return rollup_to(exports, work, ExportFile.from_xcom(file), settings)
 
     @task(trigger_rule="none_failed")
     def score(as_of: str, files: list[dict]) -> dict:
         from plg_bridge.config import load_settings
-        from plg_bridge.exports.layout import parse_key
+        from plg_bridge.exports.layout import ExportFile
         from plg_bridge.pipeline import score_from_work, write_outputs
         from plg_bridge.storage import location
         from plg_bridge.window import run_prefix
@@ -101,7 +114,7 @@ def plg_reverse_etl():
         settings = load_settings()
         work = location(settings.work_location, settings.exports.endpoint_url)
         t = datetime.fromisoformat(as_of)
-        result = score_from_work(work, [parse_key(f["key"]) for f in files], t, settings)
+        result = score_from_work(work, [ExportFile.from_xcom(f) for f in files], t, settings)
         return {"outputs": write_outputs(result, work, run_prefix(t)), "quality": result.quality}
 
     @task
@@ -124,7 +137,7 @@ def plg_reverse_etl():
     files = discover(as_of)
     wait_for_export(as_of) >> files
     scored = score(as_of, files)
-    rollup.expand(file=files) >> scored
+    rollup.expand(file=not_rolled_up(files)) >> scored
     summary(as_of, scored, deliver_hubspot(as_of, scored))
 
 

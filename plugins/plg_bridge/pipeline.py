@@ -37,16 +37,26 @@ def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFil
     """Data files under the location; with `as_of`, only export intervals that ended by then
     (files whose name carries no interval are kept: we cannot tell, and the score filters on
     event time anyway)."""
-    files = [parse_key(o.key, o.size) for o in exports.list() if is_data_file(o.key)]
+    files = [parse_key(o.key, o.size, o.fingerprint) for o in exports.list() if is_data_file(o.key)]
     if as_of is not None:
         files = [f for f in files if f.end is None or f.end <= as_of]
     return files
 
 
 def partial_prefix(file: ExportFile) -> str:
-    """Where a file's partial lives: keyed by the export object, so re-exporting an interval
-    replaces its partial instead of adding to it."""
-    return f"partials/{file.key}"
+    """Where a file's partial lives: keyed by the export object and its fingerprint, so a file
+    is rolled up once, and re-exporting an interval replaces its partial instead of adding to it."""
+    return f"partials/{file.key}/{file.fingerprint or 'unversioned'}"
+
+
+def pending(work: Location, files: list[ExportFile]) -> list[ExportFile]:
+    """Files whose current version has no finished partial yet (one LIST, not one request per file)."""
+    done = {
+        o.key.removesuffix("/quality.json")
+        for o in work.child("partials").list()
+        if o.key.endswith("quality.json")
+    }
+    return [f for f in files if partial_prefix(f).removeprefix("partials/") not in done]
 
 
 def rollup_to(exports: Location, work: Location, file: ExportFile, settings: Settings) -> dict[str, int]:

@@ -36,6 +36,14 @@ class ConflictError(StorageError):
 class ObjectInfo:
     key: str  # relative to the location root, '/'-separated
     size: int
+    mtime: float | None = None  # last modified, epoch seconds
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the object is rewritten (a re-exported interval), so work keyed on it is redone."""
+        import hashlib
+
+        return hashlib.sha1(f"{self.size}:{self.mtime}".encode()).hexdigest()[:12]
 
 
 def _endpoint(explicit: str | None) -> str | None:
@@ -130,7 +138,7 @@ class Location:
             raise StorageError(f"cannot list {self.uri}: {exc}") from exc
         prefix = self.root + "/"
         found = [
-            ObjectInfo(i.path[len(prefix) :], i.size or 0)
+            ObjectInfo(i.path[len(prefix) :], i.size or 0, i.mtime.timestamp() if i.mtime else None)
             for i in infos
             if i.type == pafs.FileType.File and (not suffixes or any(s in i.base_name for s in suffixes))
         ]
@@ -156,7 +164,7 @@ class Location:
         if not self.is_s3:
             Path(self.path(key)).parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self.fs.open_output_stream(self.path(key)) as out:
+            with self.fs.open_output_stream(self.path(key), compression=None) as out:
                 out.write(data)
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri_of(key)}: {exc}") from exc
@@ -181,7 +189,8 @@ class Location:
         """A write stream (multipart upload on S3); parents are created locally."""
         if not self.is_s3:
             Path(self.path(key)).parent.mkdir(parents=True, exist_ok=True)
-        return self.fs.open_output_stream(self.path(key))
+        # compression=None: pyarrow would otherwise wrap a '*.parquet.zst' key in a zstd stream.
+        return self.fs.open_output_stream(self.path(key), compression=None)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -15,9 +15,16 @@ def test_dagbag_has_no_import_errors():
     assert bag.import_errors == {}
     dag = bag.dags["plg_reverse_etl"]
     assert dag.max_active_runs == 1
-    assert {"resolve_window", "discover", "rollup", "score", "deliver_hubspot", "summary"} <= set(
-        dag.task_ids
-    )
+    assert {
+        "resolve_window",
+        "wait_for_export",
+        "discover",
+        "not_rolled_up",
+        "rollup",
+        "score",
+        "deliver_hubspot",
+        "summary",
+    } <= set(dag.task_ids)
     for t in dag.tasks:
         assert t.execution_timeout is not None, f"{t.task_id} has no execution timeout"
         assert t.retries >= 1, f"{t.task_id} is never retried"

@@ -134,7 +134,7 @@ class FakeServer:
         return self._httpd.server_address[1]
 
     def start(self) -> FakeServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -221,6 +221,7 @@ class FakeServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else every keep-alive response waits ~40 ms for a delayed ACK
 
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass

@@ -24,6 +24,15 @@ class ExportFile:
     start: datetime | None
     end: datetime | None
     part: int | None
+    fingerprint: str = ""  # of the object's size and mtime; empty when unknown
+
+    def to_xcom(self) -> dict:
+        """What a DAG task needs to find the file again: small, JSON-serialisable."""
+        return {"key": self.key, "size": self.size, "fingerprint": self.fingerprint, "label": self.label}
+
+    @classmethod
+    def from_xcom(cls, data: dict) -> ExportFile:
+        return parse_key(data["key"], data.get("size", 0), data.get("fingerprint", ""))
 
     @property
     def label(self) -> str:
@@ -36,10 +45,10 @@ def _parse_stamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def parse_key(key: str, size: int = 0) -> ExportFile:
+def parse_key(key: str, size: int = 0, fingerprint: str = "") -> ExportFile:
     match = _NAME.search(key.rsplit("/", 1)[-1])
     if not match:
-        return ExportFile(key, size, None, None, None)
+        return ExportFile(key, size, None, None, None, fingerprint)
     part = match.group("part")
     return ExportFile(
         key,
@@ -47,6 +56,7 @@ def parse_key(key: str, size: int = 0) -> ExportFile:
         _parse_stamp(match.group("start")),
         _parse_stamp(match.group("end")),
         int(part) if part else None,
+        fingerprint,
     )
 
 
