@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,14 @@ def score_from_work(
 ) -> ScoreResult:
     """Score from the partials the mapped rollup tasks stored (the DAG path)."""
     return score_partials([rollup.read(work, partial_prefix(f)) for f in files], as_of, settings)
+
+
+def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:
+    """The DAG's score step: merge the stored partials, score, write outputs; returns URIs and quality."""
+    from plg_bridge.window import run_prefix
+
+    result = score_from_work(ws.work, files, as_of, ws.settings)
+    return {"outputs": write_outputs(result, ws.work, run_prefix(as_of)), "quality": result.quality}
 
 
 def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The run summary: what came in, what was scored, what each destination did.
+"""The run summary: what came in, what was scored, what each target did.
 
 Written as JSON (for machines and `plg-bridge status`) and Markdown (for people) beside the
 run's outputs, and logged, so the on-call engineer sees the outcome in the task log.
@@ -11,13 +11,17 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from plg_bridge.storage import location
 from plg_bridge.window import run_prefix
 
 if TYPE_CHECKING:
-    from plg_bridge.config import Settings
+    from plg_bridge.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+
+def _cell(value: object) -> str:
+    """Markdown table cell: no pipes or line breaks from product data."""
+    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(summary: dict) -> str:
@@ -25,35 +29,41 @@ def render_markdown(summary: dict) -> str:
     lines += [f"- {k}: {v:,}" for k, v in summary["quality"].items()]
     lines += ["", "## Top organizations", "", "| org | name | score | PQL |", "|---|---|---:|---|"]
     lines += [
-        f"| {r['org_id']} | {r['org_name'] or ''} | {r['pql_score']} | {'yes' if r['is_pql'] else ''} |"
+        f"| {_cell(r['org_id'])} | {_cell(r['org_name'])} | {r['pql_score']} | {'yes' if r['is_pql'] else ''} |"
         for r in summary["top"]
     ]
     lines += [
         "",
-        "## Destinations",
+        "## Delivery",
         "",
-        "| destination | created | updated | failed |",
-        "|---|---:|---:|---:|",
+        "| target | planned (create/update/retry/unchanged) | created | updated | failed | dead letters waiting |",
+        "|---|---|---:|---:|---:|---:|",
     ]
-    lines += [
-        f"| {name} | {d.get('created', 0)} | {d.get('updated', 0)} | {d.get('failed', 0)} |"
-        for name, d in summary["destinations"].items()
-    ]
+    for d in summary["deliveries"]:
+        if "skipped" in d:
+            lines.append(f"| {d['target']} | skipped: {d['skipped']} | | | | |")
+            continue
+        p = d.get("plan", {})
+        planned = f"{p.get('create', 0)}/{p.get('update', 0)}/{p.get('retry', 0)}/{p.get('unchanged', 0)}"
+        if d.get("dry_run"):
+            planned += " (dry run)"
+        lines.append(
+            f"| {d['target']} | {planned} | {d.get('created', 0)} | {d.get('updated', 0)} | "
+            f"{d.get('failed', 0)} | {d.get('dead_letters_waiting', 0)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_run_summary(
-    settings: Settings, as_of: datetime, scored: dict, destinations: dict[str, dict]
-) -> dict:
-    """Write summary.json and summary.md for the run; returns their URIs and the headline counts."""
-    work = location(settings.work_location, settings.exports.endpoint_url)
-    scores = work.read_frame(work.key_of(scored["outputs"]["scores"]))
+def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: list[dict]) -> dict:
+    """Write summary.json and summary.md for the run; returns their URIs."""
+    work = ws.work
+    scores = work.read_frame(work.key_of(scored["outputs"]["scores"])).head(10)
     summary = {
         "as_of": as_of.date().isoformat(),
         "quality": scored["quality"],
         "outputs": scored["outputs"],
-        "top": scores.head(10).astype(object).where(scores.head(10).notna(), None).to_dict("records"),
-        "destinations": destinations,
+        "top": scores.astype(object).where(scores.notna(), None).to_dict("records"),
+        "deliveries": deliveries,
     }
     prefix = run_prefix(as_of)
     work.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())

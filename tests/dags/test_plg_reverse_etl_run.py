@@ -59,9 +59,26 @@ def test_dag_scores_and_upserts_every_organization(pipeline_env):
     top = scores.iloc[0]
     assert stored[top["org_id"]]["plg_pql_score"] == str(top["pql_score"])
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["destinations"]["hubspot"]["failed"] == 0
-    assert summary["destinations"]["hubspot"]["created"] == len(scores)
+    hubspot_run = next(d for d in summary["deliveries"] if d["target"] == "hubspot_companies")
+    assert (hubspot_run["created"], hubspot_run["failed"]) == (len(scores), 0)
     assert summary["quality"]["organizations_scored"] == len(scores)
+    assert "| hubspot_companies |" in (run_dir / "summary.md").read_text()
+
+    # A cleared-and-rerun window sends nothing: every record diffs as unchanged.
+    calls = len(hubspot.calls("POST", "batch/upsert"))
+    assert run_dag().state == "success"
+    assert len(hubspot.calls("POST", "batch/upsert")) == calls
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rerun = next(d for d in summary["deliveries"] if d["target"] == "hubspot_companies")
+    assert rerun["plan"] == {"create": 0, "update": 0, "retry": 0, "unchanged": len(scores)}
+
+
+def test_dry_run_plans_and_sends_nothing(pipeline_env):
+    _, work, hubspot = pipeline_env
+    assert run_dag(conf={"dry_run": True}).state == "success"
+    assert hubspot.calls("POST", "batch/upsert") == []
+    plan = json.loads((work / "runs" / "as_of=2026-11-20" / "hubspot_companies" / "plan.json").read_text())
+    assert plan["plan"]["create"] > 0 and len(plan["sample"]) == 5
 
 
 def test_manual_run_without_window_is_refused(pipeline_env):

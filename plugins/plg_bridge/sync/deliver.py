@@ -1,57 +1,140 @@
-"""Deliver a run's records to a destination and keep every row's outcome.
+"""Plan, deliver and commit one target: the same steps for every destination.
 
-Outcomes (created / updated / failed, with the destination's error code and message) are
-written beside the run's outputs; failed rows are also written as the run's dead letters, so
-nothing is silently dropped and the next run can retry them.
+    desired records -> plan against the target's state -> (dry run: stop, the plan is written)
+    -> send creates, updates and retries -> every row's outcome -> commit the new state
+    (conditional write) -> outcomes and dead letters beside the run's outputs
+
+A run whose rejected-row share exceeds `delivery.max_rejected_share` fails after committing
+what it delivered, so good rows are never sent twice and bad rows wait as dead letters.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from plg_bridge.controls import RunOptions
 from plg_bridge.storage import location
+from plg_bridge.sync import plan as planning
+from plg_bridge.sync import state
 from plg_bridge.window import run_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.sync.targets import Target
 
 log = logging.getLogger(__name__)
 
 
+class RejectedRowsError(RuntimeError):
+    """Too many rows were rejected by a destination; the message says how many and where they are."""
+
+
+@dataclass
+class RunInputs:
+    """The run's model outputs, read lazily from the work location (XCom only carries URIs)."""
+
+    work_uri: str
+    endpoint_url: str | None
+    as_of: datetime
+    _cache: dict = field(default_factory=dict)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """`runs/as_of=.../<name>.parquet`; an absent optional output reads as empty."""
+        import pandas as pd
+
+        if name not in self._cache:
+            work = location(self.work_uri, self.endpoint_url)
+            key = f"{run_prefix(self.as_of)}/{name}.parquet"
+            self._cache[name] = work.read_frame(key) if work.exists(key) else pd.DataFrame()
+        return self._cache[name]
+
+
 def outcome_counts(outcomes: pd.DataFrame) -> dict[str, int]:
-    counts = outcomes["status"].value_counts().to_dict() if len(outcomes) else {}
-    return {status: int(counts.get(status, 0)) for status in ("created", "updated", "failed")}
+    tally = outcomes["status"].value_counts() if len(outcomes) else {}
+    return {status: int(tally.get(status, 0)) for status in ("created", "updated", "failed")}
 
 
-def record_outcomes(settings: Settings, destination: str, as_of: datetime, outcomes: pd.DataFrame) -> dict:
-    """Store outcomes and dead letters of one destination; returns counts and URIs for XCom."""
+def _only_orgs(records: list[dict], orgs: tuple[str, ...]) -> list[dict]:
+    return [r for r in records if not orgs or r.get("org_id") in orgs]
+
+
+def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: RunOptions) -> dict:
+    """Plan and (unless dry run) deliver one target; returns counts and URIs for XCom and the report."""
+    from plg_bridge.sync.outcomes import outcomes_frame
+
+    started = time.monotonic()
     work = location(settings.work_location, settings.exports.endpoint_url)
-    prefix = f"{run_prefix(as_of)}/{destination}"
-    result: dict = {
-        **outcome_counts(outcomes),
-        "outcomes": work.write_frame(f"{prefix}/outcomes.parquet", outcomes),
-    }
-    failed = outcomes[outcomes["status"] == "failed"]
-    if len(failed):
-        result["dead_letters"] = work.write_frame(f"{prefix}/dead_letters.parquet", failed)
-        for row in failed.head(5).itertuples():
-            log.warning(
-                "%s rejected %s: %s %s", destination, row.record_key, row.error_code, row.error_message
-            )
-    log.info("%s: %s", destination, {k: v for k, v in result.items() if isinstance(v, int)})
+    as_of = inputs.as_of.date().isoformat()
+    prefix = f"{run_prefix(inputs.as_of)}/{target.name}"
+
+    desired = planning.records_frame(_only_orgs(target.build(inputs, settings), options.orgs))
+    snapshot = state.load(work, target.name)
+    planned = planning.plan(
+        desired, snapshot.frame, full_resync=options.full_resync, create_once=target.create_once
+    )
+    if options.orgs:  # a subset run leaves other organizations' dead letters alone
+        planned = planned[planned["record_key"].isin(desired["record_key"])]
+    if options.retry_dead_letters_only:
+        planned = planned[planned["action"] == "retry"]
+    result: dict = {"target": target.name, "plan": planning.counts(planned)}
+    work.write_frame(f"{prefix}/plan.parquet", planned.drop(columns="payload"))
+    sample = planned[planned["action"] != "unchanged"].head(5)[["record_key", "action", "payload"]]
+    plan_doc = {**result, "sample": sample.to_dict("records")}
+    work.write_bytes(f"{prefix}/plan.json", json.dumps(plan_doc, indent=2, default=str).encode())
+    log.info("%s plan: %s", target.name, result["plan"])
+    if options.dry_run:
+        return {**result, "dry_run": True}
+
+    to_send = planned[planned["action"].isin(planning.SEND)].reset_index(drop=True)
+    records = [
+        {"record_key": k, "payload": json.loads(p)}
+        for k, p in zip(to_send["record_key"], to_send["payload"], strict=True)
+    ]
+    outcomes = target.send(settings, records) if records else outcomes_frame([])
+    new_state = planning.apply_outcomes(snapshot.frame, to_send, outcomes, as_of)
+    state.commit(work, target.name, new_state, snapshot.version)
+
+    result.update(outcome_counts(outcomes))
+    result["outcomes"] = work.write_frame(f"{prefix}/outcomes.parquet", outcomes)
+    dead = new_state[new_state["status"] == "failed"]
+    result["dead_letters_waiting"] = len(dead)
+    if len(dead):
+        result["dead_letters"] = work.write_frame(f"{prefix}/dead_letters.parquet", dead)
+    result["seconds"] = round(time.monotonic() - started, 2)
+    log.info("%s delivered: %s", target.name, {k: v for k, v in result.items() if isinstance(v, int)})
+
+    sent = len(records)
+    share = result["failed"] / sent if sent else 0.0
+    if share > settings.delivery.max_rejected_share:
+        failed = outcomes[outcomes["status"] == "failed"]
+        examples = "; ".join(
+            f"{r.record_key}: {r.error_code} {r.error_message}" for r in failed.head(3).itertuples()
+        )
+        raise RejectedRowsError(
+            f"{target.name}: {result['failed']} of {sent} rows rejected ({share:.0%} > "
+            f"{settings.delivery.max_rejected_share:.0%}); delivered rows are committed, rejected rows wait "
+            f"as dead letters in {result.get('dead_letters')}. First: {examples}"
+        )
     return result
 
 
-def deliver_scores_to_hubspot(settings: Settings, scores_uri: str, as_of: datetime) -> dict:
-    """Upsert the run's scored organizations as HubSpot companies."""
-    from plg_bridge.destinations.hubspot import HubSpotClient, deliver_companies
+def deliver_run(target_name: str, as_of: datetime, options: RunOptions) -> dict:
+    """The DAG's delivery step for one target: skipped when paused or not selected, else synced."""
+    from plg_bridge.sync.targets import TARGETS, enabled
+    from plg_bridge.workspace import Workspace
 
-    work = location(settings.work_location, settings.exports.endpoint_url)
-    scores = work.read_frame(work.key_of(scores_uri))
-    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
-    outcomes = deliver_companies(client, scores, as_of.date().isoformat())
-    return record_outcomes(settings, "hubspot", as_of, outcomes)
+    ws = Workspace.load()
+    target = TARGETS[target_name]
+    if target not in enabled(ws.settings, options.destinations):
+        why = "paused in settings" if target.destination in ws.settings.delivery.paused else "not selected"
+        log.info("%s skipped: %s", target_name, why)
+        return {"target": target_name, "skipped": why}
+    inputs = RunInputs(ws.settings.work_location, ws.settings.exports.endpoint_url, as_of)
+    return sync_target(ws.settings, target, inputs, options)
