@@ -83,6 +83,78 @@ class PqlSettings:
 
 
 @dataclass(frozen=True)
+class ModelSettings:
+    """Person-level models: identity, first touch, activation / time-to-value, exclusions.
+
+    The property names (`contract_value_property`, `email_property`, `opt_out_property`) are read
+    when a file is rolled up, so changing them takes effect for files rolled up afterwards; every
+    other value applies at model time to partials already stored.
+    """
+
+    signup_event: str = "$identify"  # signup = first occurrence of this event in the stitched identity
+    milestones: tuple[str, ...] = (
+        "first_api_call_completed",
+        "first_report_generated",
+        "first_team_member_invited",
+        "first_automated_workflow_triggered",
+        "integration_connected",
+        "first_successful_deployment",
+    )
+    conversion_event: str = "subscription_started"
+    contract_value_property: str = "contract_value"
+    conversion_horizon_days: int = 14  # converted = conversion event within this many days of signup
+    cohort_days: int = 90  # activation looks at persons who signed up in [T - cohort_days, T)
+    correlation_exclude_events: tuple[str, ...] = ()  # besides the signup and conversion events
+    revenue_window_days: int = 90  # revenue by source counts conversions in [T - window, T)
+    paid_mediums: tuple[str, ...] = ("cpc", "ppc", "cpm", "paid", "paid_search", "paid_social", "display")
+    email_property: str = "email"  # person property ($set) holding the email
+    internal_email_domains: tuple[str, ...] = ()  # e.g. ["plgapp.io"]: persons with such emails are excluded
+    opt_out_property: str = "analytics_opt_out"  # person property ($set); a truthy value excludes the person
+    test_org_ids: tuple[str, ...] = ()  # organizations (and their members) left out of every model
+
+    def validate(self) -> None:
+        names = ("signup_event", "conversion_event", "contract_value_property", "email_property")
+        for key in (*names, "opt_out_property"):
+            _require(bool(getattr(self, key)), f"models.{key}", "must not be empty")
+        _require(bool(self.milestones), "models.milestones", "needs at least one event")
+        _require(
+            len(set(self.milestones)) == len(self.milestones) and all(self.milestones),
+            "models.milestones",
+            f"must be distinct, non-empty event names: {self.milestones}",
+        )
+        steps = {self.signup_event, self.conversion_event}
+        _require(
+            self.signup_event != self.conversion_event,
+            "models.conversion_event",
+            "must differ from models.signup_event",
+        )
+        _require(
+            not steps & set(self.milestones),
+            "models.milestones",
+            f"must not contain the signup or conversion event ({sorted(steps & set(self.milestones))})",
+        )
+        _require(self.conversion_horizon_days > 0, "models.conversion_horizon_days", "must be positive")
+        _require(
+            self.cohort_days > self.conversion_horizon_days,
+            "models.cohort_days",
+            f"must exceed models.conversion_horizon_days ({self.conversion_horizon_days}): "
+            "only persons whose horizon has passed are compared",
+        )
+        _require(self.revenue_window_days > 0, "models.revenue_window_days", "must be positive")
+        _require(bool(self.paid_mediums), "models.paid_mediums", "needs at least one medium")
+        _require(
+            all(m and m == m.strip().lower() for m in self.paid_mediums),
+            "models.paid_mediums",
+            "must be lowercase, non-empty (mediums are compared case-insensitively)",
+        )
+        _require(
+            all(d and "@" not in d and d == d.strip().lower() for d in self.internal_email_domains),
+            "models.internal_email_domains",
+            "must be lowercase domains without '@', e.g. example.com",
+        )
+
+
+@dataclass(frozen=True)
 class HubSpotSettings:
     enabled: bool = True
     conn_id: str = "hubspot_default"
@@ -94,15 +166,28 @@ class HubSpotSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """How delivery behaves across destinations."""
+
+    max_rejected_share: float = 0.05  # fail the run (after committing) when more rows are rejected
+    paused: tuple[str, ...] = ()  # destinations to skip entirely, e.g. during a vendor incident
+
+    def validate(self) -> None:
+        _require(0 <= self.max_rejected_share <= 1, "delivery.max_rejected_share", "must be between 0 and 1")
+
+
+@dataclass(frozen=True)
 class Settings:
     exports: ExportSettings = field(default_factory=ExportSettings)
     pql: PqlSettings = field(default_factory=PqlSettings)
     hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     # Partials, outputs, reports and delivery state live under this location.
     work_location: str = ".demo/bucket/plg-bridge"
 
     def validate(self) -> Settings:
-        for section in (self.exports, self.pql, self.hubspot):
+        for section in (self.exports, self.pql, self.hubspot, self.models, self.delivery):
             section.validate()
         return self
 
