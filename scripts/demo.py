@@ -122,7 +122,8 @@ def main() -> None:
     print(f"  export files     {exports}")
     print(f"  scores           {run_dir / 'scores.csv'}")
     print(f"  data quality     {run_dir / 'quality.json'}")
-    print(f"  HubSpot outcomes {run_dir / 'hubspot' / 'outcomes.parquet'}")
+    print(f"  per-target plan, outcomes, dead letters  {run_dir}/<target>/")
+    print(f"  delivery state   {work / 'state'}")
     print(f"  Airflow logs     {airflow_home / 'logs'}")
 
 

@@ -95,6 +95,99 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(args: argparse.Namespace, **override: bool):
+    from plg_bridge.controls import RunOptions
+
+    params = {
+        "dry_run": args.dry_run,
+        "full_resync": args.full_resync,
+        "retry_dead_letters_only": args.retry_dead_letters_only,
+        "orgs": args.orgs or [],
+        "destinations": args.destinations or [],
+    }
+    return RunOptions.from_params({**params, **override})
+
+
+def _print_run(result: dict) -> int:
+    """Per-target counts; exit 1 when a target left rows rejected."""
+    failed = 0
+    for d in result["deliveries"]:
+        if "skipped" in d:
+            print(f"{d['target']:<24} skipped ({d['skipped']})")
+            continue
+        p = d["plan"]
+        line = f"{d['target']:<24} plan: {p['create']} create, {p['update']} update, {p['retry']} retry, {p['unchanged']} unchanged"
+        if not d.get("dry_run"):
+            line += f" | sent: {d['created']} created, {d['updated']} updated, {d['failed']} failed"
+            failed += d["failed"]
+        print(line)
+    print(f"report: {result['report']}")
+    return 1 if failed else 0
+
+
+def cmd_sync(args: argparse.Namespace, **override: bool) -> int:
+    from plg_bridge.pipeline import run_window
+    from plg_bridge.workspace import Workspace
+
+    as_of = _as_of(args)
+    return _print_run(run_window(Workspace.load(args.config), as_of, _options(args, **override)))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return cmd_sync(args, dry_run=True)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from plg_bridge.report import recent_runs
+    from plg_bridge.sync.deadletter import waiting
+    from plg_bridge.workspace import Workspace
+
+    ws = Workspace.load(args.config)
+    runs = recent_runs(ws, args.limit)
+    if not runs:
+        print(f"no runs under {ws.work.uri}/runs yet")
+    for run in runs:
+        print(
+            f"as of {run['as_of']}: {run['rows_read']:,} rows read, {run['organizations']} organizations, {run['pqls']} PQLs"
+        )
+        for target, counts in run["deliveries"].items():
+            print(
+                f"    {target:<24} {counts if isinstance(counts, str) else ', '.join(f'{v} {k}' for k, v in counts.items())}"
+            )
+    dead = waiting(ws)
+    by_target = dead.groupby("target").size().to_dict() if len(dead) else {}
+    print(f"dead letters waiting: {len(dead)}" + (f" ({by_target})" if by_target else ""))
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from plg_bridge.sync.deadletter import waiting
+    from plg_bridge.workspace import Workspace
+
+    if args.action == "replay":
+        if not args.as_of:
+            raise UsageError("dead-letters replay needs --as-of (the window whose inputs to use)")
+        args.destinations = args.targets
+        args.orgs, args.dry_run, args.full_resync, args.retry_dead_letters_only = None, False, False, True
+        return cmd_sync(args)
+    dead = waiting(Workspace.load(args.config), tuple(args.targets or ()))
+    if dead.empty:
+        print("no dead letters waiting")
+    else:
+        print(dead.to_string(index=False, max_colwidth=80))
+    return 0
+
+
+def _as_of(args: argparse.Namespace):
+    from plg_bridge.models.pql import as_of_time
+
+    return as_of_time(args.as_of.isoformat())
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plg-bridge", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -121,12 +214,41 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--config", help="settings YAML (default: $PLG_BRIDGE_CONFIG or include/config)")
     score.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
     score.set_defaults(func=cmd_score)
+
+    for name, func, text in (
+        ("sync", cmd_sync, "run one window end to end: roll up new files, score, deliver to every target"),
+        ("plan", cmd_plan, "what a sync would send (creates, updates, retries), without sending"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--as-of", required=True, type=_date, help="window end T (YYYY-MM-DD)")
+        cmd.add_argument("--orgs", type=_names, help="only these organization ids (comma-separated)")
+        cmd.add_argument("--destinations", type=_names, help="only these destinations or targets")
+        cmd.add_argument("--dry-run", action="store_true", help="plan only, send nothing")
+        cmd.add_argument("--full-resync", action="store_true", help="send every record, changed or not")
+        cmd.add_argument(
+            "--retry-dead-letters-only", action="store_true", help="send only rows that failed before"
+        )
+        cmd.add_argument("--config", help="settings YAML")
+        cmd.set_defaults(func=func)
+
+    status = sub.add_parser("status", help="the last runs and the dead letters waiting")
+    status.add_argument("--limit", type=_positive, default=7)
+    status.add_argument("--config", help="settings YAML")
+    status.set_defaults(func=cmd_status)
+
+    dead = sub.add_parser("dead-letters", help="list or replay rows a destination rejected")
+    dead.add_argument("action", choices=("list", "replay"))
+    dead.add_argument("--targets", type=_names, help="only these targets, e.g. hubspot_companies")
+    dead.add_argument("--as-of", type=_date, help="replay: the window whose inputs to use")
+    dead.add_argument("--config", help="settings YAML")
+    dead.set_defaults(func=cmd_dead_letters)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from plg_bridge.exports.reader import ExportReadError
     from plg_bridge.exports.schema import ExportSchemaError
+    from plg_bridge.sync.deliver import RejectedRowsError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -143,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (ExportReadError, StorageError) as exc:
         print(f"plg-bridge: bad input: {exc}", file=sys.stderr)
+        return 1
+    except RejectedRowsError as exc:
+        print(f"plg-bridge: delivery: {exc}", file=sys.stderr)
         return 1
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.controls import RunOptions
     from plg_bridge.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -127,3 +128,20 @@ def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, 
     out.write_bytes(f"{prefix}/quality.json", json.dumps(result.quality, indent=2, sort_keys=True).encode())
     written["quality"] = out.uri_of(f"{prefix}/quality.json")
     return written
+
+
+def run_window(ws: Workspace, as_of: datetime, options: RunOptions) -> dict:
+    """The whole DAG in one process (the CLI's `sync` and `plan`): same functions, same outputs."""
+    from plg_bridge.report import write_run_summary
+    from plg_bridge.sync.deliver import deliver_run
+    from plg_bridge.sync.targets import TARGETS
+
+    as_of = pql.as_of_time(as_of)
+    files = discover(ws.exports, as_of)
+    todo = pending(ws.work, files)
+    for i, file in enumerate(todo, 1):
+        rollup_to(ws.exports, ws.work, file, ws.settings)
+        log.info("rolled up %d/%d new export files", i, len(todo))
+    scored = score_run(ws, files, as_of)
+    deliveries = [deliver_run(name, as_of, options, ws) for name in TARGETS]
+    return {"scored": scored, "deliveries": deliveries, **write_run_summary(ws, as_of, scored, deliveries)}

@@ -71,3 +71,31 @@ def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: 
     work.write_bytes(f"{prefix}/summary.md", markdown.encode())
     log.info("run summary\n%s", markdown)
     return {"summary": work.uri_of(f"{prefix}/summary.json"), "report": work.uri_of(f"{prefix}/summary.md")}
+
+
+def recent_runs(ws: Workspace, limit: int = 7) -> list[dict]:
+    """The latest run summaries (newest first): window, quality headline, per-target counts."""
+    keys = sorted(
+        (o.key for o in ws.work.child("runs").list() if o.key.endswith("/summary.json")), reverse=True
+    )
+    runs = []
+    for key in keys[:limit]:
+        summary = json.loads(ws.work.child("runs").read_bytes(key))
+        runs.append(
+            {
+                "as_of": summary["as_of"],
+                "rows_read": summary["quality"].get("rows_read", 0),
+                "organizations": summary["quality"].get("organizations_scored", 0),
+                "pqls": summary["quality"].get("pqls", 0),
+                "deliveries": {
+                    d["target"]: d.get("skipped")
+                    or (
+                        "dry run"
+                        if d.get("dry_run")
+                        else {k: d.get(k, 0) for k in ("created", "updated", "failed")}
+                    )
+                    for d in summary["deliveries"]
+                },
+            }
+        )
+    return runs

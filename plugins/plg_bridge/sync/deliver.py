@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from plg_bridge.config import Settings
     from plg_bridge.sync.targets import Target
+    from plg_bridge.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +126,12 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
     return result
 
 
-def deliver_run(target_name: str, as_of: datetime, options: RunOptions) -> dict:
+def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:
     """The DAG's delivery step for one target: skipped when paused or not selected, else synced."""
     from plg_bridge.sync.targets import TARGETS, enabled
     from plg_bridge.workspace import Workspace
 
-    ws = Workspace.load()
+    ws = ws or Workspace.load()
     target = TARGETS[target_name]
     if target not in enabled(ws.settings, options.destinations):
         why = "paused in settings" if target.destination in ws.settings.delivery.paused else "not selected"
