@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from plg_bridge.alerts import on_failure
 from plg_bridge.sync.targets import TARGETS
 
 DEFAULT_ARGS = {
@@ -24,6 +25,7 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
     "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": on_failure,  # Slack alert with DAG, task, window, error and log link
 }
 NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
 

@@ -177,17 +177,35 @@ class DeliverySettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go (task failures, unusual input volume)."""
+
+    enabled: bool = True
+    slack_conn_id: str = "slack_default"
+    channel: str = "#plg-alerts"
+    volume_factor: float = (
+        3.0  # alert when rows read differ from the trailing median by more than this factor
+    )
+    trailing_runs: int = 7
+
+    def validate(self) -> None:
+        _require(self.volume_factor >= 1, "alerts.volume_factor", "must be at least 1")
+        _require(self.trailing_runs >= 3, "alerts.trailing_runs", "must be at least 3")
+
+
+@dataclass(frozen=True)
 class Settings:
     exports: ExportSettings = field(default_factory=ExportSettings)
     pql: PqlSettings = field(default_factory=PqlSettings)
     hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     # Partials, outputs, reports and delivery state live under this location.
     work_location: str = ".demo/bucket/plg-bridge"
 
     def validate(self) -> Settings:
-        for section in (self.exports, self.pql, self.hubspot, self.models, self.delivery):
+        for section in (self.exports, self.pql, self.hubspot, self.models, self.delivery, self.alerts):
             section.validate()
         return self
 

@@ -51,7 +51,24 @@ def render_markdown(summary: dict) -> str:
             f"| {d['target']} | {planned} | {d.get('created', 0)} | {d.get('updated', 0)} | "
             f"{d.get('failed', 0)} | {d.get('dead_letters_waiting', 0)} |"
         )
+    if summary.get("alerts"):
+        lines += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]
     return "\n".join(lines) + "\n"
+
+
+def _alerts(ws: Workspace, summary: dict) -> list[str]:
+    """Volume anomaly vs the trailing runs before this window (never later ones: reruns agree)."""
+    from plg_bridge import alerts
+
+    cfg = ws.settings.alerts
+    earlier = [r for r in recent_runs(ws, limit=cfg.trailing_runs + 60) if r["as_of"] < summary["as_of"]]
+    trailing = [r["rows_read"] for r in earlier[: cfg.trailing_runs]]
+    found = alerts.volume_anomaly(summary["quality"].get("rows_read", 0), trailing, cfg.volume_factor)
+    if found and cfg.enabled:
+        alerts.post(
+            f":warning: plg-bridge run as of {summary['as_of']}: {found}", cfg.slack_conn_id, cfg.channel
+        )
+    return [found] if found else []
 
 
 def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: list[dict]) -> dict:
@@ -65,6 +82,7 @@ def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: 
         "top": scores.astype(object).where(scores.notna(), None).to_dict("records"),
         "deliveries": deliveries,
     }
+    summary["alerts"] = _alerts(ws, summary)
     prefix = run_prefix(as_of)
     work.write_bytes(f"{prefix}/summary.json", json.dumps(summary, indent=2, default=str).encode())
     markdown = render_markdown(summary)
