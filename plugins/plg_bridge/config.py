@@ -156,7 +156,6 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class HubSpotSettings:
-    enabled: bool = True
     conn_id: str = "hubspot_default"
     company_id_property: str = "posthog_group_id"
     batch_size: int = 100
@@ -166,13 +165,37 @@ class HubSpotSettings:
 
 
 @dataclass(frozen=True)
+class SalesforceSettings:
+    conn_id: str = (
+        "salesforce_default"  # HTTP connection: host = My Domain URL, login/password = client id/secret
+    )
+    api_version: str | None = None  # None: the connection's extra, else v67.0
+    external_id_field: str = "PostHog_Group_Id__c"  # Account external id holding the PostHog group key
+    bulk_threshold: int = 2000  # above this many rows, Bulk API 2.0 instead of sObject Collections
+    pql_lead_status: str = "PQL"  # Lead.Status set when an organization crosses the PQL threshold
+    lead_org_field: str = "PostHog_Group_Id__c"  # Lead field holding the organization key
+
+    def validate(self) -> None:
+        _require(self.bulk_threshold > 0, "salesforce.bulk_threshold", "must be positive")
+        _require(bool(self.pql_lead_status), "salesforce.pql_lead_status", "must not be empty")
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     """How delivery behaves across destinations."""
 
+    destinations: tuple[str, ...] = ("hubspot",)  # the destinations this deployment delivers to
     max_rejected_share: float = 0.05  # fail the run (after committing) when more rows are rejected
     paused: tuple[str, ...] = ()  # destinations to skip entirely, e.g. during a vendor incident
 
     def validate(self) -> None:
+        known = ("hubspot", "salesforce", "intercom", "slack")
+        for name in self.destinations + self.paused:
+            _require(
+                name in known,
+                "delivery.destinations/paused",
+                f"unknown destination {name!r} (known: {', '.join(known)})",
+            )
         _require(0 <= self.max_rejected_share <= 1, "delivery.max_rejected_share", "must be between 0 and 1")
 
 
@@ -199,13 +222,22 @@ class Settings:
     pql: PqlSettings = field(default_factory=PqlSettings)
     hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     # Partials, outputs, reports and delivery state live under this location.
     work_location: str = ".demo/bucket/plg-bridge"
 
     def validate(self) -> Settings:
-        for section in (self.exports, self.pql, self.hubspot, self.models, self.delivery, self.alerts):
+        for section in (
+            self.exports,
+            self.pql,
+            self.hubspot,
+            self.models,
+            self.salesforce,
+            self.delivery,
+            self.alerts,
+        ):
             section.validate()
         return self
 

@@ -128,13 +128,13 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
 
 def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:
     """The DAG's delivery step for one target: skipped when paused or not selected, else synced."""
-    from plg_bridge.sync.targets import TARGETS, enabled
+    from plg_bridge.sync.targets import TARGETS, skip_reason
     from plg_bridge.workspace import Workspace
 
     ws = ws or Workspace.load()
     target = TARGETS[target_name]
-    if target not in enabled(ws.settings, options.destinations):
-        why = "paused in settings" if target.destination in ws.settings.delivery.paused else "not selected"
+    why = skip_reason(target, ws.settings, options.destinations)
+    if why:
         log.info("%s skipped: %s", target_name, why)
         return {"target": target_name, "skipped": why}
     inputs = RunInputs(ws.settings.work_location, ws.settings.exports.endpoint_url, as_of)

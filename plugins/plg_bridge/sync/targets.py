@@ -54,12 +54,79 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
     return outcomes_frame(client.upsert("companies", payloads, batch_size=settings.hubspot.batch_size))
 
 
+# -- Salesforce -------------------------------------------------------------------------------
+
+
+def _salesforce_client(settings: Settings):
+    from plg_bridge.destinations.salesforce import SalesforceClient
+
+    cfg = settings.salesforce
+    extra = {"api_version": cfg.api_version} if cfg.api_version else {}
+    return SalesforceClient.from_connection(cfg.conn_id, **extra)
+
+
+def _salesforce_accounts(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.salesforce import account_records
+
+    scores = inputs.frame("scores")
+    if scores.empty:
+        return []
+    records = account_records(scores, inputs.frame("signals"))
+    return [
+        {"record_key": r["record_key"], "org_id": r["record_key"], "payload": r["fields"]} for r in records
+    ]
+
+
+def _send_salesforce_accounts(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    from plg_bridge.destinations.salesforce import deliver_accounts
+
+    cfg = settings.salesforce
+    rows = [{"record_key": r["record_key"], "fields": r["payload"]} for r in records]
+    return deliver_accounts(
+        _salesforce_client(settings), rows, cfg.bulk_threshold, external_id_field=cfg.external_id_field
+    )
+
+
+def _signals(inputs: RunInputs, kind: str) -> pd.DataFrame:
+    signals = inputs.frame("signals")
+    return signals[signals["signal"] == kind] if len(signals) else signals
+
+
+def _salesforce_lead_status(inputs: RunInputs, settings: Settings) -> list[dict]:
+    """One record per PQL crossing (its signal key): the org's leads get the PQL status once."""
+    status = settings.salesforce.pql_lead_status
+    return [
+        {
+            "record_key": row.signal_key,
+            "org_id": row.org_id,
+            "payload": {"org_id": row.org_id, "status": status},
+        }
+        for row in _signals(inputs, "pql_crossed").itertuples()
+    ]
+
+
+def _send_salesforce_lead_status(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    from plg_bridge.destinations.salesforce import deliver_lead_status
+
+    cfg = settings.salesforce
+    by_org = {r["payload"]["org_id"]: r["record_key"] for r in records}
+    outcomes = deliver_lead_status(
+        _salesforce_client(settings), list(by_org), cfg.pql_lead_status, org_field=cfg.lead_org_field
+    )
+    return outcomes.assign(record_key=outcomes["record_key"].map(by_org))
+
+
 TARGETS: dict[str, Target] = {
     t.name: t for t in (Target("hubspot_companies", "hubspot", _hubspot_companies, _send_hubspot_companies),)
 }
 
 
-def enabled(settings: Settings, names: tuple[str, ...] = ()) -> list[Target]:
-    """Targets to run: not paused, the destination enabled, and among `names` when given."""
-    chosen = [t for t in TARGETS.values() if not names or t.name in names or t.destination in names]
-    return [t for t in chosen if t.destination not in settings.delivery.paused]
+def skip_reason(target: Target, settings: Settings, names: tuple[str, ...] = ()) -> str | None:
+    """Why a target does not run in this run (None: it runs)."""
+    if target.destination not in settings.delivery.destinations:
+        return "destination not enabled in settings"
+    if target.destination in settings.delivery.paused:
+        return "paused in settings"
+    if names and target.name not in names and target.destination not in names:
+        return "not selected"
+    return None
