@@ -140,11 +140,14 @@ def plg_reverse_etl():
     wait_for_export(as_of) >> files
     scored = score(as_of, files)
     rollup.expand(file=not_rolled_up(files)) >> scored
-    deliveries = [
-        deliver.override(task_id=f"deliver_{name}", pool=f"plg_{t.destination}")(name, as_of, scored)
+    deliveries = {
+        name: deliver.override(task_id=f"deliver_{name}", pool=f"plg_{t.destination}")(name, as_of, scored)
         for name, t in TARGETS.items()
-    ]
-    summary(as_of, scored, deliveries)
+    }
+    for name, t in TARGETS.items():
+        if t.after:
+            deliveries[t.after] >> deliveries[name]
+    summary(as_of, scored, list(deliveries.values()))
 
 
 plg_reverse_etl()

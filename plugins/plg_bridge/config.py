@@ -180,6 +180,67 @@ class SalesforceSettings:
         _require(bool(self.pql_lead_status), "salesforce.pql_lead_status", "must not be empty")
 
 
+SIGNALS = ("aha_reached", "usage_ceiling", "enterprise_interest", "pql_crossed", "integration_connected")
+DESTINATIONS = ("hubspot", "salesforce", "intercom", "slack")
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """The seed's signal table: which signals exist, what raises them, where each one goes.
+
+    A signal is keyed by (signal, organization or person, detail, window day), so a rerun or a
+    backfill raises it again with the same key and the delivery state sends it once.
+    """
+
+    enabled: tuple[str, ...] = SIGNALS
+    aha_event: str = "first_successful_deployment"  # first occurrence per person = Aha reached
+    usage_ceiling_event: str = "hits_80_percent_of_tier_limit"
+    enterprise_event: str = "enterprise_feature_clicked"
+    enterprise_detail: str = "feature_name"  # event property shown with the signal
+    integration_detail: str = "provider"  # property of pql.integration_event
+    aha_reached_to: tuple[str, ...] = ("intercom", "hubspot")
+    usage_ceiling_to: tuple[str, ...] = ("hubspot", "slack")
+    enterprise_interest_to: tuple[str, ...] = ("intercom", "hubspot", "slack")
+    pql_crossed_to: tuple[str, ...] = ("salesforce", "hubspot", "slack")
+    integration_connected_to: tuple[str, ...] = ("intercom", "hubspot")
+
+    def routes(self, signal: str) -> tuple[str, ...]:
+        return getattr(self, f"{signal}_to")
+
+    def validate(self) -> None:
+        for name in self.enabled:
+            _require(
+                name in SIGNALS, "signals.enabled", f"unknown signal {name!r} (known: {', '.join(SIGNALS)})"
+            )
+        for name in SIGNALS:
+            for dest in self.routes(name):
+                _require(
+                    dest in DESTINATIONS,
+                    f"signals.{name}_to",
+                    f"unknown destination {dest!r} (known: {', '.join(DESTINATIONS)})",
+                )
+
+
+@dataclass(frozen=True)
+class IntercomSettings:
+    conn_id: str = (
+        "intercom_default"  # HTTP connection: password = access token; extra {"region", "intercom_version"}
+    )
+    aha_event_name: str = "aha-moment-reached"  # Intercom data event for aha_reached (fires series)
+
+    def validate(self) -> None:
+        _require(bool(self.aha_event_name), "intercom.aha_event_name", "must not be empty")
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    conn_id: str = "slack_default"  # `slack` (bot token) or `slackwebhook` connection
+    channel: str = "#plg-alerts"
+
+    def validate(self) -> None:
+        _require(self.channel.startswith(("#", "C", "G")), "slack.channel", "must be #name or a channel id")
+
+
 @dataclass(frozen=True)
 class DeliverySettings:
     """How delivery behaves across destinations."""
@@ -222,7 +283,10 @@ class Settings:
     pql: PqlSettings = field(default_factory=PqlSettings)
     hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
+    signals: SignalSettings = field(default_factory=SignalSettings)
     salesforce: SalesforceSettings = field(default_factory=SalesforceSettings)
+    intercom: IntercomSettings = field(default_factory=IntercomSettings)
+    slack: SlackSettings = field(default_factory=SlackSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     # Partials, outputs, reports and delivery state live under this location.

@@ -28,6 +28,7 @@ class Target:
     build: Callable[[RunInputs, Settings], list[dict]]
     send: Callable[[Settings, list[dict]], pd.DataFrame]
     create_once: bool = False
+    after: str | None = None  # a target whose records must exist first (tags need their companies)
 
 
 # -- HubSpot ----------------------------------------------------------------------------------
@@ -92,6 +93,15 @@ def _signals(inputs: RunInputs, kind: str) -> pd.DataFrame:
     return signals[signals["signal"] == kind] if len(signals) else signals
 
 
+def _routed(inputs: RunInputs, settings: Settings, destination: str) -> pd.DataFrame:
+    """The run's signals that settings route to `destination`."""
+    signals = inputs.frame("signals")
+    if signals.empty:
+        return signals
+    wanted = [s for s in settings.signals.enabled if destination in settings.signals.routes(s)]
+    return signals[signals["signal"].isin(wanted)]
+
+
 def _salesforce_lead_status(inputs: RunInputs, settings: Settings) -> list[dict]:
     """One record per PQL crossing (its signal key): the org's leads get the PQL status once."""
     status = settings.salesforce.pql_lead_status
@@ -114,6 +124,76 @@ def _send_salesforce_lead_status(settings: Settings, records: list[dict]) -> pd.
         _salesforce_client(settings), list(by_org), cfg.pql_lead_status, org_field=cfg.lead_org_field
     )
     return outcomes.assign(record_key=outcomes["record_key"].map(by_org))
+
+
+# -- Intercom ---------------------------------------------------------------------------------
+
+
+def _intercom_client(settings: Settings):
+    from plg_bridge.destinations.intercom import IntercomClient
+
+    return IntercomClient.from_connection(settings.intercom.conn_id)
+
+
+def _keyed(records: list[dict]) -> list[dict]:
+    return [
+        {"record_key": r["record_key"], "org_id": r.get("org_id"), "payload": r["payload"]} for r in records
+    ]
+
+
+def _intercom_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.intercom import company_records
+
+    scores = inputs.frame("scores")
+    return _keyed(company_records(scores, _routed(inputs, settings, "intercom"))) if len(scores) else []
+
+
+def _intercom_tags(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.intercom import tag_records
+
+    return [
+        {**r, "org_id": r["payload"]["companies"][0]["company_id"]}
+        for r in _keyed(tag_records(_routed(inputs, settings, "intercom")))
+    ]
+
+
+def _intercom_events(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.intercom import event_records
+
+    events = {"aha_reached": settings.intercom.aha_event_name}
+    return _keyed(event_records(_routed(inputs, settings, "intercom"), events=events))
+
+
+def _sender(deliver_name: str):
+    """`send` for an Intercom target: the client from the connection, then `deliver_<name>`."""
+
+    def send(settings: Settings, records: list[dict]) -> pd.DataFrame:
+        from plg_bridge.destinations import intercom
+
+        return getattr(intercom, deliver_name)(_intercom_client(settings), records)
+
+    return send
+
+
+# -- Slack ------------------------------------------------------------------------------------
+
+
+def _slack_digest(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.slack import digest_messages
+
+    signals = _routed(inputs, settings, "slack")
+    crossed = signals[signals["signal"] == "pql_crossed"]["org_id"] if len(signals) else []
+    scores = inputs.frame("scores")
+    scores_crossed = scores[scores["org_id"].isin(crossed)] if len(scores) else scores
+    if scores_crossed.empty and signals.empty:
+        return []
+    return _keyed(digest_messages(scores_crossed, signals, inputs.as_of.date()))
+
+
+def _send_slack_digest(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    from plg_bridge.destinations.slack import post_digest
+
+    return post_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
 
 
 TARGETS: dict[str, Target] = {

@@ -1,0 +1,455 @@
+"""Intercom delivery over real HTTP against FakeIntercom on loopback: data attributes, companies
+created then updated in place, tags, data events, rate limits, faults, bad credentials and the
+Airflow connection. Every test ends with the fake's spec check: no request or answer of ours
+strayed from Intercom's published description."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from plg_bridge.destinations.intercom import (
+    COMPANY_ATTRIBUTES,
+    IntercomClient,
+    company_records,
+    deliver_companies,
+    deliver_events,
+    deliver_tags,
+    ensure_data_attributes,
+    event_records,
+    tag_records,
+)
+from plg_bridge.sync.http import RateLimiter, RetryPolicy
+from tests.fakes.intercom import FakeIntercom
+from tests.fakes.server import Fault, Response
+
+TOKEN = "intercom-test-token"
+START = 1_795_000_003.0  # a fake wall clock, 3 s into a 10-second window
+ATTRIBUTE_TYPES = {a["name"]: a["data_type"] for a in COMPANY_ATTRIBUTES}
+
+
+class Clock:
+    """A wall clock that only moves when the client sleeps (or the test says so)."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def scores(n: int, offset: int = 0) -> pd.DataFrame:
+    ids = range(offset, offset + n)
+    return pd.DataFrame(
+        {
+            "org_id": [f"org-{i:03d}" for i in ids],
+            "org_name": [None if i % 5 == 0 else f"Org {i}" for i in ids],
+            "events_this_week": [i * 3 for i in ids],
+            "events_last_week": [i * 2 for i in ids],
+            "active_creators": [i % 7 for i in ids],
+            "integrations_connected": [i % 3 for i in ids],
+            "pql_score": [i % 100 for i in ids],
+            "is_pql": [i % 100 >= 75 for i in ids],
+        }
+    )
+
+
+def signals(rows: list[tuple[str, str, str | None, str | None]]) -> pd.DataFrame:
+    """rows of (signal, org_id, detail, distinct_id)."""
+    return pd.DataFrame(
+        {
+            "signal_key": [f"{s}:{org}:{detail or '-'}:{who or '-'}" for s, org, detail, who in rows],
+            "signal": [r[0] for r in rows],
+            "org_id": [r[1] for r in rows],
+            "org_name": [f"Name of {r[1]}" for r in rows],
+            "distinct_id": [r[3] for r in rows],
+            "email": [f"{r[3]}@acme.test" if r[3] else None for r in rows],
+            "detail": [r[2] for r in rows],
+            "occurred_at": pd.to_datetime(["2026-11-20T10:00:00Z"] * len(rows)),
+            "as_of": ["2026-11-20"] * len(rows),
+            "pql_score": [80] * len(rows),
+            "is_pql": [True] * len(rows),
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def serve(clock: Clock, **kwargs) -> FakeIntercom:
+    return FakeIntercom(clock=clock, **kwargs)
+
+
+@pytest.fixture
+def fake(clock):
+    with serve(clock) as server:
+        yield server
+        assert server.spec_violations == []
+
+
+@pytest.fixture
+def ready_fake(clock):
+    """A workspace where plg-bridge's data attributes already exist."""
+    with serve(clock, company_attributes=ATTRIBUTE_TYPES) as server:
+        yield server
+        assert server.spec_violations == []
+
+
+def make_client(fake: FakeIntercom, clock: Clock, token: str = TOKEN, **kwargs) -> IntercomClient:
+    kwargs.setdefault("policy", RetryPolicy(base_delay=0.01, max_delay=30.0))
+    return IntercomClient(fake.url, token, sleep=clock.sleep, clock=clock, **kwargs)
+
+
+def statuses(outcomes: pd.DataFrame) -> list[str]:
+    return list(outcomes["status"])
+
+
+# -- companies --------------------------------------------------------------------------------
+
+
+def test_missing_data_attributes_are_created_first_then_every_company_lands(fake, clock):
+    outcomes = deliver_companies(make_client(fake, clock), company_records(scores(12), as_of="2026-11-20"))
+
+    assert statuses(outcomes) == ["created"] * 12
+    assert {name: a["data_type"] for (_m, name), a in fake.data_attributes.items()} == ATTRIBUTE_TYPES
+    paths = [(r.method, r.path) for r in fake.requests]
+    assert paths[0] == ("GET", "/data_attributes")
+    assert paths[1 : 1 + len(COMPANY_ATTRIBUTES)] == [("POST", "/data_attributes")] * len(COMPANY_ATTRIBUTES)
+    assert paths[1 + len(COMPANY_ATTRIBUTES) :] == [("POST", "/companies")] * 12
+    stored = fake.companies["org-007"]
+    assert stored["name"] == "Org 7"
+    assert stored["custom_attributes"] == {
+        "plg_pql_score": 7,
+        "plg_is_pql": False,
+        "plg_events_this_week": 21,
+        "plg_events_last_week": 14,
+        "plg_active_creators": 0,
+        "plg_integrations_connected": 1,
+        "plg_scored_at": 1_795_132_800,  # 2026-11-20T00:00Z
+    }
+    assert "name" not in fake.companies["org-005"]
+    assert outcomes.set_index("record_key").loc["org-007", "destination_id"] == stored["id"]
+    assert all(r.header("authorization") == f"Bearer {TOKEN}" for r in fake.requests)
+    assert {r.header("intercom-version") for r in fake.requests} == {"2.11"}
+
+
+def test_companies_are_created_then_updated_in_place(fake, clock):
+    first = deliver_companies(make_client(fake, clock), company_records(scores(20)))
+    changed = scores(20)
+    changed.loc[4, "pql_score"] = 97
+    changed.loc[4, "is_pql"] = True
+    clock.now += 60  # a later run
+    attribute_posts = len(fake.calls("POST", "/data_attributes"))
+
+    second = deliver_companies(make_client(fake, clock), company_records(changed))
+
+    assert statuses(first) == ["created"] * 20
+    assert statuses(second) == ["updated"] * 20
+    assert list(second["destination_id"]) == list(first["destination_id"])
+    assert len(fake.companies) == 20  # no duplicates
+    assert fake.companies["org-004"]["custom_attributes"]["plg_pql_score"] == 97
+    assert fake.companies["org-004"]["custom_attributes"]["plg_is_pql"] is True
+    assert len(fake.calls("POST", "/data_attributes")) == attribute_posts  # all exist now
+
+
+def test_without_the_attributes_every_row_fails_naming_the_attribute(fake, clock):
+    outcomes = deliver_companies(
+        make_client(fake, clock), company_records(scores(3)), ensure_attributes=False
+    )
+    assert set(outcomes["error_code"]) == {"parameter_invalid"}
+    assert outcomes["error_message"].str.contains("plg_pql_score").all()
+    assert outcomes["error_message"].str.contains("HTTP 400").all()
+    assert fake.companies == {}
+
+
+def test_ensure_data_attributes_is_remembered_and_tolerates_existing_ones(clock):
+    existing = {"plg_pql_score": "integer", "plg_is_pql": "boolean"}
+    with serve(clock, company_attributes=existing) as fake:
+        client = make_client(fake, clock)
+        created = ensure_data_attributes(client)
+        assert set(created) == set(ATTRIBUTE_TYPES) - set(existing)
+        assert ensure_data_attributes(client) == []  # remembered: no new calls
+        assert len(fake.calls("GET", "/data_attributes")) == 1
+        assert fake.spec_violations == []
+
+
+def test_an_attribute_of_another_type_fails_only_through_its_rows(clock, caplog):
+    with serve(clock, company_attributes={**ATTRIBUTE_TYPES, "plg_pql_score": "string"}) as fake:
+        outcomes = deliver_companies(make_client(fake, clock), company_records(scores(2)))
+        assert set(outcomes["error_code"]) == {"parameter_invalid"}
+        assert outcomes["error_message"].str.contains("must be of type string").all()
+        assert "plg_pql_score" in caplog.text and "is string" in caplog.text
+        assert fake.spec_violations == []
+
+
+def test_a_repeated_record_key_is_not_sent_twice(ready_fake, clock):
+    records = company_records(scores(2))
+    outcomes = deliver_companies(
+        make_client(ready_fake, clock), [*records, records[0]], ensure_attributes=False
+    )
+    assert statuses(outcomes) == ["created", "created", "failed"]
+    assert outcomes["error_code"].iloc[2] == "DUPLICATE_KEY"
+    assert len(ready_fake.calls("POST", "/companies")) == 2
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+
+def test_tags_are_applied_per_provider_in_one_call_per_tag(ready_fake, clock):
+    client = make_client(ready_fake, clock)
+    deliver_companies(client, company_records(scores(4)))
+    frame = signals(
+        [
+            ("integration_connected", "org-000", "Slack", None),
+            ("integration_connected", "org-001", "slack", None),
+            ("integration_connected", "org-001", "Google Sheets", None),
+            ("enterprise_interest", "org-002", "sso", None),
+            ("enterprise_interest", "org-000", None, None),
+            ("aha_reached", "org-003", "first_report", "u3"),  # an event, not a tag
+        ]
+    )
+    records = tag_records(frame)
+
+    outcomes = deliver_tags(client, records)
+
+    assert len(outcomes) == 5 and statuses(outcomes) == ["created"] * 5
+    assert list(outcomes["record_key"]) == [r["record_key"] for r in records]
+    assert sorted(ready_fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
+    assert sorted(ready_fake.company_tags("org-001")) == ["integration:google-sheets", "integration:slack"]
+    assert ready_fake.company_tags("org-002") == ["enterprise-interest"]
+    assert ready_fake.company_tags("org-003") == []
+    tag_calls = ready_fake.calls("POST", "^/tags$")
+    assert len(tag_calls) == 3  # enterprise-interest, integration:google-sheets, integration:slack
+    slack_call = next(c.json for c in tag_calls if c.json["name"] == "integration:slack")
+    assert slack_call["companies"] == [{"company_id": "org-000"}, {"company_id": "org-001"}]
+    by_key = outcomes.set_index("record_key")["destination_id"]
+    assert by_key[records[0]["record_key"]] == ready_fake.tags["enterprise-interest"]["id"]
+
+    again = deliver_tags(client, records)  # a replay (the engine would not send one) duplicates nothing
+    assert statuses(again) == ["created"] * 5
+    assert sorted(ready_fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
+
+
+def test_a_tag_for_a_missing_company_fails_only_its_row(ready_fake, clock):
+    client = make_client(ready_fake, clock)
+    deliver_companies(client, company_records(scores(2)))
+    frame = signals(
+        [
+            ("integration_connected", "org-000", "Slack", None),
+            ("integration_connected", "org-404", "Slack", None),
+            ("integration_connected", "org-001", "Slack", None),
+        ]
+    )
+    outcomes = deliver_tags(client, tag_records(frame)).set_index("record_key")
+
+    failed = outcomes[outcomes["status"] == "failed"]
+    assert list(failed.index) == ["integration_connected:org-404:Slack:-"]
+    assert failed["error_code"].iloc[0] == "company_not_found"
+    assert (outcomes["status"] == "created").sum() == 2
+    assert ready_fake.company_tags("org-000") == ready_fake.company_tags("org-001") == ["integration:slack"]
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def test_events_are_posted_with_metadata(fake, clock):
+    frame = signals(
+        [
+            ("aha_reached", "org-001", "first_report_generated", "u1"),
+            ("aha_reached", "org-002", "first_api_call_completed", None),  # no distinct_id: no event
+            ("usage_ceiling", "org-001", "seats", "u1"),  # not an event
+        ]
+    )
+    frame.loc[1, "email"] = "only-email@acme.test"
+    records = event_records(frame)
+
+    outcomes = deliver_events(make_client(fake, clock), records)
+
+    assert statuses(outcomes) == ["created", "created"]
+    assert [(e["event_name"], e.get("user_id"), e.get("email")) for e in fake.events] == [
+        ("aha-moment-reached", "u1", None),
+        ("aha-moment-reached", None, "only-email@acme.test"),
+    ]
+    assert fake.events[0]["created_at"] == 1_795_168_800  # 2026-11-20T10:00Z
+    assert fake.events[0]["metadata"] == {
+        "signal_key": "aha_reached:org-001:first_report_generated:u1",
+        "milestone": "first_report_generated",
+        "org_id": "org-001",
+        "org_name": "Name of org-001",
+        "pql_score": 80,
+        "is_pql": True,
+    }
+    assert not any(e["duplicate"] for e in fake.events)
+
+
+def test_an_event_for_an_unknown_user_fails_only_its_row(clock):
+    with serve(clock, known_users={"u1"}) as fake:
+        frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "ghost")])
+        outcomes = deliver_events(make_client(fake, clock), event_records(frame))
+        assert statuses(outcomes) == ["created", "failed"]
+        assert outcomes["error_code"].iloc[1] == "not_found"
+        assert len(fake.events) == 1
+        assert fake.spec_violations == []
+
+
+def test_a_5xx_on_an_event_is_retried_and_intercom_keeps_one_event(fake, clock):
+    fake.inject(Fault(path="^/events$", response=Response(503, {"type": "error.list", "errors": []})))
+    records = event_records(signals([("aha_reached", "o1", "m", "u1")]))
+    outcomes = deliver_events(make_client(fake, clock), records)
+    assert statuses(outcomes) == ["created"]
+    assert len(fake.calls("POST", "^/events$")) == 2
+    assert len(fake.events) == 1
+
+
+# -- credentials, rate limits and faults ------------------------------------------------------
+
+
+def test_a_wrong_token_fails_every_row_with_the_code_and_stops(fake, clock):
+    client = make_client(fake, clock, token="wrong-token")
+    outcomes = deliver_companies(client, company_records(scores(25)))
+    frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "u2")])
+    events = deliver_events(client, event_records(frame))
+
+    assert len(outcomes) == 25
+    assert set(outcomes["status"]) == {"failed"}
+    assert set(outcomes["error_code"]) == {"unauthorized"}
+    assert outcomes["error_message"].str.contains("Access Token Invalid").all()
+    assert outcomes["error_message"].iloc[1:].str.startswith("not sent").all()
+    assert len(fake.calls("POST", "/companies")) == 1  # the rest were not sent
+    assert set(events["error_code"]) == {"unauthorized"}
+    assert fake.companies == {} and fake.events == []
+
+
+def test_an_unsupported_version_stops_with_its_code(ready_fake, clock):
+    outcomes = deliver_companies(make_client(ready_fake, clock, version="2.10"), company_records(scores(3)))
+    assert set(outcomes["error_code"]) == {"intercom_version_invalid"}
+    assert len(ready_fake.calls("POST", "/companies")) == 1
+
+
+def test_429s_wait_for_the_reset_header_and_no_row_is_lost(clock):
+    with serve(clock, limit_per_10s=4, company_attributes=ATTRIBUTE_TYPES) as fake:
+        # a limiter that ignores the headers, so the fake's 429s are what the client meets
+        blind = RateLimiter(10_000, 10.0, clock=clock, sleep=clock.sleep)
+        outcomes = deliver_companies(
+            make_client(fake, clock, limiter=blind), company_records(scores(10)), ensure_attributes=False
+        )
+
+        assert statuses(outcomes) == ["created"] * 10
+        assert len(fake.companies) == 10
+        assert len(fake.calls("POST", "/companies")) > 10  # some were refused with 429 and sent again
+        assert clock.waits == [7.0, 10.0]  # to each window's X-RateLimit-Reset, not a guess
+        assert fake.spec_violations == []
+
+
+def test_the_header_limiter_waits_before_a_429_happens(clock):
+    with serve(clock, limit_per_10s=4, company_attributes=ATTRIBUTE_TYPES) as fake:
+        outcomes = deliver_companies(
+            make_client(fake, clock), company_records(scores(10)), ensure_attributes=False
+        )
+        assert statuses(outcomes) == ["created"] * 10
+        assert len(fake.calls("POST", "/companies")) == 10  # never refused
+        assert clock.waits == [7.0, 10.0]
+        assert fake.spec_violations == []
+
+
+def test_an_injected_429_is_retried_after_the_reset(ready_fake, clock):
+    body = {
+        "type": "error.list",
+        "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit"}],
+    }
+    ready_fake.inject(Fault(path="^/companies$", response=Response(429, body)))
+    outcomes = deliver_companies(
+        make_client(ready_fake, clock), company_records(scores(2)), ensure_attributes=False
+    )
+    assert statuses(outcomes) == ["created", "created"]
+    assert len(ready_fake.calls("POST", "/companies")) == 3
+    assert clock.waits == [7.0]  # START is 3 s into its window
+
+
+def test_a_5xx_fault_then_success(ready_fake, clock):
+    ready_fake.inject(
+        Fault(
+            path="^/companies$", response=Response(502, "<html>Bad Gateway</html>", content_type="text/html")
+        )
+    )
+    outcomes = deliver_companies(
+        make_client(ready_fake, clock), company_records(scores(3)), ensure_attributes=False
+    )
+    assert statuses(outcomes) == ["created"] * 3
+    assert len(ready_fake.calls("POST", "/companies")) == 4
+    assert len(clock.waits) == 1
+
+
+def test_a_connection_reset_is_retried(ready_fake, clock):
+    ready_fake.inject(Fault(path="^/companies$", reset=True))
+    outcomes = deliver_companies(
+        make_client(ready_fake, clock), company_records(scores(2)), ensure_attributes=False
+    )
+    assert statuses(outcomes) == ["created", "created"]
+    assert len(ready_fake.companies) == 2
+
+
+def test_exhausted_retries_fail_that_row_and_the_next_is_still_sent(ready_fake, clock):
+    ready_fake.inject(
+        Fault(path="^/companies$", response=Response(503, {"type": "error.list", "errors": []}), times=3)
+    )
+    client = make_client(ready_fake, clock, policy=RetryPolicy(max_attempts=3, base_delay=0.0))
+    outcomes = deliver_companies(client, company_records(scores(2)), ensure_attributes=False)
+    assert statuses(outcomes) == ["failed", "created"]
+    assert outcomes["error_code"].iloc[0] == "RETRIES_EXHAUSTED"
+    assert "503" in outcomes["error_message"].iloc[0]
+
+
+# -- Airflow connection -----------------------------------------------------------------------
+
+
+def test_client_from_an_airflow_connection(fake, clock, monkeypatch):
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": fake.port,
+        "schema": "http",
+        "login": "ignored-user",  # no basic auth: the token goes in the bearer header only
+        "password": TOKEN,
+        "extra": {"region": "eu", "intercom_version": "2.16"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_INTERCOM_DEFAULT", json.dumps(conn))
+
+    client = IntercomClient.from_connection(sleep=clock.sleep, clock=clock)
+    outcomes = deliver_companies(client, company_records(scores(3)))
+
+    assert client.rest.base_url == fake.url  # the host overrides the region
+    assert statuses(outcomes) == ["created"] * 3
+    assert {r.header("authorization") for r in fake.requests} == {f"Bearer {TOKEN}"}
+    assert {r.header("intercom-version") for r in fake.requests} == {"2.16"}
+    assert all(r.header("region") is None and r.header("intercom_version") is None for r in fake.requests)
+    assert TOKEN not in repr(client)
+
+
+def test_connection_without_host_uses_the_region_and_a_token_is_required(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INTERCOM_EU",
+        json.dumps({"conn_type": "http", "password": "t", "extra": {"region": "eu"}}),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_INTERCOM_US", json.dumps({"conn_type": "http", "password": "t"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INTERCOM_HOST",
+        json.dumps({"conn_type": "http", "host": "api.au.intercom.io", "password": "t"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INTERCOM_NO_TOKEN", json.dumps({"conn_type": "http", "host": "127.0.0.1"})
+    )
+    assert IntercomClient.from_connection("intercom_eu").rest.base_url == "https://api.eu.intercom.io"
+    assert IntercomClient.from_connection("intercom_us").rest.base_url == "https://api.intercom.io"
+    assert IntercomClient.from_connection("intercom_host").rest.base_url == "https://api.au.intercom.io"
+    with pytest.raises(ValueError, match="no password"):
+        IntercomClient.from_connection("intercom_no_token")

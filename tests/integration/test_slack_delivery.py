@@ -1,0 +1,283 @@
+"""Slack digest delivery through the Airflow Slack provider (SlackHook / SlackWebhookHook) over
+real HTTP against FakeSlack on loopback: splitting, escaping, 429 Retry-After, no replay of a
+post that may have landed, bad credentials, the webhook route, connections from env vars."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pandas as pd
+import pytest
+
+from plg_bridge.destinations.slack import digest_blocks, digest_messages, post_digest
+from tests.fakes.server import Fault, Response
+from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
+
+TOKEN = "xoxb-plg-test-token"
+HOOK = "/services/T000/B000/XXXX"
+AS_OF = "2026-11-20"
+EVIL = "<!channel> & <https://x|y>"
+
+
+class Clock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def signals(n: int, signal: str = "usage_ceiling", names: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "signal_key": [f"{signal}:org-{i:03d}:{AS_OF}" for i in range(n)],
+            "signal": [signal] * n,
+            "org_id": [f"org-{i:03d}" for i in range(n)],
+            "org_name": names or [f"Org {i}" for i in range(n)],
+            "distinct_id": [None] * n,
+            "email": [None] * n,
+            "detail": [f"feature {i % 4}" for i in range(n)],
+            "occurred_at": pd.to_datetime([f"{AS_OF}T10:00:00Z"] * n),
+            "as_of": [AS_OF] * n,
+            "pql_score": [i % 90 for i in range(n)],
+            "is_pql": [False] * n,
+        }
+    )
+
+
+def crossed(n: int, names: list[str] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "org_id": [f"pql-{i:02d}" for i in range(n)],
+            "org_name": names or [f"PQL {i}" for i in range(n)],
+            "events_this_week": [200] * n,
+            "events_last_week": [100] * n,
+            "active_creators": [4] * n,
+            "integrations_connected": [2] * n,
+            "pql_score": [80 + i for i in range(n)],
+            "is_pql": [True] * n,
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def fake(clock):
+    with FakeSlack(channels=["plg-alerts", "plg-digest"], clock=clock) as server:
+        yield server
+        assert server.spec_violations == []
+
+
+@pytest.fixture
+def api_conn(fake, monkeypatch):
+    """AIRFLOW_CONN_SLACK_DEFAULT: a Slack API connection whose base_url is the fake."""
+    conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"{fake.url}/api/"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
+    return conn
+
+
+@pytest.fixture
+def webhook_conn(fake, monkeypatch):
+    """AIRFLOW_CONN_SLACK_WEBHOOK: an incoming-webhook connection (host = base, password = path)."""
+    conn = {
+        "conn_type": "slackwebhook",
+        "host": f"{fake.url}/services",
+        "password": HOOK.removeprefix("/services"),
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", json.dumps(conn))
+    return conn
+
+
+def post(messages, clock: Clock, **kwargs) -> pd.DataFrame:
+    kwargs.setdefault("sleep", clock.sleep)
+    kwargs.setdefault("clock", clock)
+    return post_digest(messages, **kwargs)
+
+
+def posts(fake: FakeSlack) -> list:
+    return fake.calls("POST", r"chat\.postMessage")
+
+
+# -- the digest through chat.postMessage ------------------------------------------------------
+
+
+def test_sixty_signals_go_out_as_several_valid_messages(fake, clock, api_conn):
+    messages = digest_messages(crossed(4), signals(60), AS_OF, "https://airflow.test/run?id=1&try=2")
+    assert len(messages) >= 2
+
+    outcomes = post(messages, clock)
+
+    assert list(outcomes["status"]) == ["created"] * len(messages)
+    assert list(outcomes["record_key"]) == [f"digest:{AS_OF}:{n}" for n in range(1, len(messages) + 1)]
+    stored = fake.messages("#plg-alerts")
+    assert len(stored) == len(messages) == len(posts(fake))  # every message posted once, no 429
+    assert list(outcomes["destination_id"]) == [m["ts"] for m in stored]
+    for message, record in zip(stored, messages, strict=True):
+        assert message["blocks"] == record["payload"]["blocks"]
+        assert message["text"] == record["payload"]["text"]
+        assert len(message["blocks"]) <= 50
+        for block in message["blocks"]:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= MAX_SECTION_TEXT
+            if block["type"] == "header":
+                assert len(block["text"]["text"]) <= MAX_HEADER_TEXT
+    assert clock.waits == [1.0] * (len(messages) - 1)  # spaced a second apart: Slack's channel rate
+    calls = [r.json for r in posts(fake)]
+    assert {c["channel"] for c in calls} == {"#plg-alerts"}
+    assert {(c["unfurl_links"], c["unfurl_media"]) for c in calls} == {(False, False)}
+    assert {r.header("authorization") for r in posts(fake)} == {f"Bearer {TOKEN}"}
+
+
+def test_a_hostile_organization_name_cannot_ping_or_link(fake, clock, api_conn):
+    names = [EVIL, "@here team", *[f"Org {i}" for i in range(2, 5)]]
+    frame = signals(5, names=names)
+    frame.loc[0, "pql_score"] = 99  # first in the digest, so its name is in the notification text too
+    messages = digest_messages(crossed(1, names=["<!here>"]), frame, AS_OF)
+
+    outcomes = post(messages, clock)
+
+    assert list(outcomes["status"]) == ["created"]
+    assert fake.broadcasts() == []
+    message = fake.posted[0]
+    everything = "\n".join([message["text"], *(json.dumps(b) for b in message["blocks"])])
+    assert "&lt;!channel&gt;" in message["text"]
+    assert "&lt;!channel&gt; &amp; &lt;https://x|y&gt;" in everything
+    assert "<https://x" not in everything and "<!" not in everything
+
+
+def test_a_429_is_waited_out_and_the_message_is_posted_exactly_once(fake, clock, api_conn):
+    fake.inject(
+        Fault(
+            path=r"chat\.postMessage",
+            response=Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "7"}),
+        )
+    )
+    outcomes = post(digest_messages(crossed(2), None, AS_OF), clock)
+
+    assert list(outcomes["status"]) == ["created"]
+    assert len(posts(fake)) == 2
+    assert len(fake.posted) == 1
+    assert clock.waits == [7.0]  # Retry-After, not a guess
+
+
+def test_back_to_back_posts_meet_the_channel_limit_and_are_retried(fake, clock, api_conn):
+    messages = digest_messages(None, signals(120), AS_OF)
+    assert len(messages) >= 3
+
+    outcomes = post(messages, clock, min_interval=0)  # no pacing: the fake's 1/s limit answers 429
+
+    assert list(outcomes["status"]) == ["created"] * len(messages)
+    assert len(fake.posted) == len(messages)  # nothing duplicated
+    assert len(posts(fake)) == 2 * len(messages) - 1  # each later message was refused once
+    assert clock.waits == [1.0] * (len(messages) - 1)
+
+
+def test_still_rate_limited_after_the_retries_stops_the_digest(fake, clock, api_conn):
+    limited = Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"})
+    fake.inject(Fault(path=r"chat\.postMessage", response=limited, times=10))
+    outcomes = post(digest_messages(None, signals(120), AS_OF), clock, rate_limit_retries=2)
+
+    assert set(outcomes["status"]) == {"failed"}
+    assert set(outcomes["error_code"]) == {"ratelimited"}
+    assert len(posts(fake)) == 3  # one try and two retries; the rest not sent
+    assert fake.posted == []
+
+
+def test_a_5xx_is_not_replayed_and_the_next_message_still_goes(fake, clock, api_conn):
+    fake.inject(Fault(path=r"chat\.postMessage", response=Response(500, "oops", content_type="text/plain")))
+    messages = digest_messages(None, signals(60), AS_OF)
+    outcomes = post(messages, clock)
+
+    assert list(outcomes["status"]) == ["failed", *["created"] * (len(messages) - 1)]
+    assert outcomes["error_code"].iloc[0] == "HTTP_500"
+    assert len(posts(fake)) == len(messages)  # the failed one was sent once, never again
+
+
+def test_a_connection_reset_is_not_replayed(fake, clock, api_conn):
+    fake.inject(Fault(path=r"chat\.postMessage", reset=True))
+    outcomes = post(digest_messages(crossed(1), None, AS_OF), clock)
+
+    assert outcomes["error_code"].iloc[0] == "DELIVERY_UNKNOWN"
+    assert "not sent again" in outcomes["error_message"].iloc[0]
+    assert len(posts(fake)) == 1
+
+
+def test_a_refused_connection_is_retried_then_reported_not_sent(clock, monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"http://127.0.0.1:{port}/api"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
+
+    outcomes = post(digest_messages(crossed(1), None, AS_OF), clock)
+
+    assert outcomes["error_code"].iloc[0] == "NOT_SENT"  # safe for the engine to send next run
+    assert clock.waits == [0.5, 1.0]
+
+
+def test_a_bad_token_fails_every_message_with_its_code(fake, clock, monkeypatch):
+    conn = {"conn_type": "slack", "password": "xoxb-wrong", "extra": {"base_url": f"{fake.url}/api/"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
+    messages = digest_messages(None, signals(120), AS_OF)
+
+    outcomes = post(messages, clock)
+
+    assert len(outcomes) == len(messages)
+    assert set(outcomes["error_code"]) == {"invalid_auth"}
+    assert outcomes["error_message"].iloc[1:].str.startswith("not sent").all()
+    assert len(posts(fake)) == 1 and fake.posted == []
+
+
+def test_an_unknown_channel_and_another_channel(fake, clock, api_conn):
+    blocks = digest_blocks(crossed(1), None, AS_OF)
+    missing = post(blocks, clock, channel="#nowhere")
+    assert missing["error_code"].iloc[0] == "channel_not_found"
+    other = post(blocks, clock, channel="plg-digest", key_prefix=f"digest:{AS_OF}")
+    assert list(other["record_key"]) == [f"digest:{AS_OF}:1"]
+    assert [m["channel"] for m in fake.posted] == [channel_id("plg-digest")]
+    assert fake.posted[0]["text"] == f"PLG signals · {AS_OF}"  # a bare block list gets its header as text
+
+
+def test_base_url_without_trailing_slash_works(fake, clock, monkeypatch):
+    conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"{fake.url}/api"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
+    assert list(post(digest_messages(crossed(1), None, AS_OF), clock)["status"]) == ["created"]
+
+
+# -- the webhook route ------------------------------------------------------------------------
+
+
+def test_webhook_connection_posts_every_part(fake, clock, webhook_conn):
+    messages = digest_messages(
+        crossed(3), signals(60, names=[EVIL, *[f"Org {i}" for i in range(1, 60)]]), AS_OF
+    )
+
+    outcomes = post(messages, clock, conn_id="slack_webhook", min_interval=0)
+
+    assert list(outcomes["status"]) == ["created"] * len(messages)
+    assert outcomes["destination_id"].isna().all()  # webhooks return no ts
+    assert [m["via"] for m in fake.posted] == ["webhook"] * len(messages)
+    assert [m["blocks"] for m in fake.posted] == [m["payload"]["blocks"] for m in messages]
+    assert fake.broadcasts() == []
+    assert clock.waits == [1.0] * (len(messages) - 1)  # the webhook's 429s were retried
+    assert len(fake.calls("POST", "/services/")) == 2 * len(messages) - 1
+
+
+def test_webhook_errors_map_to_codes(fake, clock, monkeypatch):
+    conn = {"conn_type": "slackwebhook", "password": f"{fake.url}/services/T000/B000/WRONG"}
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", json.dumps(conn))
+    outcomes = post(digest_messages(None, signals(120), AS_OF), clock, conn_id="slack_webhook")
+    assert set(outcomes["error_code"]) == {"no_service"}
+    assert len(fake.calls("POST", "/services/")) == 1  # a wrong URL: the rest not sent
