@@ -127,7 +127,8 @@ class RateLimiter:
                 waited += wait
 
 
-def _snippet(response: requests.Response) -> str:
+def body_snippet(response: requests.Response) -> str:
+    """The start of a response body, for error messages (bodies carry no credentials)."""
     try:
         return response.text[:_BODY_SNIPPET]
     except Exception:  # undecodable body: the status still tells the story
@@ -217,12 +218,12 @@ class RestClient:
                     raise FatalDestinationError(
                         f"{method} {path}: HTTP {response.status_code} is fatal for this run",
                         status=response.status_code,
-                        body=_snippet(response),
+                        body=body_snippet(response),
                     )
                 retryable = response.status_code in self.policy.retry_statuses
                 if not retryable or (not idempotent and response.status_code != 429):
                     return response
-                status, body = response.status_code, _snippet(response)
+                status, body = response.status_code, body_snippet(response)
                 reason = f"HTTP {status}"
                 wait = self._wait_for(response, attempt)
             if attempt == attempts:

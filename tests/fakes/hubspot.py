@@ -1,0 +1,525 @@
+"""A fake HubSpot CRM v3 API on loopback: batch upsert, properties, bearer auth and rate limits.
+
+Behaves like the parts of HubSpot plg-bridge relies on (see shared/reference/destination-apis.md
+and HubSpot's error-handling docs):
+
+- `POST /crm/v3/objects/{companies|contacts}/batch/upsert`: at most 100 inputs; `idProperty` must
+  be a unique property. When every input carries an `objectWriteTraceId`, partial failures answer
+  207 Multi-Status (`results`, `numErrors`, `errors[].context.objectWriteTraceId`), also when all
+  inputs fail; without trace ids any invalid input rejects the whole batch with 400.
+- `GET/POST /crm/v3/properties/{objectType}`: list / create property definitions (409 if taken).
+- Bearer token auth (401 INVALID_AUTHENTICATION), a rolling ten-second budget (429
+  TEN_SECONDLY_ROLLING) and a daily budget (429 DAILY), with the X-HubSpot-RateLimit-* headers.
+
+Run standalone for demos: `python -m tests.fakes.hubspot --port 8701` (prints its URL first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import re
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from tests.fakes.server import FakeServer, Request, Response, SlidingWindow, route
+
+PORTAL_ID = 24681357
+MAX_BATCH = 100
+
+OBJECT_TYPES = {"companies": "companies", "0-2": "companies", "contacts": "contacts", "0-1": "contacts"}
+PROPERTY_TYPES = {"string", "number", "bool", "date", "datetime", "enumeration"}
+
+
+def prop(
+    name: str,
+    label: str,
+    type_: str = "string",
+    field_type: str = "text",
+    *,
+    unique: bool = False,
+    group: str = "companyinformation",
+    options: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A property definition as the properties API returns it."""
+    return {
+        "name": name,
+        "label": label,
+        "type": type_,
+        "fieldType": field_type,
+        "groupName": group,
+        "hasUniqueValue": unique,
+        "options": options or [],
+    }
+
+
+DEFAULT_COMPANY_PROPERTIES = (
+    prop("name", "Company name"),
+    prop("domain", "Company domain name"),
+    prop("numberofemployees", "Number of employees", "number", "number"),
+    prop("description", "Description", "string", "textarea"),
+    prop("posthog_group_id", "PostHog group ID", unique=True),
+)
+DEFAULT_CONTACT_PROPERTIES = (
+    prop("email", "Email", unique=True, group="contactinformation"),
+    prop("firstname", "First name", group="contactinformation"),
+    prop("lastname", "Last name", group="contactinformation"),
+    prop("company", "Company name", group="contactinformation"),
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(status: int, category: str, message: str, **extra: Any) -> Response:
+    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category}
+    body.update(extra)
+    return Response(status, body)
+
+
+class FakeHubSpot(FakeServer):
+    """In-memory HubSpot. Inspect `objects(...)`, `find(...)`, `properties` and `requests`."""
+
+    def __init__(
+        self,
+        token: str = "test-token",
+        limit_per_10s: int = 190,
+        daily_limit: int = 250_000,
+        *,
+        company_properties: Iterable[str | Mapping[str, Any]] | None = None,
+        contact_properties: Iterable[str | Mapping[str, Any]] | None = None,
+        window_seconds: float = 10.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(host, port)
+        self.token = token
+        self.limit_per_10s, self.daily_limit, self.window_seconds = limit_per_10s, daily_limit, window_seconds
+        self.window = SlidingWindow(limit_per_10s, window_seconds)
+        self.daily_used = 0
+        self._state = threading.RLock()
+        self.properties: dict[str, dict[str, dict[str, Any]]] = {"companies": {}, "contacts": {}}
+        for object_type, given, default in (
+            ("companies", company_properties, DEFAULT_COMPANY_PROPERTIES),
+            ("contacts", contact_properties, DEFAULT_CONTACT_PROPERTIES),
+        ):
+            for definition in default if given is None else given:
+                self.add_property(object_type, definition)
+        self._objects: dict[str, dict[str, dict[str, Any]]] = {"companies": {}, "contacts": {}}
+        self._ids = itertools.count(30_000_000_001)
+        self._rate_headers: dict[int, dict[str, str]] = {}
+
+    def start(self) -> FakeHubSpot:
+        # As the base, but polling for shutdown every 50 ms (serve_forever's default is 0.5 s,
+        # which every test would pay on teardown).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    # -- test helpers ------------------------------------------------------------------------
+
+    def add_property(self, object_type: str, definition: str | Mapping[str, Any]) -> None:
+        if isinstance(definition, str):
+            definition = prop(definition, definition)
+        full = prop(definition["name"], definition.get("label", definition["name"]))
+        full.update(definition)
+        self.properties[object_type][full["name"]] = full
+
+    def objects(self, object_type: str = "companies") -> list[dict[str, Any]]:
+        """Stored records: {id, properties, createdAt, updatedAt}."""
+        with self._state:
+            return [dict(o, properties=dict(o["properties"])) for o in self._objects[object_type].values()]
+
+    def find(self, object_type: str, prop_name: str, value: str) -> dict[str, Any] | None:
+        with self._state:
+            for obj in self._objects[object_type].values():
+                if obj["properties"].get(prop_name) == value:
+                    return obj
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """For `GET /_fake/state`: records by hs id per object type, property names, quota used."""
+        with self._state:
+            return {
+                "companies": {hs_id: dict(o) for hs_id, o in self._objects["companies"].items()},
+                "contacts": {hs_id: dict(o) for hs_id, o in self._objects["contacts"].items()},
+                "properties": {t: sorted(defs) for t, defs in self.properties.items()},
+                "daily_used": self.daily_used,
+            }
+
+    # -- auth and rate limits ------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> Response | None:
+        auth = request.header("authorization") or ""
+        if not auth.startswith("Bearer "):
+            return _error(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
+                "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            )
+        if auth[len("Bearer ") :] != self.token:
+            return _error(
+                401,
+                "INVALID_AUTHENTICATION",
+                "The access token provided is invalid or has been revoked. Check your app credentials.",
+            )
+        with self._state:
+            if self.daily_used >= self.daily_limit:
+                headers = self._headers(remaining=0)
+                return Response(429, self._rate_body("daily", "DAILY"), headers)
+            allowed, remaining = self.window.hit()
+            headers = self._headers(remaining=remaining)
+            if not allowed:
+                return Response(429, self._rate_body("ten_secondly_rolling", "TEN_SECONDLY_ROLLING"), headers)
+            self.daily_used += 1
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(self.daily_limit - self.daily_used)
+            self._rate_headers[id(request)] = headers
+        return None
+
+    def _headers(self, remaining: int) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Max": str(self.limit_per_10s),
+            "X-HubSpot-RateLimit-Remaining": str(remaining),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.window_seconds * 1000)),
+            "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self.daily_used)),
+        }
+
+    @staticmethod
+    def _rate_body(limit_name: str, policy: str) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "message": f"You have reached your {limit_name} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+        }
+
+    def dispatch(self, request: Request) -> Response | None:
+        response = super().dispatch(request)
+        headers = self._rate_headers.pop(id(request), None)
+        if response is not None and headers:
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    def not_found(self, request: Request) -> Response:
+        return _error(404, "OBJECT_NOT_FOUND", f"No route for {request.method} {request.path}")
+
+    # -- properties API ------------------------------------------------------------------------
+
+    def _object_type(self, raw: str) -> str | None:
+        return OBJECT_TYPES.get(raw)
+
+    @route("GET", r"/crm/v3/properties/(?P<object_type>[^/]+)")
+    def list_properties(self, request: Request) -> Response:
+        object_type = self._object_type(request.params["object_type"])
+        if object_type is None:
+            return _error(
+                400, "VALIDATION_ERROR", f"Unable to infer object type from: {request.params['object_type']}"
+            )
+        with self._state:
+            return Response(200, {"results": list(self.properties[object_type].values())})
+
+    @route("POST", r"/crm/v3/properties/(?P<object_type>[^/]+)")
+    def create_property(self, request: Request) -> Response:
+        object_type = self._object_type(request.params["object_type"])
+        if object_type is None:
+            return _error(
+                400, "VALIDATION_ERROR", f"Unable to infer object type from: {request.params['object_type']}"
+            )
+        body = request.json or {}
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            return _error(400, "VALIDATION_ERROR", f"Missing required fields: {', '.join(missing)}")
+        if body["type"] not in PROPERTY_TYPES:
+            return _error(400, "VALIDATION_ERROR", f"Invalid property type: {body['type']}")
+        with self._state:
+            if body["name"] in self.properties[object_type]:
+                return _error(
+                    409, "OBJECT_ALREADY_EXISTS", f"Property named '{body['name']}' already exists."
+                )
+            definition = prop(body["name"], body["label"])
+            definition.update(body)
+            definition.update(createdAt=_now(), updatedAt=_now())
+            self.properties[object_type][definition["name"]] = definition
+        return Response(201, definition)
+
+    # -- batch upsert --------------------------------------------------------------------------
+
+    @route("POST", r"/crm/v3/objects/(?P<object_type>[^/]+)/batch/upsert")
+    def batch_upsert(self, request: Request) -> Response:
+        started = _now()
+        object_type = self._object_type(request.params["object_type"])
+        if object_type is None:
+            return _error(
+                400, "VALIDATION_ERROR", f"Unable to infer object type from: {request.params['object_type']}"
+            )
+        try:
+            inputs = (request.json or {}).get("inputs")
+        except (ValueError, AttributeError):
+            return _error(400, "VALIDATION_ERROR", "Invalid input JSON on line 1")
+        if not isinstance(inputs, list) or not inputs:
+            return _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        if len(inputs) > MAX_BATCH:
+            return _error(
+                400,
+                "VALIDATION_ERROR",
+                f"Too many inputs: {len(inputs)} provided, the batch limit is {MAX_BATCH}",
+                context={"inputs": [str(len(inputs))]},
+            )
+        with self._state:
+            refused = self._check_batch(object_type, inputs)
+            if refused:
+                return refused
+            problems = [self._validate(object_type, item) for item in inputs]
+            multi_status = all(item.get("objectWriteTraceId") for item in inputs)
+            if not multi_status and any(problems):
+                first = next(p for p in problems if p)
+                return _error(400, "VALIDATION_ERROR", _problem_message(first), errors=_problem_errors(first))
+            results, errors = [], []
+            for item, problem in zip(inputs, problems, strict=True):
+                if problem:
+                    errors.append(
+                        {
+                            "status": "error",
+                            "category": "VALIDATION_ERROR",
+                            "message": _problem_message(problem),
+                            "context": {"objectWriteTraceId": [str(item["objectWriteTraceId"])]},
+                            "errors": _problem_errors(problem),
+                        }
+                    )
+                else:
+                    results.append(self._apply(object_type, item))
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+        body.update(startedAt=started, completedAt=_now())
+        return Response(207 if errors else 200, body)
+
+    def _check_batch(self, object_type: str, inputs: list[Any]) -> Response | None:
+        """Request-level checks: HubSpot rejects the whole batch for these."""
+        known = self.properties[object_type]
+        for item in inputs:
+            if not isinstance(item, dict) or "id" not in item:
+                return _error(400, "VALIDATION_ERROR", "Each input needs an id and an idProperty")
+            id_property = item.get("idProperty")
+            if not id_property:
+                return _error(400, "VALIDATION_ERROR", "idProperty is required for upsert")
+            if id_property not in known:
+                return _error(
+                    400,
+                    "VALIDATION_ERROR",
+                    f'Property "{id_property}" does not exist',
+                    errors=[
+                        {
+                            "message": f'Property "{id_property}" does not exist',
+                            "code": "PROPERTY_DOESNT_EXIST",
+                        }
+                    ],
+                )
+            if not known[id_property].get("hasUniqueValue"):
+                return _error(
+                    400,
+                    "VALIDATION_ERROR",
+                    f"Unable to perform update/upsert by non-unique {id_property} property",
+                )
+        ids = [str(item["id"]) for item in inputs]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            return _error(
+                400,
+                "VALIDATION_ERROR",
+                f"Duplicate IDs found in batch input: {dupes}",
+                context={"ids": dupes},
+            )
+        return None
+
+    def _validate(self, object_type: str, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per-input property problems, shaped like HubSpot's embedded validation results."""
+        properties = item.get("properties") or {}
+        if not isinstance(properties, dict):
+            return [_problem("properties", "properties must be an object", "INVALID_PROPERTIES")]
+        problems = []
+        for name, value in properties.items():
+            definition = self.properties[object_type].get(name)
+            if definition is None:
+                problems.append(_problem(name, f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST"))
+                continue
+            ok, _ = _coerce(definition, value)
+            if not ok:
+                problems.append(_problem(name, *_invalid(definition, value)))
+        return problems
+
+    def _apply(self, object_type: str, item: dict[str, Any]) -> dict[str, Any]:
+        id_property, key = item["idProperty"], str(item["id"])
+        now = _now()
+        values = {
+            name: _coerce(self.properties[object_type][name], value)[1]
+            for name, value in (item.get("properties") or {}).items()
+        }
+        existing = self.find(object_type, id_property, key)
+        if existing is None:
+            hs_id = str(next(self._ids))
+            existing = {
+                "id": hs_id,
+                "properties": {"hs_object_id": hs_id, "createdate": now, id_property: key},
+                "createdAt": now,
+            }
+            self._objects[object_type][hs_id] = existing
+            new = True
+        else:
+            new = False
+        existing["properties"].update(values)
+        existing["properties"]["hs_lastmodifieddate"] = now
+        existing["updatedAt"] = now
+        result = {
+            "id": existing["id"],
+            "properties": dict(existing["properties"]),
+            "createdAt": existing["createdAt"],
+            "updatedAt": now,
+            "archived": False,
+            "new": new,
+        }
+        if item.get("objectWriteTraceId"):
+            result["objectWriteTraceId"] = str(item["objectWriteTraceId"])
+        return result
+
+
+# -- value validation -------------------------------------------------------------------------
+
+
+def _problem(name: str, message: str, code: str) -> dict[str, Any]:
+    return {
+        "isValid": False,
+        "message": message,
+        "error": code,
+        "name": name,
+        "localizedErrorMessage": message,
+        "portalId": PORTAL_ID,
+    }
+
+
+def _problem_message(problems: list[dict[str, Any]]) -> str:
+    return "Property values were not valid: " + json.dumps(problems, separators=(",", ":"))
+
+
+def _problem_errors(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"message": p["message"], "code": p["error"], "context": {"propertyName": [p["name"]]}}
+        for p in problems
+    ]
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _coerce(definition: Mapping[str, Any], value: Any) -> tuple[bool, str]:
+    """(valid, stored string) for a value written to a property of this definition."""
+    if value is None or value == "":
+        return True, ""  # HubSpot clears the property
+    kind = definition["type"]
+    if isinstance(value, (dict, list)):
+        return False, ""
+    if kind == "string":
+        return True, ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if kind == "number":
+        if isinstance(value, bool):
+            return False, ""
+        text = str(value)
+        try:
+            number = float(text)
+        except ValueError:
+            return False, ""
+        return (text == text.strip() and math.isfinite(number)), text
+    if kind == "bool":
+        if isinstance(value, bool):
+            return True, "true" if value else "false"
+        return (str(value).lower() in {"true", "false"}), str(value).lower()
+    if kind == "date":
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value % 86_400_000:
+                return False, ""
+            return True, datetime.fromtimestamp(value / 1000, UTC).date().isoformat()
+        text = str(value)
+        if not _DATE.match(text):
+            return False, ""
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            return False, ""
+        return True, text
+    if kind == "datetime":
+        text = str(value)
+        if text.isdigit():
+            return True, text
+        try:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return False, ""
+        return True, text
+    if kind == "enumeration":
+        allowed = {o["value"] for o in definition.get("options", [])}
+        return (str(value) in allowed), str(value)
+    return True, str(value)
+
+
+def _invalid(definition: Mapping[str, Any], value: Any) -> tuple[str, str]:
+    kind = definition["type"]
+    if kind == "number":
+        return f"{value} was not a valid number.", "INVALID_INTEGER"
+    if kind == "bool":
+        return f"{value} was not a valid boolean.", "INVALID_BOOLEAN"
+    if kind in {"date", "datetime"}:
+        return f"{value} was not a valid {kind}.", "INVALID_DATE"
+    if kind == "enumeration":
+        allowed = ", ".join(o["value"] for o in definition.get("options", []))
+        return f"{value} was not one of the allowed options: [{allowed}]", "INVALID_OPTION"
+    return f"{value!r} is not a valid value.", "INVALID_VALUE"
+
+
+# -- standalone server --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a fake HubSpot API until killed.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--token", default="test-token")
+    parser.add_argument("--limit-per-10s", type=int, default=190)
+    parser.add_argument("--daily-limit", type=int, default=250_000)
+    args = parser.parse_args(argv)
+    server = FakeHubSpot(
+        token=args.token,
+        limit_per_10s=args.limit_per_10s,
+        daily_limit=args.daily_limit,
+        host=args.host,
+        port=args.port,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(server.url, flush=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print("fake HubSpot stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

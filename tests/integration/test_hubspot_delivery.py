@@ -1,0 +1,337 @@
+"""HubSpot delivery over real HTTP against FakeHubSpot on loopback: batching, 207s, rate limits,
+faults, the daily quota, bad credentials and the Airflow connection."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import pytest
+import requests
+
+from plg_bridge.destinations.hubspot import (
+    COMPANY_PROPERTIES,
+    HubSpotClient,
+    company_inputs,
+    deliver_companies,
+)
+from plg_bridge.sync.http import RateLimiter, RetryPolicy
+from tests.fakes.hubspot import DEFAULT_COMPANY_PROPERTIES, FakeHubSpot
+from tests.fakes.server import Fault, Response
+
+AS_OF = "2026-11-20"
+UPSERT = "/crm/v3/objects/companies/batch/upsert"
+ALL_COMPANY_PROPERTIES = [*DEFAULT_COMPANY_PROPERTIES, *COMPANY_PROPERTIES]
+COMPANY_PROPERTY_NAMES = [
+    "name",
+    "plg_pql_score",
+    "plg_is_pql",
+    "plg_events_this_week",
+    "plg_events_last_week",
+    "plg_active_creators",
+    "plg_integrations_connected",
+    "plg_scored_at",
+]
+
+
+class Sleeps:
+    """Records every wait the client asks for; sleeps for real only when told (rate-limit tests)."""
+
+    def __init__(self, real: bool = False) -> None:
+        self.real = real
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.real:
+            time.sleep(seconds)
+
+
+def scores(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "org_id": [f"org-{i:04d}" for i in range(n)],
+            "org_name": [None if i % 10 == 0 else f"Org {i}" for i in range(n)],
+            "events_this_week": [i * 3 for i in range(n)],
+            "events_last_week": [i * 2 for i in range(n)],
+            "active_creators": [i % 7 for i in range(n)],
+            "integrations_connected": [i % 3 for i in range(n)],
+            "pql_score": [round(i * 0.37, 2) for i in range(n)],
+            "is_pql": [i % 4 == 0 for i in range(n)],
+        }
+    )
+
+
+def make_client(fake: FakeHubSpot, token: str = "test-token", **kwargs) -> HubSpotClient:
+    kwargs.setdefault("sleep", Sleeps())
+    kwargs.setdefault("calls_per_10s", None)
+    kwargs.setdefault("policy", RetryPolicy(base_delay=0.01, max_delay=1.0))
+    return HubSpotClient(fake.url, token, **kwargs)
+
+
+@pytest.fixture
+def fake():
+    with FakeHubSpot() as server:
+        yield server
+
+
+@pytest.fixture
+def ready_fake():
+    """A portal where plg-bridge's properties already exist."""
+    with FakeHubSpot(company_properties=ALL_COMPANY_PROPERTIES) as server:
+        yield server
+
+
+def upserts(fake: FakeHubSpot) -> list:
+    return fake.calls("POST", UPSERT)
+
+
+# -- the happy path ---------------------------------------------------------------------------
+
+
+def test_250_companies_go_in_three_batches_and_are_stored_with_their_properties(fake):
+    outcomes = deliver_companies(make_client(fake), scores(250), AS_OF)
+
+    assert [len(r.json["inputs"]) for r in upserts(fake)] == [100, 100, 50]
+    assert len(outcomes) == 250
+    assert set(outcomes["status"]) == {"created"}
+    assert len(fake.objects("companies")) == 250
+
+    stored = fake.find("companies", "posthog_group_id", "org-0007")
+    assert stored is not None
+    assert {k: stored["properties"][k] for k in COMPANY_PROPERTY_NAMES} == {
+        "name": "Org 7",
+        "plg_pql_score": "2.59",
+        "plg_is_pql": "false",
+        "plg_events_this_week": "21",
+        "plg_events_last_week": "14",
+        "plg_active_creators": "0",
+        "plg_integrations_connected": "1",
+        "plg_scored_at": AS_OF,
+    }
+    assert "name" not in fake.find("companies", "posthog_group_id", "org-0010")["properties"]
+    row = outcomes.set_index("record_key").loc["org-0007"]
+    assert row.destination_id == stored["id"]
+    assert all(r.header("authorization") == "Bearer test-token" for r in fake.requests)
+
+
+def test_a_rerun_updates_in_place_without_duplicates(fake):
+    first = deliver_companies(make_client(fake), scores(120), AS_OF)
+    changed = scores(120)
+    changed.loc[5, "pql_score"] = 99.5
+    property_posts = len(fake.calls("POST", "/crm/v3/properties/companies"))
+
+    second = deliver_companies(make_client(fake), changed, "2026-11-21")
+
+    assert set(second["status"]) == {"updated"}
+    assert list(second["destination_id"]) == list(first["destination_id"])
+    assert len(fake.objects("companies")) == 120
+    record = fake.find("companies", "posthog_group_id", "org-0005")["properties"]
+    assert (record["plg_pql_score"], record["plg_scored_at"]) == ("99.5", "2026-11-21")
+    assert len(fake.calls("POST", "/crm/v3/properties/companies")) == property_posts  # all exist now
+
+
+# -- per-row failures ---------------------------------------------------------------------------
+
+
+def test_207_fails_only_the_row_with_the_invalid_value(ready_fake):
+    inputs = company_inputs(scores(5), as_of=AS_OF)
+    inputs[3]["properties"]["plg_pql_score"] = "not-a-number"
+
+    outcomes = make_client(ready_fake).upsert("companies", inputs)
+
+    assert [o.status for o in outcomes] == ["created", "created", "created", "failed", "created"]
+    assert outcomes[3].record_key == "org-0003"
+    assert outcomes[3].error_code == "INVALID_INTEGER"
+    assert "plg_pql_score" in outcomes[3].error_message and "not-a-number" in outcomes[3].error_message
+    assert ready_fake.find("companies", "posthog_group_id", "org-0003") is None
+    assert len(ready_fake.objects("companies")) == 4
+    assert len(upserts(ready_fake)) == 1
+
+
+def test_unknown_properties_fail_rows_until_ensure_properties_creates_them(fake):
+    client = make_client(fake)
+    inputs = company_inputs(scores(3), as_of=AS_OF)
+
+    before = client.upsert("companies", inputs)
+    assert {(o.status, o.error_code) for o in before} == {("failed", "PROPERTY_DOESNT_EXIST")}
+    assert fake.objects("companies") == []
+
+    created = client.ensure_properties("companies", COMPANY_PROPERTIES)
+    assert set(created) == {d["name"] for d in COMPANY_PROPERTIES} - {"posthog_group_id"}
+    assert fake.properties["companies"]["plg_is_pql"]["type"] == "bool"
+    assert client.ensure_properties("companies", COMPANY_PROPERTIES) == []  # remembered, no new calls
+
+    after = client.upsert("companies", inputs)
+    assert [o.status for o in after] == ["created"] * 3
+    assert len(fake.calls("GET", "/crm/v3/properties/companies")) == 1
+
+
+def test_ensure_properties_tolerates_a_concurrent_creator(ready_fake):
+    ready_fake.properties["companies"].pop("plg_scored_at")
+    ready_fake.inject(
+        Fault(path="/crm/v3/properties/companies", response=Response(200, {"results": []}))
+    )  # a stale listing: every property looks missing, the POSTs answer 409
+    created = make_client(ready_fake).ensure_properties("companies", COMPANY_PROPERTIES)
+    assert created == ["plg_scored_at"]
+
+
+# -- rate limits and faults ---------------------------------------------------------------------
+
+
+def test_ten_secondly_429s_are_waited_out_and_no_row_is_lost():
+    with FakeHubSpot(limit_per_10s=5, window_seconds=0.3, company_properties=ALL_COMPANY_PROPERTIES) as fake:
+        sleeps = Sleeps(real=True)
+        outcomes = make_client(fake, sleep=sleeps).upsert(
+            "companies", company_inputs(scores(12), as_of=AS_OF), batch_size=1
+        )
+
+        assert [o.status for o in outcomes] == ["created"] * 12
+        assert len(fake.objects("companies")) == 12
+        assert len(upserts(fake)) > 12  # some calls were refused with 429 and sent again
+        assert sleeps.waits and set(sleeps.waits) == {0.3}  # the interval header, not a guess
+
+
+def test_a_502_is_retried(ready_fake):
+    ready_fake.inject(
+        Fault(path=UPSERT, response=Response(502, "<html>Bad Gateway</html>", content_type="text/html"))
+    )
+    sleeps = Sleeps()
+    outcomes = make_client(ready_fake, sleep=sleeps).upsert("companies", company_inputs(scores(3)))
+    assert [o.status for o in outcomes] == ["created"] * 3
+    assert len(upserts(ready_fake)) == 2
+    assert len(sleeps.waits) == 1
+
+
+def test_a_connection_reset_is_retried(ready_fake):
+    ready_fake.inject(Fault(path=UPSERT, reset=True))
+    outcomes = make_client(ready_fake).upsert("companies", company_inputs(scores(3)))
+    assert [o.status for o in outcomes] == ["created"] * 3
+    assert len(upserts(ready_fake)) == 2
+
+
+def test_a_timeout_is_retried_and_the_late_write_makes_no_duplicate(ready_fake):
+    ready_fake.inject(Fault(path=UPSERT, delay=0.4))
+    outcomes = make_client(ready_fake, timeout=0.15).upsert("companies", company_inputs(scores(3)))
+    assert {o.status for o in outcomes} <= {"created", "updated"}
+    time.sleep(0.4)  # let the slow first request land too
+    assert len(ready_fake.objects("companies")) == 3
+
+
+def test_exhausted_retries_fail_that_batch_and_the_next_is_still_sent(ready_fake):
+    ready_fake.inject(Fault(path=UPSERT, response=Response(503, {"message": "down"}), times=3))
+    client = make_client(ready_fake, policy=RetryPolicy(max_attempts=3, base_delay=0.0))
+    outcomes = client.upsert("companies", company_inputs(scores(4)), batch_size=2)
+    assert [o.status for o in outcomes] == ["failed", "failed", "created", "created"]
+    assert {o.error_code for o in outcomes[:2]} == {"RETRIES_EXHAUSTED"}
+    assert "503" in outcomes[0].error_message
+
+
+def test_daily_limit_is_fatal_and_stops_the_delivery():
+    with FakeHubSpot(daily_limit=1, company_properties=ALL_COMPANY_PROPERTIES) as fake:
+        sleeps = Sleeps()
+        outcomes = make_client(fake, sleep=sleeps).upsert("companies", company_inputs(scores(250)))
+
+        assert [o.status for o in outcomes[:100]] == ["created"] * 100
+        assert {(o.status, o.error_code) for o in outcomes[100:]} == {("failed", "DAILY_LIMIT")}
+        assert len(upserts(fake)) == 2  # the one that hit the quota, then nothing more
+        assert sleeps.waits == []  # not retried
+        assert len(fake.objects("companies")) == 100
+
+
+def test_a_wrong_token_fails_every_row_with_401_and_sends_one_batch(fake):
+    outcomes = deliver_companies(make_client(fake, token="wrong-token"), scores(250), AS_OF)
+
+    assert len(outcomes) == 250
+    assert set(outcomes["status"]) == {"failed"}
+    assert set(outcomes["error_code"]) == {"HTTP_401"}
+    assert outcomes["error_message"].str.contains("INVALID_AUTHENTICATION").all()
+    assert len(upserts(fake)) == 1
+    assert fake.objects("companies") == []
+
+
+def test_client_side_limiter_keeps_under_the_fake_budget():
+    with FakeHubSpot(limit_per_10s=4, window_seconds=0.2, company_properties=ALL_COMPANY_PROPERTIES) as fake:
+        client = make_client(fake, limiter=RateLimiter(4, 0.4))
+        outcomes = client.upsert("companies", company_inputs(scores(10)), batch_size=1)
+        assert [o.status for o in outcomes] == ["created"] * 10
+        assert len(upserts(fake)) == 10  # never refused: the limiter waited instead
+
+
+# -- the fake itself behaves like HubSpot ---------------------------------------------------------
+
+
+def test_fake_answers_like_hubspot(ready_fake):
+    s = requests.Session()
+    s.headers["Authorization"] = "Bearer test-token"
+    url = ready_fake.url + UPSERT
+
+    def item(key: str, trace: bool = True, **props) -> dict:
+        out = {"id": key, "idProperty": "posthog_group_id", "properties": props}
+        return {**out, "objectWriteTraceId": key} if trace else out
+
+    too_many = s.post(url, json={"inputs": [item(str(i)) for i in range(101)]})
+    assert (too_many.status_code, too_many.json()["category"]) == (400, "VALIDATION_ERROR")
+
+    not_unique = s.post(url, json={"inputs": [{**item("a"), "idProperty": "name"}]})
+    assert not_unique.status_code == 400 and "non-unique" in not_unique.json()["message"]
+
+    mixed = s.post(url, json={"inputs": [item("a", plg_pql_score="1"), item("b", plg_pql_score="x")]})
+    assert mixed.status_code == 207
+    body = mixed.json()
+    assert body["numErrors"] == 1 and len(body["results"]) == 1 and body["results"][0]["new"] is True
+    assert body["errors"][0]["context"] == {"objectWriteTraceId": ["b"]}
+    assert body["errors"][0]["errors"][0]["code"] == "INVALID_INTEGER"
+    assert mixed.headers["X-HubSpot-RateLimit-Max"] == "190"
+    assert "X-HubSpot-RateLimit-Daily-Remaining" in mixed.headers
+
+    all_bad = s.post(url, json={"inputs": [item("c", nope="1")]})
+    assert all_bad.status_code == 207 and all_bad.json()["results"] == []
+
+    untraced = s.post(url, json={"inputs": [item("d", trace=False), item("e", trace=False, nope="1")]})
+    assert untraced.status_code == 400  # without trace ids one bad input sinks the batch
+    assert ready_fake.find("companies", "posthog_group_id", "d") is None
+
+    again = s.post(url, json={"inputs": [item("a", plg_pql_score="2")]})
+    assert again.json()["results"][0]["new"] is False
+
+    anonymous = requests.post(url, json={"inputs": [item("a")]})
+    assert (anonymous.status_code, anonymous.json()["category"]) == (401, "INVALID_AUTHENTICATION")
+
+    exists = s.post(ready_fake.url + "/crm/v3/properties/companies", json=dict(COMPANY_PROPERTIES[1]))
+    assert exists.status_code == 409
+
+
+# -- Airflow connection ---------------------------------------------------------------------------
+
+
+def test_client_from_an_airflow_connection_sends_the_bearer_token(fake, monkeypatch):
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": fake.port,
+        "schema": "http",
+        "login": "ignored-user",  # HubSpot takes no basic auth: the hook must not send it
+        "password": "test-token",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
+
+    client = HubSpotClient.from_connection(calls_per_10s=None, sleep=Sleeps())
+    outcomes = deliver_companies(client, scores(3), AS_OF)
+
+    assert client.rest.base_url == fake.url
+    assert list(outcomes["status"]) == ["created"] * 3
+    assert fake.requests, "nothing reached the fake"
+    assert {r.header("authorization") for r in fake.requests} == {"Bearer test-token"}
+    assert "test-token" not in repr(client)
+
+
+def test_connection_without_host_means_hubspot_itself_and_a_token_is_required(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PROD", json.dumps({"conn_type": "http", "password": "pat-x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_NO_TOKEN", json.dumps({"conn_type": "http", "host": "127.0.0.1"})
+    )
+    assert HubSpotClient.from_connection("hubspot_prod").rest.base_url == "https://api.hubapi.com"
+    with pytest.raises(ValueError, match="no password"):
+        HubSpotClient.from_connection("hubspot_no_token")
