@@ -116,6 +116,11 @@ class ModelSettings:
         names = ("signup_event", "conversion_event", "contract_value_property", "email_property")
         for key in (*names, "opt_out_property"):
             _require(bool(getattr(self, key)), f"models.{key}", "must not be empty")
+        _require(
+            self.opt_out_property != self.email_property,
+            "models.opt_out_property",
+            f"must differ from models.email_property ({self.email_property})",
+        )
         _require(bool(self.milestones), "models.milestones", "needs at least one event")
         _require(
             len(set(self.milestones)) == len(self.milestones) and all(self.milestones),

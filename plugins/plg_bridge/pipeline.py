@@ -98,7 +98,7 @@ def score_export(exports: Location, as_of: datetime, settings: Settings) -> Scor
     files = discover(exports)
     partials = []
     for i, file in enumerate(files, 1):
-        partials.append(rollup.rollup_file(exports, file.key, settings))
+        partials.append(rollup.rollup_file(exports, file.key, settings, people=False))
         log.info("read %d/%d files (%s)", i, len(files), file.label)
     return score_partials(partials, as_of, settings)
 

@@ -7,6 +7,10 @@ of T merges the partials of the files it may see and applies T only then, so the
 part never depends on the run's date and each file's work is done once.
 
 Duplicates (PostHog delivers at least once) are dropped by uuid within a file.
+
+With `people=True` (the default) the same single read also produces the person-level tables of
+plg_bridge.people (identity links, first times, touches, conversions, profiles, memberships);
+the PQL tables are computed from the PQL events exactly as without it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from plg_bridge import people as people_tables
 from plg_bridge.exports import reader
 
 if TYPE_CHECKING:
@@ -27,6 +32,9 @@ if TYPE_CHECKING:
 
 GROUP_FIELDS = ("name", "plan", "seat_count", "mrr")
 QUALITY_COUNTERS = ("rows_read", "rows_used", "duplicates", "missing_org", "placeholder_users")
+# person-level reading: rows parsed, rows left out for a placeholder distinct_id, rows set aside
+# for unparseable properties (any event; `quarantined_*` count those of the PQL events only)
+PEOPLE_COUNTERS = ("people_rows", "people_placeholder_ids", "people_quarantined")
 
 
 @dataclass
@@ -34,10 +42,19 @@ class Partial:
     counts: pd.DataFrame  # org_id, day, event, n
     creators: pd.DataFrame  # org_id, day, user
     groups: pd.DataFrame  # org_id, timestamp, name, plan, seat_count, mrr
-    quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties
+    quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties (PQL events)
     quality: Counter = field(default_factory=Counter)
+    # person-level tables (plg_bridge.people); empty unless `people` is True
+    links: pd.DataFrame = field(default_factory=lambda: people_tables.empty("links"))
+    firsts: pd.DataFrame = field(default_factory=lambda: people_tables.empty("firsts"))
+    touches: pd.DataFrame = field(default_factory=lambda: people_tables.empty("touches"))
+    conversions: pd.DataFrame = field(default_factory=lambda: people_tables.empty("conversions"))
+    profiles: pd.DataFrame = field(default_factory=lambda: people_tables.empty("profiles"))
+    memberships: pd.DataFrame = field(default_factory=lambda: people_tables.empty("memberships"))
+    people: bool = False  # True when every file behind this partial was rolled up with people=True
 
     TABLES = ("counts", "creators", "groups", "quarantine")
+    PEOPLE_TABLES = tuple(people_tables.TABLES)
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -95,18 +112,50 @@ def latest_groups(groups: pd.DataFrame, per_day: bool = False) -> pd.DataFrame:
     return ordered[~ordered.groupby(keys).cumcount(ascending=False).astype(bool)].reset_index(drop=True)
 
 
-def rollup_file(location: Location, key: str, settings: Settings) -> Partial:
-    """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it."""
+def rollup_file(location: Location, key: str, settings: Settings, people: bool = True) -> Partial:
+    """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it.
+
+    `people=False` reads only the PQL events and skips the person tables (`plg-bridge score`).
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     events = settings.pql.events
     slim, groups, quarantine = [], [], []
+    person_parts: dict[str, list[pd.DataFrame]] = {name: [] for name in Partial.PEOPLE_TABLES}
     quality: Counter = Counter(dict.fromkeys(QUALITY_COUNTERS, 0))
-    for batch in reader.iter_batches(location, key, settings.exports, events):
+    if people:
+        quality.update(dict.fromkeys(PEOPLE_COUNTERS, 0))
+    batches = reader.iter_batches(
+        location,
+        key,
+        settings.exports,
+        None if people else events,
+        properties=people_tables.event_properties(settings.models) if people else None,
+        # used when the export's person_properties column is read (exports.schema.OPTIONAL)
+        person_properties=people_tables.person_properties(settings.models) if people else None,
+    )
+    wanted = pa.array(list(events))
+    for batch in batches:
         quality["rows_read"] += batch.rows
-        slim.append(batch.events)
+        if people:
+            tables, placeholder_rows = people_tables.from_slim(
+                batch.events, settings.exports, settings.models
+            )
+            for name, table in tables.items():
+                person_parts[name].append(table)
+            quality["people_rows"] += batch.events.num_rows
+            quality["people_placeholder_ids"] += placeholder_rows
+            quality["people_quarantined"] += batch.quarantine.num_rows
+            # the PQL tables see exactly the rows a PQL-only read would have kept
+            is_pql = pc.fill_null(pc.is_in(batch.events.column("event"), value_set=wanted), False)
+            slim.append(batch.events.filter(is_pql).select(reader.slim_schema().names))
+            is_pql = pc.fill_null(pc.is_in(batch.quarantine.column("event"), value_set=wanted), False)
+            quarantine.append(batch.quarantine.filter(is_pql))
+        else:
+            slim.append(batch.events)
+            quarantine.append(batch.quarantine)
         groups.append(batch.groups)
-        quarantine.append(batch.quarantine)
 
     frame = pa.concat_tables(slim or [reader.slim_schema().empty_table()]).to_pandas()
     quarantined = (
@@ -146,6 +195,8 @@ def rollup_file(location: Location, key: str, settings: Settings) -> Partial:
         groups=_group_rows(group_table, settings.exports.group_type),
         quarantine=quarantined.astype(QUARANTINE).reset_index(drop=True),
         quality=quality,
+        **{name: people_tables.merge(name, parts) for name, parts in person_parts.items()},
+        people=people,
     )
 
 
@@ -171,20 +222,37 @@ def merge(partials: Iterable[Partial]) -> Partial:
         groups=latest_groups(cat("groups", GROUPS), per_day=True),
         quarantine=cat("quarantine", QUARANTINE),
         quality=quality,
+        **{
+            name: people_tables.merge(name, (getattr(p, name) for p in parts))
+            for name in Partial.PEOPLE_TABLES
+        },
+        people=all(p.people for p in parts),
     )
 
 
 def write(partial: Partial, location: Location, prefix: str) -> None:
-    """Store a Partial as one Parquet per table plus its quality counters under `prefix`."""
+    """Store a Partial as one Parquet per table plus its quality counters under `prefix`.
+
+    The person tables are written only when computed (`partial.people`), under `{prefix}/people/`.
+    """
     for name in Partial.TABLES:
         location.write_frame(f"{prefix}/{name}.parquet", getattr(partial, name))
+    if partial.people:
+        for name in Partial.PEOPLE_TABLES:
+            location.write_frame(f"{prefix}/people/{name}.parquet", getattr(partial, name))
     location.write_bytes(f"{prefix}/quality.json", json.dumps(dict(partial.quality), sort_keys=True).encode())
 
 
 def read(location: Location, prefix: str) -> Partial:
+    """A stored Partial; one written without person tables reads back with `people=False`."""
     tables = {
         name: location.read_frame(f"{prefix}/{name}.parquet").astype(columns)
         for name, columns in zip(Partial.TABLES, (COUNTS, CREATORS, GROUPS, QUARANTINE), strict=True)
     }
+    people = location.exists(f"{prefix}/people/{Partial.PEOPLE_TABLES[-1]}.parquet")
+    if people:
+        for name in Partial.PEOPLE_TABLES:
+            frame = location.read_frame(f"{prefix}/people/{name}.parquet")
+            tables[name] = frame.astype(people_tables.TABLES[name])
     quality = Counter(json.loads(location.read_bytes(f"{prefix}/quality.json")))
-    return Partial(**tables, quality=quality)
+    return Partial(**tables, quality=quality, people=people)

@@ -38,6 +38,16 @@ def test_list_setting_from_environment():
         ("alerts:\n  enabled: maybe\n", "invalid setting alerts.enabled"),
         ("delivery:\n  destinations: [hubspot, zendesk]\n", "unknown destination .zendesk."),
         ("pql: 3\n", "invalid setting pql: expected a mapping"),
+        ("models:\n  milestones: [$identify]\n", "invalid setting models.milestones"),
+        ("models:\n  milestones: []\n", "invalid setting models.milestones"),
+        ("models:\n  cohort_days: 14\n", "invalid setting models.cohort_days"),
+        (
+            "models:\n  internal_email_domains: ['@acme.com']\n",
+            "invalid setting models.internal_email_domains",
+        ),
+        ("models:\n  paid_mediums: [CPC]\n", "invalid setting models.paid_mediums"),
+        ("models:\n  opt_out_property: email\n", "invalid setting models.opt_out_property"),
+        ("models:\n  conversion_event: $identify\n", "invalid setting models.conversion_event"),
         ("- a\n", "must hold a mapping"),
     ],
 )

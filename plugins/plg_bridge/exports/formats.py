@@ -32,13 +32,17 @@ def is_jsonl(key: str) -> bool:
     return ".jsonl" in key.rsplit("/", 1)[-1]
 
 
-def raw_batches(location: Location, key: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Record batches with the required columns and the optional ones present."""
+def raw_batches(
+    location: Location, key: str, batch_rows: int, extra: tuple[str, ...] = ()
+) -> Iterator[pa.RecordBatch]:
+    """Record batches with the required columns, plus the optional and `extra` ones present."""
     reader = _jsonl_batches if is_jsonl(key) else _parquet_batches
-    yield from reader(location, key, batch_rows)
+    yield from reader(location, key, batch_rows, OPTIONAL + extra)
 
 
-def _parquet_batches(location: Location, key: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(
+    location: Location, key: str, batch_rows: int, optional: tuple[str, ...]
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -48,7 +52,7 @@ def _parquet_batches(location: Location, key: str, batch_rows: int) -> Iterator[
             parquet = pq.ParquetFile(handle)
         except (OSError, pa.ArrowException) as exc:
             raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
-        columns = columns_to_read(parquet.schema_arrow, source)
+        columns = columns_to_read(parquet.schema_arrow, source, optional)
         yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
 
 
@@ -58,7 +62,9 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _jsonl_batches(location: Location, key: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _jsonl_batches(
+    location: Location, key: str, batch_rows: int, optional: tuple[str, ...]
+) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
 
     source = location.uri_of(key)
@@ -67,7 +73,7 @@ def _jsonl_batches(location: Location, key: str, batch_rows: int) -> Iterator[pa
         raise ExportReadError(
             f"{source}: snappy-compressed JSON Lines are not supported; export Parquet instead"
         )
-    names = list(REQUIRED) + list(OPTIONAL)
+    names = list(REQUIRED) + list(optional)
     with location.open(key) as raw:
         stream = pa.CompressedInputStream(raw, JSONL_CODECS[extension]) if extension in JSONL_CODECS else raw
         lines = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8")

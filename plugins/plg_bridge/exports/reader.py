@@ -4,6 +4,11 @@ Only the needed columns are read, one record batch at a time (memory follows the
 file), rows are kept only for the events the models use, and the organization is resolved from
 `properties.$group_<index>`, falling back to `properties.$groups[<group type>]`. Rows whose
 `properties` cannot be parsed are returned apart, with the file and row number, never dropped.
+
+Extra keys asked for by the person-level models are strings; numbers and booleans under those
+keys (`"contract_value": 1200`, `"opt_out": true`) are quoted first so Arrow's fast JSON path
+still applies, and they arrive as their JSON text ("1200", "true"). Keys of the export's
+`person_properties` column can be extracted too; each distinct document is parsed once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from plg_bridge.exports.schema import to_string, to_utc_micros
 __all__ = ["ExportReadError", "SlimBatch", "iter_batches", "slim_schema"]
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from plg_bridge.config import ExportSettings
@@ -70,15 +76,120 @@ def iter_batches(
     settings: ExportSettings,
     events: tuple[str, ...] | None,
     properties: pa.Schema | None = None,
+    *,
+    person_properties: pa.Schema | None = None,
 ) -> Iterator[SlimBatch]:
     """Yield SlimBatches for one export object; raises ExportReadError / ExportSchemaError naming it.
 
     `events` limits the rows kept (None keeps all); `properties` names extra keys of the
     properties JSON to extract as columns (strings, or structs of strings), beside org_id.
+    `person_properties` names keys of the `person_properties` column, returned as one struct
+    column `person_properties` (all null when the file has no such column, or it is unreadable).
     """
     source = location.uri_of(key)
     yield from _slim_batches(
-        raw_batches(location, key, settings.batch_rows), source, settings, events, properties
+        raw_batches(location, key, settings.batch_rows, ("person_properties",) if person_properties else ()),
+        source,
+        settings,
+        events,
+        properties,
+        person_properties=person_properties,
+    )
+
+
+def _scalar_leaves(schema: pa.Schema | None) -> list[str]:
+    """Names of the string leaves of `schema` (top-level strings and struct members)."""
+    import pyarrow as pa
+
+    names: list[str] = []
+    for f in schema or []:
+        if pa.types.is_struct(f.type):
+            names += [sub.name for sub in f.type]
+        else:
+            names.append(f.name)
+    return sorted(set(names))
+
+
+def quote_scalars(docs: pa.Array, keys: list[str]) -> pa.Array:
+    """Turn `"key": 12.5` / `true` / `false` into `"key": "12.5"` / `"true"` for the given keys.
+
+    Only a JSON number or boolean right after one of the keys is touched, so valid documents stay
+    valid and malformed ones stay malformed; a key-like text inside a string value cannot match
+    because its quotes are escaped there.
+    """
+    import re
+
+    import pyarrow.compute as pc
+
+    if not keys or len(docs) == 0:
+        return docs
+    pattern = '"(' + "|".join(re.escape(k) for k in keys) + r')"\s*:\s*(true|false|-?[0-9][0-9.eE+\-]*)'
+    hits = pc.fill_null(pc.match_substring_regex(docs, pattern), False)  # matching is cheap, rewriting is not
+    if not pc.any(hits).as_py():
+        return docs
+    fixed = pc.replace_substring_regex(docs.filter(hits), pattern, r'"\1":"\2"')
+    return pc.replace_with_mask(docs, hits, fixed)
+
+
+EXTRACT_CHUNK = 16_384  # rows per Arrow JSON call: a bad row can only send its own chunk to json.loads
+
+
+def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
+    """properties.extract, without letting a few malformed documents slow the whole batch down.
+
+    properties.extract parses a block with Arrow's C++ reader and falls back to `json.loads` row by
+    row for the whole block when any document in it fails. Documents that cannot be a JSON object
+    (not starting with "{", not ending with "}", or with unbalanced braces: truncated, arrays,
+    scalars) are parsed apart, and the rest in chunks, so the C++ path keeps the bulk; a valid
+    object with a brace inside a string may land apart too, which only costs time. Results per
+    row are unchanged.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(docs)
+    if n == 0:
+        return props.extract(docs, schema)
+    text = pc.fill_null(docs, "")
+    framed = pc.and_(pc.starts_with(text, "{"), pc.ends_with(text, "}"))
+    balanced = pc.equal(pc.count_substring(text, "{"), pc.count_substring(text, "}"))  # truncation breaks it
+    odd = np.asarray(pc.and_(pc.invert(pc.and_(framed, balanced)), pc.not_equal(text, "")), dtype=bool)
+    if not odd.any():
+        return _chunked(docs, schema)
+    keep, apart = np.flatnonzero(~odd), np.flatnonzero(odd)
+    table_a, reasons_a = _chunked(docs.take(pa.array(keep)), schema)
+    table_b, reasons_b = props.extract(docs.take(pa.array(apart)), schema)
+    back = np.empty(n, dtype=np.int64)
+    back[np.concatenate([keep, apart])] = np.arange(n)
+    table = pa.concat_tables([table_a, table_b]).take(pa.array(back))
+    return table, np.concatenate([reasons_a, reasons_b])[back]
+
+
+def _chunked(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
+    import numpy as np
+    import pyarrow as pa
+
+    if len(docs) <= EXTRACT_CHUNK:
+        return props.extract(docs, schema)
+    parts = [props.extract(docs.slice(i, EXTRACT_CHUNK), schema) for i in range(0, len(docs), EXTRACT_CHUNK)]
+    return pa.concat_tables([t for t, _ in parts]), np.concatenate([r for _, r in parts])
+
+
+def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> pa.Array:
+    """The wanted keys of `person_properties`, parsing each distinct document once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = pa.struct(list(schema))
+    if "person_properties" not in sub.schema.names or sub.num_rows == 0:
+        return pa.nulls(sub.num_rows, kind)
+    encoded = pc.dictionary_encode(to_string(sub.column("person_properties")))
+    unique = quote_scalars(encoded.dictionary, _scalar_leaves(schema))
+    parsed, _ = extract(unique, schema)  # bad documents come back as nulls
+    table = parsed.take(encoded.indices)  # null index (no person properties) -> null row
+    return pa.StructArray.from_arrays(
+        [table.column(f.name).combine_chunks() for f in schema], fields=list(schema)
     )
 
 
@@ -88,6 +199,8 @@ def _slim_batches(
     settings: ExportSettings,
     events: tuple[str, ...] | None,
     properties: pa.Schema | None,
+    *,
+    person_properties: pa.Schema | None = None,
 ) -> Iterator[SlimBatch]:
     import numpy as np
     import pyarrow as pa
@@ -95,6 +208,7 @@ def _slim_batches(
 
     wanted = pa.array(list(events)) if events is not None else None
     schema = _property_schema(settings, properties)
+    quoted = _scalar_leaves(pa.schema(list(schema)[2:]))  # the caller's extra keys only
 
     offset = 0
     while True:
@@ -115,7 +229,8 @@ def _slim_batches(
         is_group = pc.fill_null(pc.equal(event, GROUP_IDENTIFY), False)
 
         sub = batch.filter(keep)
-        extracted, reasons = props.extract(to_string(sub.column("properties")), schema)
+        docs = to_string(sub.column("properties"))
+        extracted, reasons = extract(quote_scalars(docs, quoted), schema)
         org = pc.coalesce(
             extracted.column(0).combine_chunks(),
             pc.struct_field(extracted.column(1).combine_chunks(), [0]),
@@ -137,6 +252,8 @@ def _slim_batches(
         }
         for name in extracted.column_names[2:]:
             columns[name] = extracted.column(name).combine_chunks()
+        if person_properties is not None:
+            columns["person_properties"] = _person_struct(sub, person_properties)
         slim = pa.table(columns)
         bad = pc.invert(good)
         quarantine = pa.table(
@@ -145,7 +262,7 @@ def _slim_batches(
                 "uuid": slim.column("uuid").filter(bad),
                 "event": slim.column("event").filter(bad),
                 "reason": pa.array(reasons[~np.asarray(good)].tolist(), type=pa.string()),
-                "properties": to_string(sub.column("properties")).filter(bad),
+                "properties": docs.filter(bad),
             }
         )
         groups_batch = batch.filter(is_group)

@@ -20,15 +20,15 @@ class ExportSchemaError(ValueError):
     """A file lacks a column we need, or a column has a type we cannot use."""
 
 
-def columns_to_read(schema: pa.Schema, source: str) -> list[str]:
-    """The required columns plus the optional ones present; raises naming what is missing."""
+def columns_to_read(schema: pa.Schema, source: str, optional: tuple[str, ...] = OPTIONAL) -> list[str]:
+    """The required columns plus the `optional` ones present; raises naming what is missing."""
     names = set(schema.names)
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise ExportSchemaError(
             f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(schema.names)})"
         )
-    return list(REQUIRED) + [c for c in OPTIONAL if c in names]
+    return list(REQUIRED) + [c for c in optional if c in names]
 
 
 def _epoch_unit(values: pa.Array) -> str:

@@ -1,0 +1,242 @@
+"""Time-to-value, the Aha candidate and PostHog's odds ratio on hand-built exports."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plg_bridge.models import activation
+from plg_bridge.models.activation import odds_ratio, significant
+from tests.builders import conversion, event, identify, pageview, partial_of
+from tests.conftest import AS_OF
+
+API, REPORT = "first_api_call_completed", "first_report_generated"
+
+
+def run(tmp_path, settings, rows, as_of=AS_OF, cfg=None):
+    cfg = cfg or settings
+    return activation.run(partial_of(tmp_path, [rows], cfg), as_of, cfg)
+
+
+def person(
+    user: str, signup: str, *, milestones: dict[str, str] | None = None, converted: str | None = None
+) -> list:
+    """An identified user: an anonymous pageview, $identify at `signup`, milestones, a conversion."""
+    anon = f"anon-{user}"
+    rows = [pageview(anon, signup), identify(user, anon, signup)]
+    rows += [event(name, at, distinct_id=user) for name, at in (milestones or {}).items()]
+    if converted:
+        rows.append(conversion(user, converted))
+    return rows
+
+
+def stat(result, milestone: str, cohort: str, breakdown="all", segment="all") -> dict:
+    m = result.milestones
+    rows = m[
+        (m["breakdown"] == breakdown)
+        & (m["segment"] == segment)
+        & (m["cohort"] == cohort)
+        & (m["milestone"] == milestone)
+    ].to_dict("records")
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def cohort_of(result, user: str) -> str:
+    return result.persons.set_index("person_key").loc[user, "cohort"]
+
+
+def test_cohorts_converted_not_converted_and_pending(tmp_path, settings):
+    rows = person("won", "2026-11-01T10:00", converted="2026-11-05T10:00")
+    rows += person("lost", "2026-11-01T10:00")
+    rows += person(
+        "late_win", "2026-11-01T10:00", converted="2026-11-15T10:00"
+    )  # exactly the horizon: too late
+    rows += person("recent", "2026-11-10T10:00", converted="2026-11-11T10:00")  # horizon not over: pending
+    result = run(tmp_path, settings, rows)
+    assert [cohort_of(result, u) for u in ("won", "lost", "late_win", "recent")] == [
+        "converted",
+        "not_converted",
+        "not_converted",
+        "pending",
+    ]
+    all_row = result.cohorts[result.cohorts["breakdown"] == "all"].iloc[0]
+    assert (all_row["signed_up"], all_row["converted"], all_row["not_converted"], all_row["pending"]) == (
+        4,
+        1,
+        2,
+        1,
+    )
+    assert all_row["conversion_rate"] == pytest.approx(1 / 3)
+    assert result.quality["persons_pending"] == 1
+
+
+def test_hours_to_value_reach_median_and_p75(tmp_path, settings):
+    rows = []
+    for i, hours in enumerate([1, 2, 3, 10]):
+        at = (pd.Timestamp("2026-11-01T00:00", tz="UTC") + pd.Timedelta(hours=hours)).isoformat()
+        rows += person(f"u{i}", "2026-11-01T00:00", milestones={API: at})
+    rows += person("u9", "2026-11-01T00:00")  # never reaches it
+    s = stat(run(tmp_path, settings, rows), API, "not_converted")
+    assert (s["persons"], s["reached"], s["reach"]) == (5, 4, 0.8)
+    assert s["median_hours"] == pytest.approx(2.5)  # linear interpolation, like numpy and quantile_cont
+    assert s["p75_hours"] == pytest.approx(np.quantile([1, 2, 3, 10], 0.75))
+
+
+def test_milestone_after_conversion_or_horizon_does_not_count(tmp_path, settings):
+    rows = person("won", "2026-11-01", milestones={API: "2026-11-03"}, converted="2026-11-02")
+    rows += person("lost", "2026-11-01", milestones={API: "2026-11-15T00:00"})  # at signup + 14 days
+    result = run(tmp_path, settings, rows)
+    assert stat(result, API, "converted")["reached"] == 0
+    assert stat(result, API, "not_converted")["reached"] == 0
+
+
+def test_milestone_before_signup_counts_with_zero_hours(tmp_path, settings):
+    rows = person("u1", "2026-11-02", milestones={API: "2026-11-01"})
+    s = stat(run(tmp_path, settings, rows), API, "not_converted")
+    assert (s["reached"], s["median_hours"]) == (1, 0.0)
+
+
+def test_milestones_done_on_another_device_before_identify_join_the_person(tmp_path, settings):
+    rows = [
+        event(API, "2026-11-01T05:00", distinct_id="anon-phone"),
+        identify("u1", "anon-phone", "2026-11-01T06:00"),
+        identify("u1", "anon-laptop", "2026-11-01T04:00"),  # signup: the first $identify
+    ]
+    s = stat(run(tmp_path, settings, rows), API, "not_converted")
+    assert (s["persons"], s["reached"], s["median_hours"]) == (1, 1, 1.0)
+
+
+def test_empty_cohorts_give_rows_with_zero_persons(tmp_path, settings):
+    result = run(tmp_path, settings, person("lost", "2026-11-01", milestones={API: "2026-11-02"}))
+    s = stat(result, API, "converted")
+    assert (s["persons"], s["reached"]) == (0, 0)
+    assert math.isnan(s["reach"]) and math.isnan(s["median_hours"])
+    assert result.aha.empty  # no converted persons: no candidate
+    assert result.correlation.empty  # PostHog returns nothing when S or F is 0
+    assert list(result.correlation.columns) == activation.CORRELATION
+
+
+def test_nothing_at_all(tmp_path, settings):
+    result = run(tmp_path, settings, [event("core_feature_used", "2026-11-01")])
+    assert result.persons.empty and result.aha.empty and result.correlation.empty
+    assert set(result.milestones["persons"]) == {0}
+    assert len(result.milestones) == 2 * len(settings.models.milestones) * 3  # all + paid + organic
+
+
+def test_aha_candidate_is_the_largest_reach_gap_and_ties_follow_the_milestone_order(tmp_path, settings):
+    rows = person(
+        "w1", "2026-11-01", milestones={API: "2026-11-02", REPORT: "2026-11-02"}, converted="2026-11-03"
+    )
+    rows += person(
+        "w2", "2026-11-01", milestones={API: "2026-11-02", REPORT: "2026-11-02"}, converted="2026-11-03"
+    )
+    rows += person("l1", "2026-11-01", milestones={API: "2026-11-02"})
+    rows += person("l2", "2026-11-01")
+    result = run(tmp_path, settings, rows)
+    aha = result.aha[result.aha["breakdown"] == "all"].iloc[0]
+    assert (aha["milestone"], aha["gap"]) == (REPORT, 1.0)  # report: 100% vs 0%; api: 100% vs 50%
+    rows = [r for r in rows if r["distinct_id"] != "l1"]  # now both gaps are 100 points: a tie
+    tied = run(tmp_path / "tie", settings, rows).aha
+    assert tied[tied["breakdown"] == "all"].iloc[0]["milestone"] == API  # listed first in the settings
+
+
+def test_breakdown_by_channel_and_signup_week(tmp_path, settings):
+    rows = [
+        pageview("anon-p", "2026-10-27T08:00", utm=("google", "cpc", "brand")),
+        identify("paid_user", "anon-p", "2026-10-27T09:00"),
+    ]
+    rows += person("organic_user", "2026-11-02T09:00")  # a Monday
+    result = run(tmp_path, settings, rows)
+    people = result.persons.set_index("person_key")
+    assert people.loc["paid_user", "channel"] == "paid"
+    assert people.loc["organic_user", "channel"] == "organic"
+    assert (people.loc["paid_user", "signup_week"], people.loc["organic_user", "signup_week"]) == (
+        "2026-10-26",
+        "2026-11-02",
+    )
+    segments = result.cohorts.groupby("breakdown")["segment"].apply(list).to_dict()
+    assert segments == {
+        "all": ["all"],
+        "channel": ["organic", "paid"],
+        "signup_week": ["2026-10-26", "2026-11-02"],
+    }
+    assert stat(result, API, "not_converted", "channel", "paid")["persons"] == 1
+
+
+def test_signup_can_be_a_named_event(tmp_path, settings):
+    cfg = dataclasses.replace(
+        settings, models=dataclasses.replace(settings.models, signup_event="user_signed_up")
+    )
+    rows = [identify("u1", "anon-1", "2026-10-01"), event("user_signed_up", "2026-11-01", distinct_id="u1")]
+    rows.append(event(API, "2026-11-01T02:00", distinct_id="u1"))
+    result = run(tmp_path, settings, rows, cfg=cfg)
+    assert result.persons["signup_at"].tolist() == [pd.Timestamp("2026-11-01", tz="UTC")]
+    assert stat(result, API, "not_converted")["median_hours"] == 2.0
+
+
+def test_signups_before_the_cohort_window_are_out(tmp_path, settings):
+    rows = person("old", "2026-08-21T23:00") + person("in", "2026-08-22T00:00")
+    assert run(tmp_path, settings, rows).persons["person_key"].tolist() == ["in"]
+
+
+# -- PostHog's correlation odds ratio ------------------------------------------------------------
+
+
+def test_odds_ratio_worked_example():
+    # PostHog's docstring: watched video 5 converted / 1 not; didn't 2 / 10. S = 7, F = 11.
+    # Without the prior the odds ratio is (5 / 1) / (2 / 10) = 25; with PostHog's prior of 1:
+    # ((5 + 1) * (11 - 1 + 1)) / ((7 - 5 + 1) * (1 + 1)) = 66 / 6 = 11.
+    assert odds_ratio(5, 1, 7, 11) == 11.0
+    assert odds_ratio(0, 0, 10, 10) == 1.0  # nobody did it: no evidence either way
+
+
+@pytest.mark.parametrize(
+    ("s", "f", "total_s", "total_f", "kept"),
+    [
+        (12, 12, 1000, 1000, False),  # 24 < min(25, 40)
+        (13, 12, 1000, 1000, True),  # 25 >= 25
+        (1, 0, 50, 50, False),  # 1 < min(25, 2)
+        (1, 1, 50, 50, True),  # 2 >= 2
+        (0, 0, 10, 10, False),  # 0 < 0.4
+    ],
+)
+def test_min_count_rule(s, f, total_s, total_f, kept):
+    assert bool(significant(s, f, total_s, total_f)) is kept
+
+
+def test_correlation_counts_persons_in_their_window_and_flags_skew(tmp_path, settings):
+    rows = []
+    for i in range(2):  # converted, both did the milestone first
+        rows += person(f"w{i}", "2026-11-01", milestones={API: "2026-11-02"}, converted="2026-11-03")
+    for i in range(31):  # not converted; 3 of them did it
+        rows += person(f"l{i:02d}", "2026-11-01", milestones={API: "2026-11-02"} if i < 3 else None)
+    rows += person("w9", "2026-11-01", milestones={API: "2026-11-05"}, converted="2026-11-03")  # after paying
+    result = run(tmp_path, settings, rows)
+    corr = result.correlation.set_index("event")
+    assert "$identify" not in corr.index and "subscription_started" not in corr.index  # funnel steps
+    row = corr.loc[API]
+    assert (row["success_count"], row["failure_count"], row["success_total"], row["failure_total"]) == (
+        2,
+        3,
+        3,
+        31,
+    )
+    assert row["odds_ratio"] == pytest.approx(odds_ratio(2, 3, 3, 31))
+    assert row["correlation_type"] == "success"
+    assert bool(row["significant"])  # 5 >= min(25, 0.66)
+    assert bool(row["skewed"])  # 31 / 3 > 10
+    assert corr.loc["$pageview", "correlation_type"] == "failure"  # everybody: (3+1)*1/(1*32)
+
+
+def test_correlation_excludes_configured_events(tmp_path, settings):
+    cfg = dataclasses.replace(
+        settings, models=dataclasses.replace(settings.models, correlation_exclude_events=("$pageview",))
+    )
+    rows = person("w", "2026-11-01", converted="2026-11-02") + person("l", "2026-11-01")
+    result = run(tmp_path, settings, rows, cfg=cfg)
+    assert "$pageview" not in set(result.correlation["event"])

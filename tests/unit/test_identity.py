@@ -1,0 +1,148 @@
+"""Identity stitching on hand-built exports: links in any file order, placeholders, keys, as-of."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plg_bridge.models.identity import components, person_of, stitch
+from tests.builders import alias, event, identify, pageview, partial_of
+from tests.conftest import AS_OF
+
+
+def keys_of(partial, settings, as_of=AS_OF) -> dict[str, str]:
+    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids)
+    return dict(zip(keys["distinct_id"], keys["person_key"], strict=True))
+
+
+def test_identify_joins_the_anonymous_id_to_the_identified_one(tmp_path, settings):
+    rows = [pageview("anon-1", "2026-11-01T09:00"), identify("user_1", "anon-1", "2026-11-01T09:05")]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["anon-1"] == keys["user_1"] == "user_1"
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["files-in-order", "files-reversed"])
+def test_link_arriving_in_a_later_file_joins_earlier_anonymous_events(tmp_path, settings, reverse):
+    monday = [pageview("anon-1", "2026-11-01T09:00", utm=("google", "cpc", "brand"))]
+    wednesday = [
+        identify("user_1", "anon-1", "2026-11-03T10:00"),
+        event("core_feature_used", "2026-11-03T11:00"),
+    ]
+    partial = partial_of(tmp_path, [monday, wednesday], settings, reverse=reverse)
+    assert keys_of(partial, settings)["anon-1"] == "user_1"
+
+
+def test_a_link_made_after_as_of_does_not_apply(tmp_path, settings):
+    rows = [pageview("anon-1", "2026-11-01T09:00"), identify("user_1", "anon-1", "2026-11-20T00:00")]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys.get("anon-1", "anon-1") == "anon-1"
+
+
+def test_shared_person_id_joins_distinct_ids(tmp_path, settings):
+    rows = [
+        event("core_feature_used", "2026-11-01", distinct_id="laptop", person_id="p-1"),
+        event("core_feature_used", "2026-11-01", distinct_id="phone", person_id="p-1"),
+        event("core_feature_used", "2026-11-01", distinct_id="other", person_id="p-2"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["laptop"] == keys["phone"] == "laptop"
+    assert keys["other"] == "other"
+
+
+@pytest.mark.parametrize("placeholder", ["anonymous", "null", "undefined", "0", "", "NULL", " Anonymous "])
+def test_placeholder_ids_never_merge_two_people(tmp_path, settings, placeholder):
+    rows = [
+        identify("user_1", placeholder, "2026-11-01T09:00"),
+        identify("user_2", placeholder, "2026-11-01T10:00"),
+        alias("user_3", placeholder, "2026-11-01T11:00"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert len({keys["user_1"], keys["user_2"], keys["user_3"]}) == 3
+    assert placeholder.strip().lower() not in {k.lower() for k in keys}
+
+
+def test_placeholder_person_id_never_merges(tmp_path, settings):
+    nil = "00000000-0000-0000-0000-000000000000"
+    rows = [event("core_feature_used", "2026-11-01", distinct_id=d, person_id=nil) for d in ("a", "b")]
+    rows += [event("core_feature_used", "2026-11-01", distinct_id=d, person_id="null") for d in ("c", "d")]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert [keys.get(d, d) for d in "abcd"] == list("abcd")
+
+
+def test_placeholder_distinct_id_rows_are_counted_not_used(tmp_path, settings):
+    partial = partial_of(
+        tmp_path, [[event("core_feature_used", "2026-11-01", distinct_id="anonymous")]], settings
+    )
+    assert partial.quality["people_placeholder_ids"] == 1
+    assert partial.firsts.empty and partial.links.empty
+
+
+def test_alias_and_merge_dangerously_link_too(tmp_path, settings):
+    rows = [
+        alias("user_1", "crm-42", "2026-11-01T09:00"),
+        alias("user_1", "old-account", "2026-11-01T09:00", name="$merge_dangerously"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["crm-42"] == keys["old-account"] == keys["user_1"]
+
+
+def test_chains_across_devices_and_files_become_one_person(tmp_path, settings):
+    files = [
+        [pageview("anon-laptop", "2026-11-01T08:00")],
+        [identify("user_9", "anon-laptop", "2026-11-02T08:00")],
+        [pageview("anon-phone", "2026-11-03T08:00"), identify("user_9", "anon-phone", "2026-11-03T08:10")],
+        [alias("user_9", "crm-9", "2026-11-04T08:00")],
+    ]
+    keys = keys_of(partial_of(tmp_path, files, settings), settings)
+    assert {keys[d] for d in ("anon-laptop", "anon-phone", "user_9", "crm-9")} == {"user_9"}
+
+
+def test_key_is_the_smallest_identified_id_else_the_smallest_id(tmp_path, settings):
+    rows = [
+        identify("zed", "anon-1", "2026-11-01T09:00"),
+        identify("bob", "anon-1", "2026-11-01T09:01"),  # two identified ids, one person (a tie)
+        alias("xavier", "aaron", "2026-11-01T09:02"),  # no identify: smallest id wins
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["zed"] == keys["anon-1"] == keys["bob"] == "bob"
+    assert keys["xavier"] == keys["aaron"] == "aaron"
+
+
+def test_unlinked_ids_are_their_own_person():
+    keys = pd.DataFrame({"distinct_id": ["a"], "person_key": ["b"]}).astype("str")
+    assert person_of(pd.Series(["a", "x"], dtype="str"), keys).tolist() == ["b", "x"]
+    empty = stitch(
+        pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in {"a": "str", "b": "str", "kind": "str"}.items()}
+        ).assign(timestamp=pd.Series(dtype="datetime64[us, UTC]")),
+        distinct_ids=["solo"],
+    )
+    assert empty.to_dict("records") == [{"distinct_id": "solo", "person_key": "solo"}]
+
+
+def test_components_agree_with_a_plain_union_find():
+    rng = np.random.default_rng(3)
+    n = 400
+    left, right = rng.integers(0, n, 300), rng.integers(0, n, 300)
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(left, right, strict=True):
+        parent[find(a)] = find(b)
+    labels = components(left, right, n)
+    for i in range(n):
+        for j in (0, i // 2, n - 1):
+            assert (labels[i] == labels[j]) == (find(i) == find(j))
+    assert all(labels[i] <= i for i in range(n))  # the label is the component's smallest node
+
+
+def test_long_chain_converges():
+    n = 5000
+    labels = components(np.arange(n - 1), np.arange(1, n), n)
+    assert set(labels.tolist()) == {0}

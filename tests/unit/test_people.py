@@ -1,0 +1,168 @@
+"""Person-level partials: one read gives PQL and person tables, they store, reload and merge."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from plg_bridge import people, rollup
+from plg_bridge.exports import reader
+from plg_bridge.storage import location
+from tests.builders import (
+    EXPORT_SCHEMA,
+    conversion,
+    event,
+    group_identify,
+    identify,
+    initial,
+    pageview,
+    partial_of,
+    write_export,
+)
+
+ROWS = [
+    event("core_feature_used", "2026-11-18"),
+    event("creation_event", "2026-11-12", distinct_id="u1"),
+    event("integration_connected", "2026-11-12", props={"provider": "stripe"}),
+    event("core_feature_used", "2026-11-18", raw_properties="{oops"),
+    pageview("anon-1", "2026-11-10", utm=("google", "cpc", "brand")),
+    identify(
+        "u1",
+        "anon-1",
+        "2026-11-10T01:00",
+        set_props={"email": "a@b.co"},
+        set_once=initial("google", "cpc", "brand"),
+    ),
+    event("$pageview", "2026-11-11", raw_properties="{broken"),  # not a PQL event: counted apart
+    conversion("u1", "2026-11-15", 1200.5),
+    group_identify("org_a", "2026-11-02", name="Acme"),
+]
+
+
+def test_one_read_gives_the_same_pql_tables_with_or_without_people(tmp_path, settings):
+    path = write_export(tmp_path, ROWS)
+    loc = location(str(tmp_path))
+    plain = rollup.rollup_file(loc, path.name, settings, people=False)
+    full = rollup.rollup_file(loc, path.name, settings)
+    for name in rollup.Partial.TABLES:
+        pd.testing.assert_frame_equal(getattr(plain, name), getattr(full, name))
+    assert {k: v for k, v in full.quality.items() if k in plain.quality} == dict(plain.quality)
+    assert (full.quality["people_rows"], full.quality["people_quarantined"]) == (7, 2)
+    assert not plain.people and plain.firsts.empty
+    assert full.people and len(full.conversions) == 1
+
+
+def test_person_tables_hold_what_the_models_need(tmp_path, settings):
+    partial = partial_of(tmp_path, [ROWS], settings)
+    links = set(zip(partial.links["a"], partial.links["b"], partial.links["kind"], strict=True))
+    assert ("u1", "anon-1", "identify") in links and ("u1", "person-u1", "person") in links
+    assert partial.conversions[["distinct_id", "contract_value"]].values.tolist() == [["u1", 1200.5]]
+    assert set(partial.touches["origin"]) == {"set_once", "event"}
+    assert partial.profiles[["distinct_id", "key", "value"]].values.tolist() == [["u1", "email", "a@b.co"]]
+    assert set(partial.memberships["distinct_id"]) == {"user_1", "u1"}
+    firsts = partial.firsts.set_index(["distinct_id", "event"])["timestamp"]
+    assert firsts[("anon-1", "$pageview")] == pd.Timestamp("2026-11-10", tz="UTC")
+
+
+def test_write_and_read_round_trip(tmp_path, settings):
+    partial = partial_of(tmp_path / "exports", [ROWS], settings)
+    work = location(str(tmp_path / "work"))
+    rollup.write(partial, work, "partials/x")
+    back = rollup.read(work, "partials/x")
+    assert back.people
+    for name in (*rollup.Partial.TABLES, *rollup.Partial.PEOPLE_TABLES):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(partial, name), check_dtype=True)
+    rollup.write(
+        rollup.rollup_file(location(str(tmp_path / "exports")), _only_file(tmp_path), settings, people=False),
+        work,
+        "partials/y",
+    )
+    assert not rollup.read(work, "partials/y").people
+
+
+def _only_file(tmp_path) -> str:
+    return next((tmp_path / "exports").iterdir()).name
+
+
+def test_merge_does_not_depend_on_order_and_dedupes_conversions(tmp_path, settings):
+    dup = conversion("u1", "2026-11-15", 10, uuid="22222222-2222-2222-2222-222222222222")
+    files = [
+        [*ROWS[:6], dup],
+        [ROWS[6], dict(dup), pageview("anon-1", "2026-11-01", referring_domain="x.com")],
+    ]
+    forward = partial_of(tmp_path / "a", files, settings)
+    backward = partial_of(tmp_path / "b", files, settings, reverse=True)
+    for name in rollup.Partial.PEOPLE_TABLES:
+        a, b = getattr(forward, name), getattr(backward, name)
+        keys = list(a.columns)
+        pd.testing.assert_frame_equal(
+            a.sort_values(keys).reset_index(drop=True), b.sort_values(keys).reset_index(drop=True)
+        )
+    assert forward.conversions["uuid"].tolist().count(dup["uuid"]) == 1
+    touch = forward.touches[(forward.touches["distinct_id"] == "anon-1") & ~forward.touches["tagged"]]
+    assert touch["referring_domain"].tolist() == ["x.com"]  # the earliest untagged record of the two files
+
+
+def test_numbers_and_booleans_under_wanted_keys_are_read_as_text():
+    docs = pa.array(
+        [
+            '{"contract_value": 1200, "$set": {"opt": true}, "note": "\\"contract_value\\": 5"}',
+            '{"contract_value" : -1.5e3}',
+            '{"other": 7}',
+            None,
+        ]
+    )
+    quoted = reader.quote_scalars(docs, ["contract_value", "opt"]).to_pylist()
+    assert [json.loads(d) if d else d for d in quoted] == [
+        {"contract_value": "1200", "$set": {"opt": "true"}, "note": '"contract_value": 5'},
+        {"contract_value": "-1.5e3"},
+        {"other": 7},
+        None,
+    ]
+
+
+def test_person_properties_column_is_read_when_present(settings):
+    rows = [
+        pageview("anon-1", "2026-11-01"),
+        event("core_feature_used", "2026-11-02", distinct_id="u1"),
+        event("core_feature_used", "2026-11-03", distinct_id="u2"),
+    ]
+    rows[0]["person_properties"] = json.dumps(initial("google", "cpc", "brand", "www.google.com"))
+    rows[1]["person_properties"] = json.dumps({"email": "x@y.co", "analytics_opt_out": True})
+    rows[2]["person_properties"] = "{not json"
+    batch = pa.RecordBatch.from_pylist(rows, schema=EXPORT_SCHEMA)
+    slim = next(
+        reader._slim_batches(
+            iter([batch]),
+            "memory",
+            settings.exports,
+            None,
+            people.event_properties(settings.models),
+            person_properties=people.person_properties(settings.models),
+        )
+    )
+    tables, _ = people.from_slim(slim.events, settings.exports, settings.models)
+    touch = tables["touches"].iloc[0]
+    assert (touch["distinct_id"], touch["origin"], touch["utm_source"]) == ("anon-1", "set_once", "google")
+    profiles = tables["profiles"].sort_values("key")[["distinct_id", "key", "value"]].values.tolist()
+    assert profiles == [["u1", "email", "x@y.co"], ["u1", "opt_out", "true"]]
+
+
+@pytest.mark.parametrize("name", list(people.TABLES))
+def test_empty_tables_have_their_types(name):
+    frame = people.merge(name, [])
+    assert dict(frame.dtypes.astype(str)) == people.TABLES[name]
+
+
+def test_person_properties_flow_in_once_the_column_is_read(tmp_path, settings, monkeypatch):
+    """exports.schema.OPTIONAL does not list person_properties yet; adding it is all it takes."""
+    from plg_bridge.exports import schema
+
+    monkeypatch.setattr(schema, "OPTIONAL", (*schema.OPTIONAL, "person_properties"))
+    row = pageview("anon-1", "2026-11-01")  # no UTM on the event, no $set_once
+    row["person_properties"] = json.dumps(initial("linkedin", "paid_social", "abm", "www.linkedin.com"))
+    partial = partial_of(tmp_path, [[row]], settings)
+    assert partial.touches[["origin", "utm_source"]].values.tolist() == [["set_once", "linkedin"]]
