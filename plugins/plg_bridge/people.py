@@ -20,6 +20,9 @@ only reads small frames and applies T at the end (every table keeps a time to fi
                                         (from `$set` and person_properties), so a run as of T sees
                                         what was known before T
 - memberships: distinct_id, org_id, timestamp      first time a distinct id acted in an organization
+- occurrences: org_id, event, detail, distinct_id, day, timestamp   first time per day a distinct id
+                                        sent a signal event (usage ceiling, enterprise feature,
+                                        integration) in an organization, with its detail property
 
 Rows whose distinct_id is a placeholder ("anonymous", "null", ...) describe no one: they are left
 out of every table and counted.
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from plg_bridge.config import ExportSettings, ModelSettings
+    from plg_bridge.config import ExportSettings, ModelSettings, PqlSettings, SignalSettings
 
 UTM = ("utm_source", "utm_medium", "utm_campaign")
 INITIAL = ("$initial_utm_source", "$initial_utm_medium", "$initial_utm_campaign", "$initial_referring_domain")
@@ -64,6 +67,14 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "profiles": {"distinct_id": "str", "key": "str", "value": "str", "timestamp": _TS},
     "memberships": {"distinct_id": "str", "org_id": "str", "timestamp": _TS},
+    "occurrences": {
+        "org_id": "str",
+        "event": "str",
+        "detail": "str",
+        "distinct_id": "str",
+        "day": _TS,
+        "timestamp": _TS,
+    },
 }
 
 
@@ -79,13 +90,23 @@ def _empty(name: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TABLES[name].items()})
 
 
-def event_properties(cfg: ModelSettings) -> pa.Schema:
+def signal_events(signals: SignalSettings, pql: PqlSettings) -> dict[str, str | None]:
+    """Signal event -> the property holding its detail (None: no detail)."""
+    return {
+        signals.usage_ceiling_event: None,
+        signals.enterprise_event: signals.enterprise_detail,
+        pql.integration_event: signals.integration_detail,
+    }
+
+
+def event_properties(cfg: ModelSettings, details: Iterable[str | None] = ()) -> pa.Schema:
     """Keys of `properties` the person tables need (for reader.iter_batches(properties=...))."""
     import pyarrow as pa
 
     text = pa.string()
     names = dict.fromkeys(
         [*UTM, "$referring_domain", "$anon_distinct_id", "alias", cfg.contract_value_property]
+        + [d for d in details if d]
     )
     return pa.schema(
         [pa.field(n, text) for n in names]
@@ -121,7 +142,10 @@ def _valid_arrow(values: pa.ChunkedArray | pa.Array, placeholder_ids: Iterable[s
 
 
 def from_slim(
-    table: pa.Table, exports: ExportSettings, cfg: ModelSettings
+    table: pa.Table,
+    exports: ExportSettings,
+    cfg: ModelSettings,
+    signal_details: dict[str, str | None] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], int]:
     """The six tables of one slim batch (reader columns plus `event_properties` / `person_properties`).
 
@@ -180,7 +204,24 @@ def from_slim(
     tables["conversions"] = reduce("conversions", conv[list(TABLES["conversions"])])
 
     tables["profiles"] = reduce("profiles", _profiles(flat, names, cfg))
+    tables["occurrences"] = _occurrences(flat.filter(has_org), names, signal_details or {})
     return tables, placeholder_rows
+
+
+def _occurrences(flat: pa.Table, names: set[str], details: dict[str, str | None]) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    frames = []
+    for event, detail in details.items():
+        sub = flat.filter(pc.fill_null(pc.equal(flat.column("event"), event), False))
+        if not sub.num_rows:
+            continue
+        frame = sub.select(["org_id", "event", "distinct_id", "timestamp"]).to_pandas()
+        values = sub.column(detail).to_pandas() if detail and detail in names else None
+        frame["detail"] = values.str.strip().replace("", None) if values is not None else None
+        frames.append(frame.assign(day=frame["timestamp"].dt.floor("D")))
+    return reduce("occurrences", pd.concat(frames, ignore_index=True)) if frames else empty("occurrences")
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
@@ -261,9 +302,9 @@ def reduce(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Collapse a (concatenated) table to its mergeable form; merging is reduce(concat(parts))."""
     if frame.empty:
         return empty(name)
-    if name in ("links", "firsts", "memberships"):
+    if name in ("links", "firsts", "memberships", "occurrences"):
         keys = [c for c in TABLES[name] if c != "timestamp"]
-        frame = frame.groupby(keys, as_index=False, sort=False)["timestamp"].min()
+        frame = frame.groupby(keys, as_index=False, sort=False, dropna=False)["timestamp"].min()
     elif name == "touches":
         order = ["distinct_id", "origin", "tagged", "timestamp", *TOUCH_VALUES]
         frame = frame.sort_values(order, na_position="last", kind="stable")

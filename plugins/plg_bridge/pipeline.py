@@ -33,6 +33,7 @@ class ScoreResult:
     scores: pd.DataFrame
     quality: dict[str, int]
     quarantine: pd.DataFrame
+    signals: pd.DataFrame | None = None  # when the partials carry the person tables
 
 
 def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFile]:
@@ -87,10 +88,18 @@ def quality_summary(partial: rollup.Partial, scores: pd.DataFrame, as_of: dateti
 
 
 def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Settings) -> ScoreResult:
+    from plg_bridge.models.signals import raise_signals
+
     as_of = pql.as_of_time(as_of)
     merged = rollup.merge(partials)
     scores = pql.score(merged, as_of, settings.pql)
-    return ScoreResult(scores, quality_summary(merged, scores, as_of), merged.quarantine)
+    signals = raise_signals(merged, scores, as_of, settings) if merged.people else None
+    quality = quality_summary(merged, scores, as_of)
+    if signals is not None:
+        quality.update(
+            {f"signals_{k}": int(v) for k, v in signals["signal"].value_counts().sort_index().items()}
+        )
+    return ScoreResult(scores, quality, merged.quarantine, signals)
 
 
 def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
@@ -123,6 +132,8 @@ def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, 
     written = {"scores": out.write_frame(f"{prefix}/scores.parquet", result.scores)}
     out.write_bytes(f"{prefix}/scores.csv", result.scores.to_csv(index=False).encode())
     written["scores_csv"] = out.uri_of(f"{prefix}/scores.csv")
+    if result.signals is not None:
+        written["signals"] = out.write_frame(f"{prefix}/signals.parquet", result.signals)
     if len(result.quarantine):
         written["quarantine"] = out.write_frame(f"{prefix}/quarantine.parquet", result.quarantine)
     out.write_bytes(f"{prefix}/quality.json", json.dumps(result.quality, indent=2, sort_keys=True).encode())

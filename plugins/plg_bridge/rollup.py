@@ -51,6 +51,7 @@ class Partial:
     conversions: pd.DataFrame = field(default_factory=lambda: people_tables.empty("conversions"))
     profiles: pd.DataFrame = field(default_factory=lambda: people_tables.empty("profiles"))
     memberships: pd.DataFrame = field(default_factory=lambda: people_tables.empty("memberships"))
+    occurrences: pd.DataFrame = field(default_factory=lambda: people_tables.empty("occurrences"))
     people: bool = False  # True when every file behind this partial was rolled up with people=True
 
     TABLES = ("counts", "creators", "groups", "quarantine")
@@ -126,12 +127,15 @@ def rollup_file(location: Location, key: str, settings: Settings, people: bool =
     quality: Counter = Counter(dict.fromkeys(QUALITY_COUNTERS, 0))
     if people:
         quality.update(dict.fromkeys(PEOPLE_COUNTERS, 0))
+    signal_details = people_tables.signal_events(settings.signals, settings.pql)
     batches = reader.iter_batches(
         location,
         key,
         settings.exports,
         None if people else events,
-        properties=people_tables.event_properties(settings.models) if people else None,
+        properties=people_tables.event_properties(settings.models, signal_details.values())
+        if people
+        else None,
         # used when the export's person_properties column is read (exports.schema.OPTIONAL)
         person_properties=people_tables.person_properties(settings.models) if people else None,
     )
@@ -140,7 +144,7 @@ def rollup_file(location: Location, key: str, settings: Settings, people: bool =
         quality["rows_read"] += batch.rows
         if people:
             tables, placeholder_rows = people_tables.from_slim(
-                batch.events, settings.exports, settings.models
+                batch.events, settings.exports, settings.models, signal_details
             )
             for name, table in tables.items():
                 person_parts[name].append(table)
