@@ -34,6 +34,7 @@ class ScoreResult:
     quality: dict[str, int]
     quarantine: pd.DataFrame
     signals: pd.DataFrame | None = None  # when the partials carry the person tables
+    contacts: pd.DataFrame | None = None  # idem
 
 
 def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFile]:
@@ -88,6 +89,7 @@ def quality_summary(partial: rollup.Partial, scores: pd.DataFrame, as_of: dateti
 
 
 def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Settings) -> ScoreResult:
+    from plg_bridge.models.contacts import contacts
     from plg_bridge.models.signals import raise_signals
 
     as_of = pql.as_of_time(as_of)
@@ -99,7 +101,8 @@ def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Se
         quality.update(
             {f"signals_{k}": int(v) for k, v in signals["signal"].value_counts().sort_index().items()}
         )
-    return ScoreResult(scores, quality, merged.quarantine, signals)
+    people = contacts(merged, as_of, settings) if merged.people else None
+    return ScoreResult(scores, quality, merged.quarantine, signals, people)
 
 
 def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
@@ -132,8 +135,10 @@ def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, 
     written = {"scores": out.write_frame(f"{prefix}/scores.parquet", result.scores)}
     out.write_bytes(f"{prefix}/scores.csv", result.scores.to_csv(index=False).encode())
     written["scores_csv"] = out.uri_of(f"{prefix}/scores.csv")
-    if result.signals is not None:
-        written["signals"] = out.write_frame(f"{prefix}/signals.parquet", result.signals)
+    for name in ("signals", "contacts"):
+        frame = getattr(result, name)
+        if frame is not None:
+            written[name] = out.write_frame(f"{prefix}/{name}.parquet", frame)
     if len(result.quarantine):
         written["quarantine"] = out.write_frame(f"{prefix}/quarantine.parquet", result.quarantine)
     out.write_bytes(f"{prefix}/quality.json", json.dumps(result.quality, indent=2, sort_keys=True).encode())

@@ -114,6 +114,7 @@ class FakeHubSpot(FakeServer):
             for definition in default if given is None else given:
                 self.add_property(object_type, definition)
         self._objects: dict[str, dict[str, dict[str, Any]]] = {"companies": {}, "contacts": {}}
+        self.tasks: list[dict[str, Any]] = []  # created tasks, in order (duplicates would show here)
         self._ids = itertools.count(30_000_000_001)
         self._rate_headers: dict[int, dict[str, str]] = {}
 
@@ -153,6 +154,7 @@ class FakeHubSpot(FakeServer):
             return {
                 "companies": {hs_id: dict(o) for hs_id, o in self._objects["companies"].items()},
                 "contacts": {hs_id: dict(o) for hs_id, o in self._objects["contacts"].items()},
+                "tasks": [dict(t) for t in self.tasks],
                 "properties": {t: sorted(defs) for t, defs in self.properties.items()},
                 "daily_used": self.daily_used,
             }
@@ -255,6 +257,38 @@ class FakeHubSpot(FakeServer):
             definition.update(createdAt=_now(), updatedAt=_now())
             self.properties[object_type][definition["name"]] = definition
         return Response(201, definition)
+
+    # -- tasks (no upsert: every create is a new task) ----------------------------------------
+
+    @route("POST", r"/crm/v3/objects/tasks/batch/create")
+    def create_tasks(self, request: Request) -> Response:
+        """Tasks batch create: hs_timestamp required, associations to existing companies (type 192)."""
+        inputs = (request.json or {}).get("inputs")
+        if not isinstance(inputs, list) or not inputs or len(inputs) > MAX_BATCH:
+            return _error(400, "VALIDATION_ERROR", f"inputs must hold 1..{MAX_BATCH} items")
+        with self._state:
+            for item in inputs:
+                props = item.get("properties") or {}
+                if not props.get("hs_timestamp"):
+                    return _error(400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required")
+                for assoc in item.get("associations") or []:
+                    target = str((assoc.get("to") or {}).get("id"))
+                    types = assoc.get("types") or [{}]
+                    known = any(o["id"] == target for o in self._objects["companies"].values())
+                    if types[0].get("associationTypeId") != 192 or not known:
+                        return _error(400, "VALIDATION_ERROR", f"association to company {target} is invalid")
+            results = []
+            for item in inputs:
+                task_id = str(next(self._ids))
+                task = {
+                    "id": task_id,
+                    "properties": {**item["properties"], "hs_object_id": task_id},
+                    "associations": [a["to"]["id"] for a in item.get("associations") or []],
+                    "createdAt": _now(),
+                }
+                self.tasks.append(task)
+                results.append({"id": task_id, "properties": task["properties"], "createdAt": task["createdAt"]})
+        return Response(201, {"status": "COMPLETE", "results": results})
 
     # -- batch upsert --------------------------------------------------------------------------
 

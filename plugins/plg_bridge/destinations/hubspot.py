@@ -207,6 +207,99 @@ def company_inputs(
     return inputs
 
 
+CONTACT_PROPERTIES: tuple[dict[str, Any], ...] = tuple(
+    {**_definition(name, label, type_, field, desc), "groupName": "contactinformation"}
+    for name, label, type_, field, desc in (
+        ("plg_first_touch_source", "First touch source", "string", "text", "utm_source of the first touch."),
+        ("plg_first_touch_medium", "First touch medium", "string", "text", "utm_medium of the first touch."),
+        (
+            "plg_first_touch_campaign",
+            "First touch campaign",
+            "string",
+            "text",
+            "utm_campaign of the first touch.",
+        ),
+        ("plg_first_touch_channel", "First touch channel", "string", "text", "paid or organic (plg-bridge)."),
+        ("plg_signup_at", "Signed up", "date", "date", "Signup day (plg-bridge)."),
+        ("plg_aha_reached_at", "Aha moment reached", "date", "date", "Day of the first Aha event."),
+        ("plg_hours_to_aha", "Hours to Aha", "number", "number", "Time to value: signup to Aha, hours."),
+    )
+)
+TASK_TO_COMPANY = 192  # HubSpot-defined association type: task -> company
+
+
+def _day(value: Any) -> str | None:
+    return None if _missing(value) else str(value)[:10]
+
+
+def contact_inputs(contacts: pd.DataFrame) -> list[dict[str, Any]]:
+    """Contact upserts by email from models/contacts.py output (first touch, time to value, Aha)."""
+    inputs = []
+    for row in contacts.to_dict("records"):
+        candidates = {
+            "email": row["email"],
+            "plg_first_touch_source": None
+            if _missing(row["first_touch_source"])
+            else row["first_touch_source"],
+            "plg_first_touch_medium": None
+            if _missing(row["first_touch_medium"])
+            else row["first_touch_medium"],
+            "plg_first_touch_campaign": None
+            if _missing(row["first_touch_campaign"])
+            else row["first_touch_campaign"],
+            "plg_first_touch_channel": None
+            if _missing(row["first_touch_channel"])
+            else row["first_touch_channel"],
+            "plg_signup_at": _day(row["signup_at"]),
+            "plg_aha_reached_at": _day(row["aha_reached_at"]),
+            "plg_hours_to_aha": None if _missing(row["hours_to_aha"]) else f"{row['hours_to_aha']:.1f}",
+        }
+        properties = {k: v for k, v in candidates.items() if v is not None}
+        inputs.append({"id": row["email"], "idProperty": "email", "properties": properties})
+    return inputs
+
+
+def task_records(signals: pd.DataFrame) -> list[dict[str, Any]]:
+    """AE tasks from signals: usage ceiling always, enterprise interest when the account is a PQL.
+
+    The payload names the organization, not HubSpot's company id: that is looked up at send time
+    from what the companies target delivered, so the diff depends on the signal only.
+    """
+    tasks = []
+    for row in signals.to_dict("records"):
+        name = row["org_name"] if not _missing(row["org_name"]) else row["org_id"]
+        if row["signal"] == "usage_ceiling":
+            subject = f"Expansion: {name} is near its plan limit"
+            priority = "HIGH"
+        elif row["signal"] == "enterprise_interest" and row["is_pql"] is True:
+            subject = f"Enterprise interest from {name} ({row['detail'] or 'feature'})"
+            priority = "MEDIUM"
+        else:
+            continue
+        body = (
+            f"plg-bridge signal {row['signal']} on {row['occurred_at']:%Y-%m-%d %H:%M} UTC. "
+            f"PQL score {row['pql_score']}."
+            + (f" Detail: {row['detail']}." if not _missing(row["detail"]) else "")
+        )
+        payload = {
+            "org_id": row["org_id"],
+            "hs_timestamp": row["occurred_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "hs_task_subject": subject[:250],
+            "hs_task_body": body,
+            "hs_task_priority": priority,
+        }
+        tasks.append({"record_key": row["signal_key"], "org_id": row["org_id"], "payload": payload})
+    return tasks
+
+
+def task_input(payload: Mapping[str, Any], company_id: str) -> dict[str, Any]:
+    """A tasks batch-create input for one task record, associated to its company."""
+    properties = {k: v for k, v in payload.items() if k != "org_id"}
+    properties.update(hs_task_status="NOT_STARTED", hs_task_type="TODO")
+    types = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_COMPANY}]
+    return {"properties": properties, "associations": [{"to": {"id": company_id}, "types": types}]}
+
+
 # -- pure mapping: HTTP answer -> row outcomes ----------------------------------------------------
 
 
@@ -477,6 +570,54 @@ class HubSpotClient:
             log.info("created HubSpot %s properties: %s", object_type, ", ".join(created))
         self._ensured.add(cache_key)
         return created
+
+    def create_tasks(
+        self, records: Sequence[Mapping[str, Any]], company_ids: Mapping[str, str]
+    ) -> list[RowOutcome]:
+        """Create one task per record (`task_records`), associated to the company HubSpot knows for
+        its organization. Tasks have no upsert: the caller's state keeps each record key from being
+        sent twice, and a network error is never replayed here (it might have created the task)."""
+        outcomes: list[RowOutcome] = []
+        ready = []
+        for record in records:
+            company = company_ids.get(record["payload"]["org_id"])
+            if company is None:
+                outcomes.append(
+                    RowOutcome(
+                        record["record_key"],
+                        "failed",
+                        None,
+                        "COMPANY_NOT_SYNCED",
+                        "the organization's company is not in HubSpot yet",
+                    )
+                )
+            else:
+                ready.append((record["record_key"], task_input(record["payload"], company)))
+        for start in range(0, len(ready), MAX_BATCH):
+            batch = ready[start : start + MAX_BATCH]
+            keys = [k for k, _ in batch]
+            try:
+                response = self.rest.request(
+                    "POST",
+                    "/crm/v3/objects/tasks/batch/create",
+                    json={"inputs": [i for _, i in batch]},
+                    idempotent=False,
+                )
+            except DestinationError as exc:
+                outcomes += failed(
+                    keys, "DELIVERY_UNKNOWN" if exc.status is None else f"HTTP_{exc.status}", str(exc)
+                )
+                continue
+            body = _json(response)
+            results = body.get("results") if isinstance(body, Mapping) else None
+            if response.status_code in (200, 201) and isinstance(results, list) and len(results) == len(keys):
+                outcomes += [
+                    RowOutcome(k, "created", str(r.get("id"))) for k, r in zip(keys, results, strict=True)
+                ]
+            else:
+                code, message = _http_failure(response.status_code, body, body_snippet(response))
+                outcomes += failed(keys, code, message)
+        return outcomes
 
     def upsert(
         self, object_type: str, inputs: Sequence[Mapping[str, Any]], batch_size: int = MAX_BATCH

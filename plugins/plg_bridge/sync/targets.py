@@ -55,6 +55,46 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
     return outcomes_frame(client.upsert("companies", payloads, batch_size=settings.hubspot.batch_size))
 
 
+def _hubspot_contacts(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.hubspot import contact_inputs
+
+    contacts = inputs.frame("contacts")
+    rows = contact_inputs(contacts) if len(contacts) else []
+    org = dict(zip(contacts["email"], contacts["org_id"], strict=True)) if len(contacts) else {}
+    return [{"record_key": r["id"], "org_id": org.get(r["id"]), "payload": r} for r in rows]
+
+
+def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    from plg_bridge.destinations.hubspot import CONTACT_PROPERTIES, HubSpotClient
+    from plg_bridge.sync.outcomes import outcomes_frame
+
+    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
+    client.ensure_properties("contacts", CONTACT_PROPERTIES)
+    payloads = [r["payload"] for r in records]
+    return outcomes_frame(client.upsert("contacts", payloads, batch_size=settings.hubspot.batch_size))
+
+
+def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.destinations.hubspot import task_records
+
+    signals = _routed(inputs, settings, "hubspot")
+    return task_records(signals) if len(signals) else []
+
+
+def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    """Tasks attach to the company the companies target delivered (its HubSpot id in that state)."""
+    from plg_bridge.destinations.hubspot import HubSpotClient
+    from plg_bridge.sync import state
+    from plg_bridge.sync.outcomes import outcomes_frame
+    from plg_bridge.workspace import Workspace
+
+    companies = state.load(Workspace(settings).work, "hubspot_companies").frame
+    delivered = companies[(companies["status"] == "delivered") & companies["destination_id"].notna()]
+    ids = dict(zip(delivered["record_key"], delivered["destination_id"], strict=True))
+    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
+    return outcomes_frame(client.create_tasks(records, ids))
+
+
 # -- Salesforce -------------------------------------------------------------------------------
 
 
@@ -197,7 +237,32 @@ def _send_slack_digest(settings: Settings, records: list[dict]) -> pd.DataFrame:
 
 
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (Target("hubspot_companies", "hubspot", _hubspot_companies, _send_hubspot_companies),)
+    t.name: t
+    for t in (
+        Target("hubspot_companies", "hubspot", _hubspot_companies, _send_hubspot_companies),
+        Target("hubspot_contacts", "hubspot", _hubspot_contacts, _send_hubspot_contacts),
+        Target(
+            "hubspot_tasks",
+            "hubspot",
+            _hubspot_tasks,
+            _send_hubspot_tasks,
+            create_once=True,
+            after="hubspot_companies",
+        ),
+        Target("salesforce_accounts", "salesforce", _salesforce_accounts, _send_salesforce_accounts),
+        Target("salesforce_lead_status", "salesforce", _salesforce_lead_status, _send_salesforce_lead_status),
+        Target("intercom_companies", "intercom", _intercom_companies, _sender("deliver_companies")),
+        Target(
+            "intercom_tags",
+            "intercom",
+            _intercom_tags,
+            _sender("deliver_tags"),
+            create_once=True,
+            after="intercom_companies",
+        ),
+        Target("intercom_events", "intercom", _intercom_events, _sender("deliver_events"), create_once=True),
+        Target("slack_digest", "slack", _slack_digest, _send_slack_digest, create_once=True),
+    )
 }
 
 

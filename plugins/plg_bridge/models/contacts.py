@@ -1,0 +1,88 @@
+"""Person records for the CRMs: who they are (email), where they came from (first touch), and
+how fast they got value (signup, Aha moment, hours between).
+
+One row per stitched person with a known email (CRMs key contacts by email); excluded persons
+and members of test organizations are left out, as in every model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plg_bridge.config import Settings
+    from plg_bridge.rollup import Partial
+
+COLUMNS = {
+    "email": "str",
+    "person_key": "str",
+    "org_id": "object",
+    "first_touch_source": "object",
+    "first_touch_medium": "object",
+    "first_touch_campaign": "object",
+    "first_touch_channel": "object",
+    "signup_at": "datetime64[us, UTC]",
+    "aha_reached_at": "datetime64[us, UTC]",
+    "hours_to_aha": "float64",
+}
+
+
+def contacts(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFrame:
+    """Contacts as of T (columns COLUMNS), sorted by email."""
+    import pandas as pd
+
+    from plg_bridge.models import exclusions
+    from plg_bridge.models.activation import person_firsts
+    from plg_bridge.models.attribution import first_touch
+    from plg_bridge.models.identity import person_of, stitch
+    from plg_bridge.people import EMAIL, latest_profiles
+
+    t = pd.Timestamp(as_of)
+    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
+    excluded = exclusions.find(partial, keys, as_of, settings)
+
+    emails = latest_profiles(partial.profiles, t)
+    emails = emails[(emails["key"] == EMAIL) & emails["value"].fillna("").str.contains("@")]
+    emails = emails.assign(
+        person_key=person_of(emails["distinct_id"], keys), email=emails["value"].str.strip().str.lower()
+    )
+    emails = emails.sort_values(["person_key", "timestamp"], kind="stable").drop_duplicates(
+        "person_key", keep="last"
+    )
+    emails = emails.drop_duplicates("email", keep="last")  # one person per email, as the CRM sees it
+    people = excluded.drop_persons(emails[["person_key", "email"]])
+
+    touch = first_touch(partial.touches, keys, as_of, settings.models.paid_mediums).set_index("person_key")
+    events = (settings.models.signup_event, settings.signals.aha_event)
+    firsts = person_firsts(partial.firsts[partial.firsts["event"].isin(events)], keys, as_of)
+    first_at = firsts.pivot_table(index="person_key", columns="event", values="timestamp", aggfunc="min")
+    members = partial.memberships[partial.memberships["timestamp"] < t]
+    members = members.assign(person_key=person_of(members["distinct_id"], keys))
+    org = members.sort_values(["timestamp", "org_id"], kind="stable").drop_duplicates("person_key")
+    org = excluded.drop_orgs(org).set_index("person_key")["org_id"]
+
+    def first(event: str) -> pd.Series:
+        column = first_at[event] if event in first_at.columns else pd.Series(dtype="datetime64[us, UTC]")
+        return people["person_key"].map(column)
+
+    signup, aha = first(events[0]), first(events[1])
+    out = pd.DataFrame(
+        {
+            "email": people["email"],
+            "person_key": people["person_key"],
+            "org_id": people["person_key"].map(org),
+            "first_touch_source": people["person_key"].map(touch["source"]),
+            "first_touch_medium": people["person_key"].map(touch["medium"]),
+            "first_touch_campaign": people["person_key"].map(touch["campaign"]),
+            "first_touch_channel": people["person_key"].map(touch["channel"]),
+            "signup_at": signup,
+            "aha_reached_at": aha,
+            "hours_to_aha": (aha - signup).dt.total_seconds() / 3600,
+        }
+    )
+    out["hours_to_aha"] = out["hours_to_aha"].where(out["hours_to_aha"] >= 0)
+    out = out.astype(object).where(out.notna(), None).astype(COLUMNS)
+    return out.sort_values("email").reset_index(drop=True)
