@@ -392,8 +392,13 @@ def default_config_path() -> Path | None:
     explicit = os.environ.get("PLG_BRIDGE_CONFIG")
     if explicit:
         return Path(explicit)
-    candidate = Path(__file__).resolve().parents[2] / "include" / "config" / "plg_bridge.yaml"
-    return candidate if candidate.exists() else None
+    here = Path(__file__).resolve().parents
+    # plugins/plg_bridge (a checkout, Astronomer) or dags/plg_bridge (MWAA) beside include/
+    for base in (here[2], here[1]):
+        candidate = base / "include" / "config" / "plg_bridge.yaml"
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
