@@ -62,3 +62,14 @@ def test_bad_settings_name_the_key_and_file(tmp_path, yaml_text, message):
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml", env={})
+
+
+def test_configuration_doc_lists_every_setting_with_its_default():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_doc", REPO / "scripts" / "config_doc.py")
+    config_doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_doc)
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    missing = [row for row in config_doc.rows() if row not in doc]
+    assert missing == [], "docs/configuration.md is stale: run python scripts/config_doc.py"
