@@ -46,12 +46,58 @@ def fetch(url: str):
         return json.loads(r.read())
 
 
+FAKES = {  # name -> (extra CLI args, Airflow connection given the port)
+    "hubspot": (["--token", "demo-token"], lambda p: _http(p, password="demo-token")),
+    "salesforce": (
+        ["--with-pql-status"],
+        lambda p: _http(p, login="plg-client-id", password="plg-client-secret"),
+    ),
+    "intercom": (["--token", "demo-token"], lambda p: _http(p, password="demo-token")),
+    "slack": (
+        ["--bot-token", "xoxb-demo", "--channel", "plg-alerts"],
+        lambda p: {
+            "conn_type": "slack",
+            "password": "xoxb-demo",
+            "extra": {"base_url": f"http://127.0.0.1:{p}/api/"},
+        },
+    ),
+}
+
+
+def _http(port: int, **fields) -> dict:
+    return {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", **fields}
+
+
+def start_fakes(env: dict[str, str]) -> dict[str, tuple[subprocess.Popen, int]]:
+    """Each fake vendor as its own process on a free loopback port; waits until each answers."""
+    fakes = {}
+    for name, (args, _) in FAKES.items():
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"tests.fakes.{name}", "--port", str(port), *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        fakes[name] = (proc, port)
+    for name, (_, port) in fakes.items():
+        for _ in range(100):
+            try:
+                fetch(f"http://127.0.0.1:{port}/_fake/state")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            sys.exit(f"demo: the fake {name} did not start")
+    return fakes
+
+
 def main() -> None:
     shutil.rmtree(DEMO, ignore_errors=True)
     bucket, airflow_home = DEMO / "bucket", DEMO / "airflow"
     exports, work = bucket / "posthog", bucket / "plg-bridge"
     bin_dir = Path(sys.executable).parent
-    port = free_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
@@ -64,15 +110,7 @@ def main() -> None:
         "PYTHONPATH": str(REPO),
         "PLG_BRIDGE__EXPORTS__LOCATION": str(exports),
         "PLG_BRIDGE__WORK_LOCATION": str(work),
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(
-            {
-                "conn_type": "http",
-                "host": "127.0.0.1",
-                "port": port,
-                "schema": "http",
-                "password": "demo-token",
-            }
-        ),
+        "PLG_BRIDGE__DELIVERY__DESTINATIONS": ",".join(FAKES),
     }
 
     step(f"generating a PostHog-shaped export: {ROWS:,} events, daily files ending {AS_OF}")
@@ -81,21 +119,12 @@ def main() -> None:
         env,
     )
 
-    step(f"starting the fake HubSpot on 127.0.0.1:{port}")
-    hubspot = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.hubspot", "--port", str(port), "--token", "demo-token"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    step("starting fake HubSpot, Salesforce, Intercom and Slack servers on loopback")
+    fakes = start_fakes(env)
+    for name, (_, port) in fakes.items():
+        env[f"AIRFLOW_CONN_{name.upper()}_DEFAULT"] = json.dumps(FAKES[name][1](port))
+        print(f"  {name:<11} http://127.0.0.1:{port}")
     try:
-        for _ in range(50):
-            try:
-                fetch(f"http://127.0.0.1:{port}/_fake/state")
-                break
-            except OSError:
-                time.sleep(0.1)
-
         step("creating Airflow's metadata DB (SQLite)")
         run([str(bin_dir / "airflow"), "db", "migrate"], env, quiet=True)
 
@@ -108,15 +137,22 @@ def main() -> None:
         step(f"run report ({run_dir / 'summary.md'})")
         print((run_dir / "summary.md").read_text())
 
-        state = fetch(f"http://127.0.0.1:{port}/_fake/state")
-        calls = fetch(f"http://127.0.0.1:{port}/_fake/requests")
-        companies = state.get("companies", {})
-        step(f"the fake HubSpot received {len(calls)} calls and now holds {len(companies)} companies; a few:")
-        for record in list(companies.values())[:5]:
-            print("  ", json.dumps(record.get("properties", record))[:180])
+        step("what the fake vendors received")
+        for name, (_, port) in fakes.items():
+            calls = fetch(f"http://127.0.0.1:{port}/_fake/requests")
+            state = fetch(f"http://127.0.0.1:{port}/_fake/state")
+            held = ", ".join(
+                f"{len(v)} {k}" for k, v in state.items() if isinstance(v, list | dict) and k != "properties"
+            )
+            print(f"  {name:<11} {len(calls):>4} calls; holds {held or 'see its request log'}")
+        hubspot_state = fetch(f"http://127.0.0.1:{fakes['hubspot'][1]}/_fake/state")
+        print("  a few HubSpot companies:")
+        for record in list(hubspot_state.get("companies", {}).values())[:3]:
+            print("    ", json.dumps(record.get("properties", record))[:160])
     finally:
-        hubspot.terminate()
-        hubspot.wait(timeout=10)
+        for proc, _ in fakes.values():
+            proc.terminate()
+            proc.wait(timeout=10)
 
     step("where everything is")
     print(f"  export files     {exports}")

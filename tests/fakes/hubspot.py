@@ -270,7 +270,9 @@ class FakeHubSpot(FakeServer):
             for item in inputs:
                 props = item.get("properties") or {}
                 if not props.get("hs_timestamp"):
-                    return _error(400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required")
+                    return _error(
+                        400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required"
+                    )
                 for assoc in item.get("associations") or []:
                     target = str((assoc.get("to") or {}).get("id"))
                     types = assoc.get("types") or [{}]
@@ -287,7 +289,9 @@ class FakeHubSpot(FakeServer):
                     "createdAt": _now(),
                 }
                 self.tasks.append(task)
-                results.append({"id": task_id, "properties": task["properties"], "createdAt": task["createdAt"]})
+                results.append(
+                    {"id": task_id, "properties": task["properties"], "createdAt": task["createdAt"]}
+                )
         return Response(201, {"status": "COMPLETE", "results": results})
 
     # -- batch upsert --------------------------------------------------------------------------

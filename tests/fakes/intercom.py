@@ -254,6 +254,11 @@ class FakeIntercom(FakeServer):
 
     # -- companies ---------------------------------------------------------------------------
 
+    def state(self) -> dict[str, Any]:
+        """For `GET /_fake/state`: companies (with their tags) and data events."""
+        with self._lock:
+            return {"companies": dict(self.companies), "events": list(self.events)}
+
     @route("POST", r"/companies")
     def create_or_update_company(self, request: Request) -> Response:
         body = request.json

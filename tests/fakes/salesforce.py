@@ -274,6 +274,11 @@ class FakeSalesforce(FakeServer):
     def not_found(self, request: Request) -> Response:
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist")
 
+    def state(self) -> dict[str, Any]:
+        """For `GET /_fake/state`: accounts by external id and leads by id."""
+        with self._lock:
+            return {"accounts": self.accounts, "leads": self.leads}
+
     @route("POST", r"/services/oauth2/token")
     def oauth_token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in {**request.query, **parse_qs(request.body.decode())}.items()}

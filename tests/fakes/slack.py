@@ -246,6 +246,11 @@ class FakeSlack(FakeServer):
             return Response(404, {"ok": False, "error": "unknown_method"})
         return Response(404, "no_service", content_type="text/plain")
 
+    def state(self) -> dict[str, Any]:
+        """For `GET /_fake/state`: every posted message."""
+        with self._lock:
+            return {"messages": [dict(m) for m in self.posted]}
+
     @route("POST", r"/api/chat\.postMessage")
     def post_message(self, request: Request) -> Response:
         args, as_json, problem = self._parse(request)
