@@ -7,9 +7,11 @@
 --   plg_revenue      (source, campaign, paid_conversions, conversions, total_revenue,
 --                    avg_contract_value): conversions in [T - revenue_window_days, T)
 --
--- First touch = the best record of the stitched identity, ranked: recorded $set_once
--- $initial_utm_* (0), an event's own utm_* (1), recorded $initial_referring_domain only (2), an
--- event's $referring_domain only (3); then earliest; then smallest values. Blank values are null.
+-- First touch = the best record of the stitched identity, ranked: recorded $initial_utm_* (0), an
+-- event's own utm_* (1), recorded $initial_referring_domain only (2), an event's $referring_domain
+-- only (3); then earliest; then smallest values. Blank values are null. "Recorded" (origin
+-- 'set_once') = the event's properties.$set_once or its person_properties column, each a record
+-- of its own at the event's timestamp (the four values always come from one of the two).
 -- channel = 'paid' when lower(trim(medium)) is a paid medium, else 'organic'.
 CREATE OR REPLACE TEMP TABLE plg_touch_candidates AS
 WITH raw AS (
@@ -19,6 +21,14 @@ WITH raw AS (
            json_extract_string(properties, '$."$set_once"."$initial_utm_campaign"') AS c,
            json_extract_string(properties, '$."$set_once"."$initial_referring_domain"') AS r
     FROM plg_events
+    UNION ALL
+    SELECT distinct_id, timestamp, 'set_once',
+           json_extract_string(person_properties, '$."$initial_utm_source"'),
+           json_extract_string(person_properties, '$."$initial_utm_medium"'),
+           json_extract_string(person_properties, '$."$initial_utm_campaign"'),
+           json_extract_string(person_properties, '$."$initial_referring_domain"')
+    FROM plg_events
+    WHERE person_properties IS NOT NULL
     UNION ALL
     SELECT distinct_id, timestamp, 'event',
            json_extract_string(properties, '$.utm_source'),

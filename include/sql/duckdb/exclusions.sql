@@ -2,11 +2,13 @@
 --
 -- Creates plg_excluded (person_key, reason): persons left out of every model, one reason each,
 -- in this order of precedence:
---   internal_email     the latest email ($set.<email_property>, before T) of any of the person's
+--   internal_email     the latest email (<email_property>, before T) of any of the person's
 --                      distinct ids is at one of internal_email_domains or a subdomain of one
---   opted_out          the latest $set.<opt_out_property> across the person's distinct ids is
+--   opted_out          the latest <opt_out_property> across the person's distinct ids is
 --                      true / 1 / yes / y / on (any case)
 --   test_organization  the person acted in one of test_org_ids before T
+-- Both properties are read from the event's properties.$set and from its person_properties
+-- column, at the event's timestamp; "latest" = the latest timestamp, ties: the larger value.
 CREATE OR REPLACE TEMP TABLE plg_profiles AS
 WITH s AS (SELECT * FROM plg_settings),
 raw AS (
@@ -17,6 +19,16 @@ raw AS (
     SELECT e.distinct_id, 'opt_out', e.timestamp,
            json_extract_string(e.properties, '$."$set"."' || s.opt_out_property || '"')
     FROM plg_events e, s
+    UNION ALL
+    SELECT e.distinct_id, 'email', e.timestamp,
+           json_extract_string(e.person_properties, '$."' || s.email_property || '"')
+    FROM plg_events e, s
+    WHERE e.person_properties IS NOT NULL
+    UNION ALL
+    SELECT e.distinct_id, 'opt_out', e.timestamp,
+           json_extract_string(e.person_properties, '$."' || s.opt_out_property || '"')
+    FROM plg_events e, s
+    WHERE e.person_properties IS NOT NULL
 )
 SELECT r.distinct_id, r.key, r.value, r.timestamp, coalesce(k.person_key, r.distinct_id) AS person_key
 FROM raw r LEFT JOIN plg_person_keys k USING (distinct_id)

@@ -13,7 +13,10 @@
 -- run the scripts again for another T):
 --   plg_settings     one row: every setting with its value
 --   plg_events       parsed, usable rows: properties a JSON object, distinct_id not a placeholder;
---                    organization = properties.$group_0 else properties.$groups.organization
+--                    organization = properties.$group_0 else properties.$groups.organization;
+--                    person_properties = the export's person_properties column when it holds a
+--                    JSON object, else NULL (absent column, null, blank, malformed: no values,
+--                    the row is still used, like plg_bridge.exports.reader)
 --   plg_person_keys  (distinct_id, person_key) for every distinct id in plg_events
 --
 -- Persons are the connected components of distinct ids and person ids linked before T by
@@ -58,8 +61,15 @@ SELECT
         json_extract_string(properties, '$."$group_0"'),
         json_extract_string(properties, '$."$groups".organization')
     ), '') AS org_id,
-    properties
-FROM read_parquet(getvariable('files'))
+    properties,
+    CASE WHEN json_valid(person_properties) AND json_type(person_properties) = 'OBJECT'
+         THEN person_properties END AS person_properties
+FROM (
+    -- person_id and person_properties are optional columns: NULL in files without them
+    SELECT * FROM read_parquet(getvariable('files'), union_by_name = true)
+    UNION ALL BY NAME
+    SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS person_properties WHERE false
+)
 WHERE json_valid(properties) AND json_type(properties) = 'OBJECT' AND plg_valid_id(distinct_id);
 
 CREATE OR REPLACE TEMP TABLE plg_links AS
