@@ -12,6 +12,7 @@ from plg_bridge.config import load_settings
 from plg_bridge.generate import generate
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
+from tests.builders import event, write_export
 from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot
 
@@ -86,3 +87,22 @@ def test_manual_run_without_window_is_refused(pipeline_env):
     dagrun = run_dag(logical_date=None)
     assert dagrun.state == "failed"
     assert hubspot.calls("POST") == []
+
+
+def test_rerun_reproduces_outputs_after_newer_exports_arrive(pipeline_env):
+    """Backfill semantics: a window only uses export intervals that ended by T, so a rerun after
+    later exports (carrying late events of earlier days) writes the same outputs."""
+    exports, work, _ = pipeline_env
+    assert run_dag().state == "success"
+    run_dir = work / "runs" / "as_of=2026-11-20"
+    first = {name: (run_dir / name).read_bytes() for name in ("scores.csv", "quality.json")}
+
+    later = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    late_events = [event("core_feature_used", "2026-11-19T12:00", org="org_0001") for _ in range(50)]
+    write_export(exports, late_events, name=f"{AS_OF.isoformat()}-{later.isoformat()}.parquet.zst")
+    assert run_dag(logical_date=later).state == "success"  # the next day's run sees them
+    next_scores = pd.read_csv(work / "runs" / "as_of=2026-11-21" / "scores.csv")
+    assert next_scores.set_index("org_id").loc["org_0001", "events_this_week"] >= 50
+
+    assert run_dag().state == "success"  # clearing the 2026-11-20 run again
+    assert {name: (run_dir / name).read_bytes() for name in first} == first
