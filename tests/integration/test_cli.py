@@ -137,3 +137,24 @@ def test_output_folder_must_exist(tmp_path):
     )
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_score_of_a_generated_export_on_s3_equals_the_local_one(tmp_path, s3, moto_server):
+    """The generator and the reader over real HTTP to moto: same scores as from a local folder."""
+    local, s3_out, local_out = tmp_path / "exports", tmp_path / "s3.csv", tmp_path / "local.csv"
+    for out in (str(local), f"s3://{s3}/posthog/events"):
+        result = run("generate", "--out", out, "--rows", "20000", "--end", "2026-11-20", "--days", "15")
+        assert result.returncode == 0, result.stderr
+    assert (
+        run(
+            "score", "--events", f"s3://{s3}/posthog", "--as-of", "2026-11-20", "--output", str(s3_out)
+        ).returncode
+        == 0
+    )
+    assert (
+        run("score", "--events", str(local), "--as-of", "2026-11-20", "--output", str(local_out)).returncode
+        == 0
+    )
+    scores = pd.read_csv(s3_out)
+    assert len(scores) > 5 and scores["is_pql"].any()
+    assert s3_out.read_text() == local_out.read_text()
