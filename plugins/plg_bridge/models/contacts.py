@@ -58,15 +58,16 @@ def contacts(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFr
     touch = first_touch(partial.touches, keys, as_of, settings.models.paid_mediums).set_index("person_key")
     events = (settings.models.signup_event, settings.signals.aha_event)
     firsts = person_firsts(partial.firsts[partial.firsts["event"].isin(events)], keys, as_of)
-    first_at = firsts.pivot_table(index="person_key", columns="event", values="timestamp", aggfunc="min")
     members = partial.memberships[partial.memberships["timestamp"] < t]
     members = members.assign(person_key=person_of(members["distinct_id"], keys))
     org = members.sort_values(["timestamp", "org_id"], kind="stable").drop_duplicates("person_key")
     org = excluded.drop_orgs(org).set_index("person_key")["org_id"]
 
     def first(event: str) -> pd.Series:
-        column = first_at[event] if event in first_at.columns else pd.Series(dtype="datetime64[us, UTC]")
-        return people["person_key"].map(column)
+        when = firsts[firsts["event"] == event].set_index("person_key")["timestamp"]
+        if when.empty or people.empty:
+            return pd.Series(pd.NaT, index=people.index, dtype="datetime64[us, UTC]")
+        return people["person_key"].map(when).astype("datetime64[us, UTC]")
 
     signup, aha = first(events[0]), first(events[1])
     out = pd.DataFrame(
