@@ -26,7 +26,14 @@ def test_dagbag_has_no_import_errors():
         "summary",
     } <= set(dag.task_ids)
     assert dag.get_task("deliver_hubspot_companies").pool == "plg_hubspot"
-    assert set(dag.params) >= {"as_of", "orgs", "destinations", "dry_run", "full_resync", "retry_dead_letters_only"}
+    assert set(dag.params) >= {
+        "as_of",
+        "orgs",
+        "destinations",
+        "dry_run",
+        "full_resync",
+        "retry_dead_letters_only",
+    }
     for t in dag.tasks:
         assert t.execution_timeout is not None, f"{t.task_id} has no execution timeout"
         assert t.retries >= 1, f"{t.task_id} is never retried"
