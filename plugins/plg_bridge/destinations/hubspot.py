@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
+from plg_bridge.destinations.payload import missing as _missing
+from plg_bridge.destinations.payload import score_rows
 from plg_bridge.sync.http import (
     DestinationError,
     FatalDestinationError,
@@ -37,6 +39,7 @@ from plg_bridge.sync.http import (
     RetriesExhausted,
     RetryPolicy,
     body_snippet,
+    json_body,
 )
 from plg_bridge.sync.outcomes import OUTCOME_COLUMNS, RowOutcome, failed, outcomes_frame
 
@@ -62,16 +65,6 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_CONN_ID = "hubspot_default"
 MAX_BATCH = 100  # HubSpot object batch endpoints take at most 100 inputs
 COMPANY_ID_PROPERTY = "posthog_group_id"
-SCORE_COLUMNS = (
-    "org_id",
-    "org_name",
-    "events_this_week",
-    "events_last_week",
-    "active_creators",
-    "integrations_connected",
-    "pql_score",
-    "is_pql",
-)
 
 _GROUP = "companyinformation"  # exists in every portal, so creating properties needs no group first
 
@@ -128,17 +121,6 @@ COMPANY_PROPERTIES: tuple[dict[str, Any], ...] = (
 # -- pure mapping: scores -> inputs ---------------------------------------------------------------
 
 
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # list-likes are not "missing"
-        return False
-
-
 def _number(value: Any) -> str | None:
     """HubSpot number text; integral floats (counts upcast by NA) lose their '.0'."""
     if _missing(value):
@@ -183,14 +165,9 @@ def company_inputs(
     Missing values are left out rather than sent blank, so a gap in this week's data never wipes
     what a salesperson sees (and a null org name never blanks the company's name).
     """
-    missing_columns = [c for c in SCORE_COLUMNS if c not in scores.columns]
-    if missing_columns:
-        raise ValueError(f"scores frame lacks columns: {', '.join(missing_columns)}")
-    if scores["org_id"].isna().any():
-        raise ValueError(f"{int(scores['org_id'].isna().sum())} scores rows have no org_id")
     scored_at = _as_date(as_of)
     inputs = []
-    for row in scores[list(SCORE_COLUMNS)].to_dict("records"):
+    for row in score_rows(scores):
         name = None if _missing(row["org_name"]) else str(row["org_name"]).strip()
         candidates = {
             "name": name or None,
@@ -437,13 +414,6 @@ def _result_target(
 # -- HubSpot's transport policy -------------------------------------------------------------------
 
 
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _int_header(response: requests.Response, name: str) -> int | None:
     try:
         return int(response.headers[name])
@@ -470,7 +440,7 @@ def _policy_name(body: Any) -> str | None:
 
 def hubspot_is_fatal(response: requests.Response) -> bool:
     """The daily quota resets at midnight: retrying within this run only burns error budget."""
-    return response.status_code == 429 and _policy_name(_json(response)) == "DAILY"
+    return response.status_code == 429 and _policy_name(json_body(response)) == "DAILY"
 
 
 def _fatal_code(exc: FatalDestinationError) -> str:
@@ -550,7 +520,7 @@ class HubSpotClient:
                 status=response.status_code,
                 body=body_snippet(response),
             )
-        existing = {p.get("name") for p in (_json(response) or {}).get("results", [])}
+        existing = {p.get("name") for p in (json_body(response) or {}).get("results", [])}
         created = []
         for definition in definitions:
             if definition["name"] in existing:
@@ -608,7 +578,7 @@ class HubSpotClient:
                     keys, "DELIVERY_UNKNOWN" if exc.status is None else f"HTTP_{exc.status}", str(exc)
                 )
                 continue
-            body = _json(response)
+            body = json_body(response)
             results = body.get("results") if isinstance(body, Mapping) else None
             if response.status_code in (200, 201) and isinstance(results, list) and len(results) == len(keys):
                 outcomes += [
@@ -679,7 +649,7 @@ class HubSpotClient:
             return failed(keys, code, str(exc)), (code, str(exc))
         except RetriesExhausted as exc:
             return failed(keys, "RETRIES_EXHAUSTED", str(exc)), None
-        results = batch_outcomes(payload, response.status_code, _json(response), body_snippet(response))
+        results = batch_outcomes(payload, response.status_code, json_body(response), body_snippet(response))
         if response.status_code in (401, 403):
             log.error(
                 "HubSpot refused the credentials (HTTP %d); not sending more batches", response.status_code

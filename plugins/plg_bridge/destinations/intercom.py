@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
+from plg_bridge.destinations.payload import SCORE_COLUMNS
+from plg_bridge.destinations.payload import missing as _missing
 from plg_bridge.sync.http import (
     DestinationError,
     RateLimiter,
@@ -41,6 +43,7 @@ from plg_bridge.sync.http import (
     RetriesExhausted,
     RetryPolicy,
     body_snippet,
+    json_body,
 )
 from plg_bridge.sync.outcomes import RowOutcome, outcomes_frame
 
@@ -62,16 +65,6 @@ MAX_TAG_COMPANIES = 100  # companies per tag call (not documented; one call per 
 MAX_METADATA_KEYS = 10  # Intercom keeps the first ten metadata keys of an event
 MAX_METADATA_TEXT = 255
 
-SCORE_COLUMNS = (
-    "org_id",
-    "org_name",
-    "events_this_week",
-    "events_last_week",
-    "active_creators",
-    "integrations_connected",
-    "pql_score",
-    "is_pql",
-)
 SIGNAL_COLUMNS = ("signal_key", "signal", "org_id", "occurred_at")
 
 # Tag per signal; "{provider}" is the signal's detail, normalised (lower case, no spaces).
@@ -104,17 +97,6 @@ ATTRIBUTE_TYPES = {a["name"]: a["data_type"] for a in COMPANY_ATTRIBUTES}
 
 
 # -- pure mapping: values ---------------------------------------------------------------------
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # list-likes are not "missing"
-        return False
 
 
 def _integer(value: Any) -> int | None:
@@ -376,13 +358,6 @@ def event_records(
 # -- pure mapping: answers -> outcomes --------------------------------------------------------
 
 
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def error_detail(status: int, body: Any, text: str = "") -> tuple[str, str]:
     """(code, message) of a refused call: the first `error.list` code, all messages with fields."""
     errors = body.get("errors") if isinstance(body, Mapping) else None
@@ -541,7 +516,7 @@ class IntercomClient:
             return None, None, ("RETRIES_EXHAUSTED", str(exc))
         except DestinationError as exc:  # no fatal policy for Intercom, but never let it escape
             return None, None, (f"HTTP_{exc.status}", str(exc))
-        decoded = _json(response)
+        decoded = json_body(response)
         if 200 <= response.status_code < 300:
             return response, decoded, None
         return response, decoded, error_detail(response.status_code, decoded, body_snippet(response))

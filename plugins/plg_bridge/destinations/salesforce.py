@@ -37,6 +37,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from plg_bridge.destinations.payload import missing as _missing
+from plg_bridge.destinations.payload import score_rows
 from plg_bridge.sync.http import (
     DestinationError,
     FatalDestinationError,
@@ -45,6 +47,7 @@ from plg_bridge.sync.http import (
     RetriesExhausted,
     RetryPolicy,
     body_snippet,
+    json_body,
 )
 from plg_bridge.sync.outcomes import RowOutcome, failed, outcomes_frame
 
@@ -65,16 +68,6 @@ TEXT_LIMIT = 255  # default length of a Salesforce text field
 RETRYABLE_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
 BULK_FINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
 
-SCORE_COLUMNS = (
-    "org_id",
-    "org_name",
-    "events_this_week",
-    "events_last_week",
-    "active_creators",
-    "integrations_connected",
-    "pql_score",
-    "is_pql",
-)
 SIGNAL_SOURCES = ("pql_crossed_at", "pql_reason", "signals")
 # source -> Account field. Sources are the scores columns (bar org_id, which is the external id)
 # and three values derived from the signals frame. Defaults are fields the PLG package of the org
@@ -119,17 +112,6 @@ class SalesforceStop(FatalDestinationError):
 
 
 # -- pure mapping: frames -> Account records ------------------------------------------------------
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # list-likes are not "missing"
-        return False
 
 
 def _plain(value: Any) -> Any:
@@ -239,15 +221,10 @@ def account_records(
     for organizations that have signals in `signals`; signals of organizations absent from
     `scores` are ignored (they have no record here).
     """
-    missing_columns = [c for c in SCORE_COLUMNS if c not in scores.columns]
-    if missing_columns:
-        raise ValueError(f"scores frame lacks columns: {', '.join(missing_columns)}")
-    if scores["org_id"].isna().any():
-        raise ValueError(f"{int(scores['org_id'].isna().sum())} scores rows have no org_id")
     mapping = resolve_field_map(field_map)
     by_org = _signal_values(signals)
     records = []
-    for row in scores[list(SCORE_COLUMNS)].to_dict("records"):
+    for row in score_rows(scores):
         key = str(row["org_id"])
         values: dict[str, Any] = {
             "org_name": _text(row["org_name"]),
@@ -305,13 +282,6 @@ def bulk_csv(records: Sequence[Mapping[str, Any]], external_id_field: str) -> st
 
 
 # -- pure mapping: Salesforce answers -> row outcomes ---------------------------------------------
-
-
-def _json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def error_of(status: int, body: Any, text: str = "") -> tuple[str, str]:
@@ -465,7 +435,7 @@ def lead_status_outcomes(
 
 
 def _error_codes(response: requests.Response) -> set[str]:
-    body = _json(response)
+    body = json_body(response)
     if isinstance(body, list):
         return {str(e.get("errorCode")) for e in body if isinstance(e, Mapping) and e.get("errorCode")}
     return set()
@@ -598,7 +568,7 @@ class SalesforceClient:
             code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
             raise self._stop(code, f"token request refused: {message}", exc.status, exc.body) from exc
         self.token_fetches += 1
-        body = _json(response)
+        body = json_body(response)
         if response.status_code == 200 and isinstance(body, Mapping) and body.get("access_token"):
             self._token = str(body["access_token"])
             if self.use_instance_url and body.get("instance_url"):
@@ -664,7 +634,7 @@ class SalesforceClient:
                     refreshed = True
                     self._refresh(token)
                     continue
-                code, message = error_of(401, _json(response), body_snippet(response))
+                code, message = error_of(401, json_body(response), body_snippet(response))
                 raise self._stop(code, f"refused a fresh token: {message}", 401, body_snippet(response))
             if (
                 400 <= response.status_code < 500
@@ -694,7 +664,7 @@ class SalesforceClient:
         path: str | None = f"query?{urlencode({'q': soql})}"
         while path:
             response = self.request("GET", path)
-            body = _json(response)
+            body = json_body(response)
             if response.status_code != 200 or not isinstance(body, Mapping):
                 code, message = error_of(response.status_code, body, body_snippet(response))
                 raise SalesforceError(
@@ -734,7 +704,7 @@ class SalesforceClient:
                 results = collection_outcomes(
                     [keys[n] for n in todo],
                     response.status_code,
-                    _json(response),
+                    json_body(response),
                     body_snippet(response),
                     upsert=upsert,
                 )
@@ -842,12 +812,12 @@ class SalesforceClient:
                 idempotent=False,  # a second upload to one job is refused: never replay it
             )
             if upload.status_code not in (200, 201):
-                code, message = error_of(upload.status_code, _json(upload), body_snippet(upload))
+                code, message = error_of(upload.status_code, json_body(upload), body_snippet(upload))
                 self._abort(job_id)
                 return failed(keys, code, f"Bulk job {job_id} upload refused: {message}")
             closed = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"})
             if closed.status_code != 200 and "INVALIDJOBSTATE" not in _error_codes(closed):
-                code, message = error_of(closed.status_code, _json(closed), body_snippet(closed))
+                code, message = error_of(closed.status_code, json_body(closed), body_snippet(closed))
                 self._abort(job_id)
                 return failed(keys, code, f"Bulk job {job_id} could not be closed: {message}")
             info = self._wait_for_job(job_id, poll_interval, max_polls)
@@ -891,7 +861,7 @@ class SalesforceClient:
             "lineEnding": "LF",
         }
         response = self.request("POST", "jobs/ingest", json=spec)
-        body = _json(response)
+        body = json_body(response)
         if response.status_code not in (200, 201) or not isinstance(body, Mapping) or not body.get("id"):
             code, message = error_of(response.status_code, body, body_snippet(response))
             raise SalesforceError(f"Bulk job not created: {message}", code=code, status=response.status_code)
@@ -901,7 +871,7 @@ class SalesforceClient:
         info: dict[str, Any] = {}
         for poll in range(1, max_polls + 1):
             response = self.request("GET", f"jobs/ingest/{job_id}")
-            body = _json(response)
+            body = json_body(response)
             if response.status_code != 200 or not isinstance(body, Mapping):
                 code, message = error_of(response.status_code, body, body_snippet(response))
                 raise SalesforceError(f"Bulk job {job_id} status: {message}", code=code)
@@ -926,7 +896,7 @@ class SalesforceClient:
         except DestinationError as exc:
             log.warning("Salesforce Bulk job %s not aborted: %s", job_id, exc)
             return None
-        body = _json(response)
+        body = json_body(response)
         return dict(body) if response.status_code == 200 and isinstance(body, Mapping) else None
 
     def _job_results(self, job_id: str, kind: str) -> str | None:

@@ -30,6 +30,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
+from plg_bridge.destinations.payload import missing as _missing
 from plg_bridge.sync.http import parse_retry_after
 from plg_bridge.sync.outcomes import RowOutcome, outcomes_frame
 
@@ -128,17 +129,6 @@ def clip(text: str, limit: int) -> str:
 
 
 # -- the digest (pure) --------------------------------------------------------------------------
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _number(value: Any) -> float | None:

@@ -127,6 +127,14 @@ class RateLimiter:
                 waited += wait
 
 
+def json_body(response: requests.Response) -> Any:
+    """The response's JSON, or None when it has none (vendors answer some errors in HTML)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def body_snippet(response: requests.Response) -> str:
     """The start of a response body, for error messages (bodies carry no credentials)."""
     try:
