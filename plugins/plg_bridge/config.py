@@ -39,12 +39,14 @@ class ExportSettings:
     manifests: bool = False  # true when the export sets a max file size (then a manifest marks completion)
     check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
     wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
+    on_unreadable: str = "fail"  # a corrupt / truncated / schema-less file: fail its task, or quarantine it and go on
 
     def validate(self) -> None:
         from plg_bridge.exports.completeness import INTERVALS
 
         _require(self.interval in INTERVALS, "exports.interval", f"must be one of {', '.join(INTERVALS)}")
         _require(self.check_hours >= 0, "exports.check_hours", "must not be negative")
+        _require(self.on_unreadable in ("fail", "quarantine"), "exports.on_unreadable", "must be fail or quarantine")
         _require(self.wait_minutes >= 0, "exports.wait_minutes", "must not be negative")
         _require(
             0 <= self.group_index <= 4, "exports.group_index", "must be 0..4 (PostHog has 5 group slots)"
@@ -80,6 +82,30 @@ class PqlSettings:
         _require(self.breadth_min_creators > 0, "pql.breadth_min_creators", "must be positive")
         top = self.velocity_points + self.breadth_points + self.integration_points
         _require(0 < self.threshold <= top, "pql.threshold", f"must be in 1..{top} (the maximum score)")
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """PQL threshold calibration (models/calibration.py): the score's past flags against conversions."""
+
+    horizon_days: int = 30  # converted = the organization converts in [D, D + horizon_days)
+    date_step_days: int = 1  # as-of dates D every this many days, back from T - horizon_days
+    lookback_days: int = 90  # earliest D: T - horizon_days - lookback_days (and 2 PQL weeks into the data)
+    threshold_step: int = 5  # thresholds tried: 0, step, 2 * step, ... up to the maximum score
+    min_flagged: int = 20  # a threshold qualifies when it flags at least this many organization-days ...
+    min_lift: float = 1.5  # ... with lift (precision / base rate) >= this; best F1 wins, ties: higher
+
+    def validate(self) -> None:
+        _require(self.horizon_days > 0, "calibration.horizon_days", "must be positive")
+        _require(self.date_step_days > 0, "calibration.date_step_days", "must be positive")
+        _require(self.lookback_days >= 0, "calibration.lookback_days", "must not be negative")
+        _require(self.threshold_step > 0, "calibration.threshold_step", "must be positive")
+        _require(self.min_flagged >= 1, "calibration.min_flagged", "must be at least 1")
+        _require(
+            self.min_lift >= 1,
+            "calibration.min_lift",
+            "must be at least 1 (below 1 a flag converts worse than an unflagged organization on average)",
+        )
 
 
 @dataclass(frozen=True)
@@ -286,6 +312,7 @@ class AlertSettings:
 class Settings:
     exports: ExportSettings = field(default_factory=ExportSettings)
     pql: PqlSettings = field(default_factory=PqlSettings)
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     hubspot: HubSpotSettings = field(default_factory=HubSpotSettings)
     models: ModelSettings = field(default_factory=ModelSettings)
     signals: SignalSettings = field(default_factory=SignalSettings)
@@ -301,6 +328,7 @@ class Settings:
         for section in (
             self.exports,
             self.pql,
+            self.calibration,
             self.hubspot,
             self.models,
             self.salesforce,

@@ -63,10 +63,30 @@ def pending(work: Location, files: list[ExportFile]) -> list[ExportFile]:
     return [f for f in files if partial_prefix(f).removeprefix("partials/") not in done]
 
 
+def rollup_or_quarantine(
+    exports: Location, key: str, settings: Settings, people: bool = True
+) -> rollup.Partial:
+    """rollup_file, or with `exports.on_unreadable: quarantine` an empty partial that records the
+    object and the reader's error (counted as `quarantined_files`; the run report alerts on it)."""
+    from plg_bridge.exports.reader import ExportReadError
+    from plg_bridge.exports.schema import ExportSchemaError
+
+    try:
+        return rollup.rollup_file(exports, key, settings, people=people)
+    except (ExportReadError, ExportSchemaError) as exc:
+        if settings.exports.on_unreadable != "quarantine":
+            raise
+        log.error("quarantined export object %s: %s", key, exc)
+        empty = rollup.merge([])
+        empty.quarantine.loc[0] = [exports.uri_of(key), -1, None, None, "unreadable_file", str(exc)[:2000]]
+        empty.quality.update({"quarantined_files": 1})
+        return empty
+
+
 def rollup_to(exports: Location, work: Location, file: ExportFile, settings: Settings) -> dict[str, int]:
     """Roll one export file up into its partial under `work`; returns its quality counters."""
     started = time.monotonic()
-    partial = rollup.rollup_file(exports, file.key, settings)
+    partial = rollup_or_quarantine(exports, file.key, settings)
     rollup.write(partial, work, partial_prefix(file))
     seconds = time.monotonic() - started
     rows = partial.quality["rows_read"]
@@ -110,7 +130,7 @@ def score_export(exports: Location, as_of: datetime, settings: Settings) -> Scor
     files = discover(exports)
     partials = []
     for i, file in enumerate(files, 1):
-        partials.append(rollup.rollup_file(exports, file.key, settings, people=False))
+        partials.append(rollup_or_quarantine(exports, file.key, settings, people=False))
         log.info("read %d/%d files (%s)", i, len(files), file.label)
     return score_partials(partials, as_of, settings)
 

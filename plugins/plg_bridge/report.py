@@ -57,18 +57,25 @@ def render_markdown(summary: dict) -> str:
 
 
 def _alerts(ws: Workspace, summary: dict) -> list[str]:
-    """Volume anomaly vs the trailing runs before this window (never later ones: reruns agree)."""
+    """Volume anomaly vs the trailing runs before this window (never later ones: reruns agree),
+    and export objects quarantined as unreadable."""
     from plg_bridge import alerts
 
     cfg = ws.settings.alerts
     earlier = [r for r in recent_runs(ws, limit=cfg.trailing_runs + 60) if r["as_of"] < summary["as_of"]]
     trailing = [r["rows_read"] for r in earlier[: cfg.trailing_runs]]
-    found = alerts.volume_anomaly(summary["quality"].get("rows_read", 0), trailing, cfg.volume_factor)
-    if found and cfg.enabled:
-        alerts.post(
-            f":warning: plg-bridge run as of {summary['as_of']}: {found}", cfg.slack_conn_id, cfg.channel
+    found = [alerts.volume_anomaly(summary["quality"].get("rows_read", 0), trailing, cfg.volume_factor)]
+    skipped = summary["quality"].get("quarantined_files", 0)
+    if skipped:
+        found.append(
+            f"{skipped} unreadable export object(s) were quarantined and left out: see quarantine.parquet"
         )
-    return [found] if found else []
+    found = [f for f in found if f]
+    for text in found if cfg.enabled else []:
+        alerts.post(
+            f":warning: plg-bridge run as of {summary['as_of']}: {text}", cfg.slack_conn_id, cfg.channel
+        )
+    return found
 
 
 def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: list[dict]) -> dict:

@@ -113,3 +113,16 @@ def test_empty_export_file_is_a_valid_empty_input(tmp_path, settings):
     result = score_export(location(str(tmp_path)), AS_OF, settings)
     assert result.scores.empty
     assert result.quality["rows_read"] == 0
+
+
+def test_unreadable_object_can_be_quarantined_and_the_run_goes_on(tmp_path, settings):
+    import dataclasses
+
+    good = write_export(tmp_path, [event("core_feature_used", "2026-11-18")], name="a.parquet")
+    (tmp_path / "b.parquet").write_bytes(b"PAR1 not really")
+    cfg = dataclasses.replace(settings, exports=dataclasses.replace(settings.exports, on_unreadable="quarantine"))
+    result = score_export(location(str(tmp_path)), AS_OF, cfg)
+    assert good.exists() and result.scores["events_this_week"].tolist() == [1]
+    assert result.quality["quarantined_files"] == 1
+    row = result.quarantine[result.quarantine["reason"] == "unreadable_file"].iloc[0]
+    assert row["file"].endswith("b.parquet") and "cannot read Parquet" in row["properties"]
