@@ -149,6 +149,21 @@ def main() -> None:
         print("  a few HubSpot companies:")
         for record in list(hubspot_state.get("companies", {}).values())[:3]:
             print("    ", json.dumps(record.get("properties", record))[:160])
+
+        # The weekly insights report on the same data. The demo export spans 28 days, so the PQL
+        # calibration uses a 7-day conversion horizon here (the default 30 days needs 44+ days).
+        step(f"running the weekly report: airflow dags test plg_insights_report {AS_OF}")
+        report_env = {**env, "PLG_BRIDGE__CALIBRATION__HORIZON_DAYS": "7"}
+        started = time.monotonic()
+        run([str(bin_dir / "airflow"), "dags", "test", "plg_insights_report", AS_OF], report_env, quiet=True)
+        print(f"DAG run succeeded in {time.monotonic() - started:.0f}s")
+        report_dir = work / f"insights/as_of={AS_OF}"
+        step(f"insights summary ({report_dir / 'summary.md'})")
+        print((report_dir / "summary.md").read_text().split("\n## Time to value")[0])
+        slack_port = fakes["slack"][1]
+        posted = fetch(f"http://127.0.0.1:{slack_port}/_fake/state").get("messages", [])
+        announced = [m for m in posted if "PLG insights" in json.dumps(m)]
+        print(f"  announced in the fake Slack: {'yes' if announced else 'no'}")
     finally:
         for proc, _ in fakes.values():
             proc.terminate()
@@ -160,6 +175,7 @@ def main() -> None:
     print(f"  data quality     {run_dir / 'quality.json'}")
     print(f"  per-target plan, outcomes, dead letters  {run_dir}/<target>/")
     print(f"  delivery state   {work / 'state'}")
+    print(f"  insights report  {report_dir / 'report.html'} (charts in {report_dir / 'charts'})")
     print(f"  Airflow logs     {airflow_home / 'logs'}")
 
 

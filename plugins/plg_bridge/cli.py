@@ -95,6 +95,73 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_export(args: argparse.Namespace):
+    """(settings, exports, T, merged partial with the person tables) of a model command: every data
+    file of the location rolled up in this process, like `score`."""
+    from plg_bridge import rollup
+    from plg_bridge.models.pql import as_of_time
+    from plg_bridge.pipeline import discover
+
+    settings = load_settings(args.config)
+    exports = location(args.events, args.endpoint_url or settings.exports.endpoint_url)
+    as_of = as_of_time(args.as_of.isoformat())
+    if not exports.list():
+        raise UsageError(f"no objects under {args.events}: nothing to read (check the location)")
+    files = discover(exports)
+    partials = []
+    for i, file in enumerate(files, 1):
+        partials.append(rollup.rollup_file(exports, file.key, settings))
+        log.info("read %d/%d files (%s)", i, len(files), file.label)
+    return settings, exports, as_of, rollup.merge(partials)
+
+
+def _write_table(args: argparse.Namespace, exports, frame, what: str, extra: str = "") -> int:
+    written = _write_text(args.output, frame.to_csv(index=False), exports.endpoint_url)
+    print(f"{what}: {len(frame)} rows as of {args.as_of:%Y-%m-%d} -> {written}{extra}", file=sys.stderr)
+    return 0
+
+
+def cmd_attribution(args: argparse.Namespace) -> int:
+    from plg_bridge.models import attribution
+
+    settings, exports, as_of, partial = _read_export(args)
+    result = attribution.run(partial, as_of, settings)
+    frame = result.first_touch if args.table == "first_touch" else result.revenue
+    return _write_table(args, exports, frame, f"attribution {args.table}", f"\n{json.dumps(result.quality)}")
+
+
+def cmd_activation(args: argparse.Namespace) -> int:
+    from plg_bridge.models import activation
+
+    settings, exports, as_of, partial = _read_export(args)
+    result = activation.run(partial, as_of, settings)
+    frame = getattr(result, args.table)
+    return _write_table(args, exports, frame, f"activation {args.table}", f"\n{json.dumps(result.quality)}")
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    from plg_bridge.models import pql
+    from plg_bridge.models.signals import raise_signals
+
+    settings, exports, as_of, partial = _read_export(args)
+    frame = raise_signals(partial, pql.score(partial, as_of, settings.pql), as_of, settings)
+    counts = frame["signal"].value_counts().sort_index().to_dict()
+    return _write_table(args, exports, frame, "signals of the day before T", f"\n{json.dumps(counts)}")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from plg_bridge.models import calibration
+
+    settings, exports, as_of, partial = _read_export(args)
+    result = calibration.run(partial, as_of, settings)
+    frame = result.curve if args.table == "thresholds" else getattr(result, args.table)
+    note = (
+        f"\nrecommended threshold: {result.recommended if result.recommended is not None else 'none'} "
+        f"(current {settings.pql.threshold}): {result.reason}"
+    )
+    return _write_table(args, exports, frame, f"calibration {args.table}", note)
+
+
 def _options(args: argparse.Namespace, **override: bool):
     from plg_bridge.controls import RunOptions
 
@@ -117,6 +184,8 @@ def _print_run(result: dict) -> int:
             continue
         p = d["plan"]
         line = f"{d['target']:<24} plan: {p['create']} create, {p['update']} update, {p['retry']} retry, {p['unchanged']} unchanged"
+        if p.get("unconfirmed"):
+            line += f", {p['unconfirmed']} unconfirmed"
         if not d.get("dry_run"):
             line += f" | sent: {d['created']} created, {d['updated']} updated, {d['failed']} failed"
             failed += d["failed"]
@@ -154,16 +223,26 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(
                 f"    {target:<24} {counts if isinstance(counts, str) else ', '.join(f'{v} {k}' for k, v in counts.items())}"
             )
-    dead = waiting(ws)
-    by_target = dead.groupby("target").size().to_dict() if len(dead) else {}
-    print(f"dead letters waiting: {len(dead)}" + (f" ({by_target})" if by_target else ""))
+    rows = waiting(ws)
+    for status, label in (("failed", "dead letters waiting"), ("unconfirmed", "unconfirmed deliveries")):
+        found = rows[rows["status"] == status]
+        if status == "unconfirmed" and found.empty:
+            continue
+        by_target = found.groupby("target").size().to_dict() if len(found) else {}
+        print(f"{label}: {len(found)}" + (f" ({by_target})" if by_target else ""))
     return 0
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from plg_bridge.sync.deadletter import waiting
+    from plg_bridge.sync.deadletter import confirm, waiting
     from plg_bridge.workspace import Workspace
 
+    if args.action == "confirm":
+        if not args.targets:
+            raise UsageError("dead-letters confirm needs --targets: the targets you checked at the vendor")
+        done = confirm(Workspace.load(args.config), tuple(args.targets))
+        print(f"{done} unconfirmed deliveries marked delivered")
+        return 0
     if args.action == "replay":
         if not args.as_of:
             raise UsageError("dead-letters replay needs --as-of (the window whose inputs to use)")
@@ -215,6 +294,45 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
     score.set_defaults(func=cmd_score)
 
+    models = (
+        (
+            "attribution",
+            cmd_attribution,
+            "first touch per person or revenue by original source",
+            ("revenue", "first_touch"),
+        ),
+        (
+            "activation",
+            cmd_activation,
+            "time-to-value per milestone and cohort, cohorts, Aha candidates, odds ratios",
+            ("milestones", "cohorts", "aha", "correlation", "persons"),
+        ),
+        ("signals", cmd_signals, "the signals raised for the day before T (aha, usage ceiling, ...)", ()),
+        (
+            "calibrate",
+            cmd_calibrate,
+            "PQL threshold calibration: precision, recall and lift per threshold, the recommended one",
+            ("thresholds", "observations", "dates"),
+        ),
+    )
+    for name, func, text, tables in models:
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--events", required=True, help="export location: local folder or s3://bucket/prefix"
+        )
+        cmd.add_argument("--as-of", required=True, type=_date, help="T: models use events before YYYY-MM-DD")
+        cmd.add_argument("--output", required=True, help="CSV to write (local path or s3://...)")
+        if tables:
+            cmd.add_argument(
+                "--table",
+                choices=tables,
+                default=tables[0],
+                help=f"which table to write (default {tables[0]})",
+            )
+        cmd.add_argument("--config", help="settings YAML (default: $PLG_BRIDGE_CONFIG or include/config)")
+        cmd.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
+        cmd.set_defaults(func=func)
+
     for name, func, text in (
         ("sync", cmd_sync, "run one window end to end: roll up new files, score, deliver to every target"),
         ("plan", cmd_plan, "what a sync would send (creates, updates, retries), without sending"),
@@ -236,8 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", help="settings YAML")
     status.set_defaults(func=cmd_status)
 
-    dead = sub.add_parser("dead-letters", help="list or replay rows a destination rejected")
-    dead.add_argument("action", choices=("list", "replay"))
+    dead = sub.add_parser(
+        "dead-letters",
+        help="list or replay rows a destination rejected; confirm or replay unconfirmed deliveries",
+        description=(
+            "replay resends dead letters, and the unconfirmed deliveries (sent, outcome unknown) of "
+            "the targets named with --targets; confirm marks those targets' unconfirmed deliveries "
+            "delivered after you found them at the vendor"
+        ),
+    )
+    dead.add_argument("action", choices=("list", "replay", "confirm"))
     dead.add_argument("--targets", type=_names, help="only these targets, e.g. hubspot_companies")
     dead.add_argument("--as-of", type=_date, help="replay: the window whose inputs to use")
     dead.add_argument("--config", help="settings YAML")

@@ -210,6 +210,15 @@ def _done(people: pd.DataFrame, firsts: pd.DataFrame, events: Sequence[str] | No
     return rows.assign(hours=hours.clip(lower=0.0))[["person_key", "event", "hours"]]
 
 
+def hours_to_value(people: pd.DataFrame, firsts: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """(person_key, cohort, milestone, hours) of every judged person who reached a milestone in their
+    window: the values behind the medians and p75 of `milestones` (the report's distributions)."""
+    done = _done(people, firsts, names).rename(columns={"event": "milestone"})
+    done = done.merge(people[["person_key", "cohort"]], on="person_key")
+    done = done.sort_values(["milestone", "cohort", "hours", "person_key"], kind="stable")
+    return done[["person_key", "cohort", "milestone", "hours"]].reset_index(drop=True)
+
+
 def milestones(people: pd.DataFrame, firsts: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """Reach and hours-to-value per breakdown, segment, cohort and milestone (columns MILESTONES).
 
