@@ -50,11 +50,11 @@ DEFAULT_ARGS = {
 def plg_insights_report():
     @task
     def resolve_window() -> str:
-        from plg_bridge.window import WindowError, resolve_as_of
+        from plg_bridge.window import WindowError, resolve_as_of, run_date
 
         ctx = get_current_context()
         try:
-            return resolve_as_of(ctx.get("data_interval_end"), ctx["params"]).isoformat()
+            return resolve_as_of(run_date(ctx), ctx["params"]).isoformat()
         except WindowError as exc:  # retrying cannot help: fail now, with the reason
             raise AirflowFailException(str(exc)) from exc
 

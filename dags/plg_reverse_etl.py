@@ -63,12 +63,12 @@ def plg_reverse_etl():
     @task
     def resolve_window() -> str:
         from plg_bridge.controls import ControlError, RunOptions
-        from plg_bridge.window import WindowError, resolve_as_of
+        from plg_bridge.window import WindowError, resolve_as_of, run_date
 
         ctx = get_current_context()
         try:
             RunOptions.from_params(ctx["params"])
-            return resolve_as_of(ctx.get("data_interval_end"), ctx["params"]).isoformat()
+            return resolve_as_of(run_date(ctx), ctx["params"]).isoformat()
         except (WindowError, ControlError) as exc:  # retrying cannot help: fail now, with the reason
             raise AirflowFailException(str(exc)) from exc
 

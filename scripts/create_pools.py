@@ -66,10 +66,9 @@ def destinations_in_use() -> set[str]:
 def pools_file(overrides: dict[str, int]) -> dict[str, dict]:
     """The pools as `airflow pools import` reads them."""
     pools = {}
-    for destination, (slots, why) in POOLS.items():
-        slots = overrides.get(destination, slots)
+    for destination, (default, why) in POOLS.items():
         pools[pool_name(destination)] = {
-            "slots": slots,
+            "slots": overrides.get(destination, default),
             "description": f"plg-bridge deliveries to {destination}: {why}",
             "include_deferred": False,
         }

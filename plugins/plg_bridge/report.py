@@ -47,9 +47,12 @@ def render_markdown(summary: dict) -> str:
         planned = f"{p.get('create', 0)}/{p.get('update', 0)}/{p.get('retry', 0)}/{p.get('unchanged', 0)}"
         if d.get("dry_run"):
             planned += " (dry run)"
+        waiting = str(d.get("dead_letters_waiting", 0))
+        if d.get("unconfirmed"):
+            waiting += f" (+{d['unconfirmed']} unconfirmed)"
         lines.append(
             f"| {d['target']} | {planned} | {d.get('created', 0)} | {d.get('updated', 0)} | "
-            f"{d.get('failed', 0)} | {d.get('dead_letters_waiting', 0)} |"
+            f"{d.get('failed', 0)} | {waiting} |"
         )
     if summary.get("alerts"):
         lines += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]

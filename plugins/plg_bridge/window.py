@@ -1,8 +1,11 @@
 """Which data window a run works on.
 
-Scheduled runs and backfills use their data interval end. A manual trigger in Airflow 3 may
-have no logical date and so no data interval: it must name its window in the `as_of` param, or
-it is refused, because guessing from the wall clock would make reruns irreproducible.
+`@daily` is a cron *trigger* timetable in Airflow 3: a scheduled run's logical date is the
+midnight it fires at, which is the window end T. Backfills and `airflow dags trigger -l DATE`
+carry that date too, while their data interval is derived from the trigger time (the wall
+clock), so the logical date is what names the window. A manual trigger may have no logical date:
+it must name its window in the `as_of` param, or it is refused, because guessing from the wall
+clock would make reruns irreproducible.
 """
 
 from __future__ import annotations
@@ -16,8 +19,13 @@ class WindowError(ValueError):
     """The run has no usable window."""
 
 
+def run_date(context: dict) -> datetime | None:
+    """The date that names a run's window: its logical date, else its data interval end."""
+    return context.get("logical_date") or context.get("data_interval_end")
+
+
 def resolve_as_of(data_interval_end: datetime | None, params: dict | None) -> datetime:
-    """The run's T: the `as_of` param when given (an override), else the data interval end."""
+    """The run's T: the `as_of` param when given (an override), else the run's date (run_date)."""
     override = (params or {}).get("as_of")
     if override:
         try:

@@ -6,6 +6,15 @@
 
 A run whose rejected-row share exceeds `delivery.max_rejected_share` fails after committing
 what it delivered, so good rows are never sent twice and bad rows wait as dead letters.
+
+Create-once targets the vendor cannot dedupe (HubSpot tasks, Slack messages: `Target.journal`)
+go out in batches, and the state is committed around each one: first its keys as unconfirmed
+(in flight), then its outcomes. A run killed mid-batch thus leaves that batch unconfirmed rather
+than unrecorded, and so does an answer that never came (timeout, reset after sending). Both may
+exist at the vendor: no normal run sends them again (that is how a task or alert would be
+created twice); they are listed for on-call, who checks the vendor and then confirms them
+(`plg-bridge dead-letters confirm`) or resends them (`dead-letters replay --targets <target>`).
+Earlier batches stay delivered, later ones are sent by the next run.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.storage import Location
     from plg_bridge.sync.targets import Target
     from plg_bridge.workspace import Workspace
 
@@ -78,7 +88,12 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
     desired = planning.records_frame(_only_orgs(target.build(inputs, settings), options.orgs))
     snapshot = state.load(work, target.name)
     planned = planning.plan(
-        desired, snapshot.frame, full_resync=options.full_resync, create_once=target.create_once
+        desired,
+        snapshot.frame,
+        full_resync=options.full_resync,
+        create_once=target.create_once,
+        # unconfirmed rows go out again only when on-call replays this very target
+        resend_unconfirmed=options.retry_dead_letters_only and target.name in options.destinations,
     )
     if options.orgs:  # a subset run leaves other organizations' dead letters alone
         planned = planned[planned["record_key"].isin(desired["record_key"])]
@@ -98,14 +113,28 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
         {"record_key": k, "payload": json.loads(p)}
         for k, p in zip(to_send["record_key"], to_send["payload"], strict=True)
     ]
-    outcomes = target.send(settings, records) if records else outcomes_frame([])
-    new_state = planning.apply_outcomes(snapshot.frame, to_send, outcomes, as_of)
-    state.commit(work, target.name, new_state, snapshot.version)
+    if records and target.journal is not None:
+        outcomes, new_state = _send_journaled(
+            settings, target, work=work, to_send=to_send, records=records, snapshot=snapshot, as_of=as_of
+        )
+    else:
+        outcomes = target.send(settings, records) if records else outcomes_frame([])
+        new_state = planning.apply_outcomes(snapshot.frame, to_send, outcomes, as_of)
+        state.commit(work, target.name, new_state, snapshot.version)
 
     result.update(outcome_counts(outcomes))
     result["outcomes"] = work.write_frame(f"{prefix}/outcomes.parquet", outcomes)
-    dead = new_state[new_state["status"] == "failed"]
-    result["dead_letters_waiting"] = len(dead)
+    dead = new_state[new_state["status"].isin(["failed", "unconfirmed"])]
+    result["dead_letters_waiting"] = int((dead["status"] == "failed").sum())
+    unconfirmed = int((dead["status"] == "unconfirmed").sum())
+    if unconfirmed:
+        result["unconfirmed"] = unconfirmed
+        log.warning(
+            "%s: %d deliveries unconfirmed (sent, outcome unknown): not sent again until on-call "
+            "checks the vendor (plg-bridge dead-letters list)",
+            target.name,
+            unconfirmed,
+        )
     if len(dead):
         result["dead_letters"] = work.write_frame(f"{prefix}/dead_letters.parquet", dead)
     result["seconds"] = round(time.monotonic() - started, 2)
@@ -124,6 +153,42 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
             f"as dead letters in {result.get('dead_letters')}. First: {examples}"
         )
     return result
+
+
+def _send_journaled(
+    settings: Settings,
+    target: Target,
+    *,
+    work: Location,
+    to_send: pd.DataFrame,
+    records: list[dict],
+    snapshot: state.Snapshot,
+    as_of: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Send in batches, committing each batch's keys as in flight before it goes out and its
+    outcomes after; returns (outcomes, final state). Every commit is conditional on the previous
+    one, so a concurrent run of the window still loses with ConflictError (before sending)."""
+    import pandas as pd
+
+    frame, version = snapshot.frame, snapshot.version
+    size = max(1, int(target.journal(settings)))
+    parts = []
+    for start in range(0, len(records), size):
+        sent = to_send.iloc[start : start + size]
+        before = frame
+        frame = planning.in_flight(frame, sent, as_of)
+        version = state.commit(work, target.name, frame, version)
+        try:
+            got = target.send(settings, records[start : start + size])
+        except Exception:
+            # Destinations report every transport failure as an outcome, so an exception here
+            # comes before anything was sent (connection lookup, client setup): put the batch back.
+            state.commit(work, target.name, before, version)
+            raise
+        frame = planning.apply_outcomes(frame, sent, got, as_of, unknown_unconfirmed=True)
+        version = state.commit(work, target.name, frame, version)
+        parts.append(got)
+    return pd.concat(parts, ignore_index=True), frame
 
 
 def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:

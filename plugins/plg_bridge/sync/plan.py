@@ -6,6 +6,9 @@ exactly when what we would send changes. Actions:
 - update    delivered, payload changed (or `full_resync`)
 - retry     a dead letter of an earlier run, sent again even when its data did not change
 - unchanged delivered with the same payload: not sent (an unchanged rerun makes no calls)
+- unconfirmed a create-once row whose delivery may have happened (sent, no answer; or in flight
+            when its run died): not sent again by a normal run, not even on a full resync, only
+            by an on-call replay that names its target (see sync/deliver.py)
 Create-once targets (HubSpot tasks, Intercom events, Slack messages: no upsert in the API) never
 resend a delivered key, not even on a full resync: their record key is the dedupe key.
 """
@@ -20,6 +23,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SEND = ("create", "update", "retry")
+# Outcome codes meaning "sent, but whether the vendor applied it is unknown" (a timeout or reset
+# after the request left): for a create-once target the row becomes unconfirmed, not a dead letter.
+UNKNOWN_OUTCOME = frozenset({"DELIVERY_UNKNOWN"})
+IN_FLIGHT = "IN_FLIGHT"
 
 
 def canonical(payload: Any) -> str:
@@ -50,9 +57,18 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def plan(
-    desired: pd.DataFrame, state: pd.DataFrame, *, full_resync: bool = False, create_once: bool = False
+    desired: pd.DataFrame,
+    state: pd.DataFrame,
+    *,
+    full_resync: bool = False,
+    create_once: bool = False,
+    resend_unconfirmed: bool = False,
 ) -> pd.DataFrame:
-    """One row per record to consider: record_key, payload, payload_hash, action, attempts."""
+    """One row per record to consider: record_key, payload, payload_hash, action, attempts.
+
+    Unconfirmed rows are planned as "unconfirmed" (not sent), or as "retry" with
+    `resend_unconfirmed` (an on-call decision after checking the vendor).
+    """
     import pandas as pd
 
     merged = desired.merge(
@@ -73,9 +89,11 @@ def plan(
     if create_once:
         action[delivered] = "unchanged"
     action[failed.fillna(False)] = "retry"
-    action[(merged["_merge"] == "right_only") & ~failed.fillna(False)] = "gone"
+    unconfirmed = (merged["status"] == "unconfirmed").fillna(False)
+    action[unconfirmed] = "retry" if resend_unconfirmed else "unconfirmed"
+    action[(merged["_merge"] == "right_only") & ~failed.fillna(False) & ~unconfirmed] = "gone"
 
-    # A dead letter no longer desired is retried with the payload it failed with.
+    # A dead letter (or unconfirmed row) no longer desired keeps the payload it was sent with.
     stale = merged["_merge"] == "right_only"
     merged.loc[stale, "payload"] = merged.loc[stale, "payload_state"]
     merged.loc[stale, "payload_hash"] = merged.loc[stale, "payload_hash_state"]
@@ -89,14 +107,28 @@ def plan(
 
 
 def counts(planned: pd.DataFrame) -> dict[str, int]:
+    """Rows per action; "unconfirmed" only when there are any."""
     tally = planned["action"].value_counts()
-    return {a: int(tally.get(a, 0)) for a in ("create", "update", "retry", "unchanged")}
+    out = {a: int(tally.get(a, 0)) for a in ("create", "update", "retry", "unchanged")}
+    if tally.get("unconfirmed", 0):
+        out["unconfirmed"] = int(tally["unconfirmed"])
+    return out
 
 
 def apply_outcomes(
-    state: pd.DataFrame, sent: pd.DataFrame, outcomes: pd.DataFrame, as_of: str
+    state: pd.DataFrame,
+    sent: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    as_of: str,
+    *,
+    unknown_unconfirmed: bool = False,
 ) -> pd.DataFrame:
-    """The new state: delivered rows take the sent hash; failures become (or stay) dead letters."""
+    """The new state: delivered rows take the sent hash; failures become (or stay) dead letters.
+
+    With `unknown_unconfirmed` (create-once targets the vendor cannot dedupe) a failure whose
+    outcome is unknown (UNKNOWN_OUTCOME: the request left, no answer came) becomes unconfirmed:
+    the vendor may have created it, so no normal run sends it again.
+    """
     import pandas as pd
 
     from plg_bridge.sync.state import STATE_COLUMNS
@@ -110,16 +142,50 @@ def apply_outcomes(
             "destination reported no outcome",
         ]
     ok = joined["status"] != "failed"
+    status = ok.map({True: "delivered", False: "failed"})
+    if unknown_unconfirmed:
+        status = status.mask(~ok & joined["error_code"].isin(UNKNOWN_OUTCOME), "unconfirmed")
     rows = pd.DataFrame(
         {
             "record_key": joined["record_key"],
             "payload_hash": joined["payload_hash"],
-            "status": ok.map({True: "delivered", False: "failed"}),
+            "status": status,
             "payload": joined["payload"].where(~ok, None),
             "destination_id": joined["destination_id"],
             "error_code": joined["error_code"].where(~ok, None),
             "error_message": joined["error_message"].where(~ok, None),
             "attempts": (joined["attempts"] + 1).where(~ok, 0),
+            "as_of": as_of,
+        }
+    ).astype(STATE_COLUMNS)
+    kept = state[~state["record_key"].isin(rows["record_key"])]
+    return (
+        pd.concat([kept.astype(STATE_COLUMNS), rows], ignore_index=True)
+        .sort_values("record_key")
+        .reset_index(drop=True)
+    )
+
+
+def in_flight(state: pd.DataFrame, sent: pd.DataFrame, as_of: str) -> pd.DataFrame:
+    """The state with `sent` marked unconfirmed (IN_FLIGHT) before they go out: if the run dies
+    before it records the vendor's answer, the next run knows they may exist at the vendor."""
+    import pandas as pd
+
+    from plg_bridge.sync.state import STATE_COLUMNS
+
+    rows = pd.DataFrame(
+        {
+            "record_key": sent["record_key"],
+            "payload_hash": sent["payload_hash"],
+            "status": "unconfirmed",
+            "payload": sent["payload"],
+            "destination_id": None,
+            "error_code": IN_FLIGHT,
+            "error_message": (
+                "sent by a run that stopped before the vendor answered: it may exist at the vendor; "
+                "check, then `plg-bridge dead-letters confirm` or `replay` this target"
+            ),
+            "attempts": sent["attempts"].astype("int64"),
             "as_of": as_of,
         }
     ).astype(STATE_COLUMNS)

@@ -1,8 +1,8 @@
 """What was delivered to each target, kept as one small Parquet per target, committed atomically.
 
 One row per record key: the hash of the payload last delivered (or attempted), whether it is
-delivered or waiting as a dead letter (then with its payload, error and attempt count), and the
-run that wrote it. Because delivered rows and dead letters live in one object, a commit is one
+delivered, waiting as a dead letter (then with its payload, error and attempt count) or
+unconfirmed (a create-once row sent without a known outcome), and the run that wrote it. Because delivered rows and dead letters live in one object, a commit is one
 conditional write: S3 `If-Match` on the ETag read at the start (`If-None-Match: *` for the first
 commit), or on a local folder an exclusive lock plus a content-hash check. Two runs of the same
 window cannot both commit; the loser gets ConflictError naming the object.
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 STATE_COLUMNS = {
     "record_key": "string",
     "payload_hash": "string",
-    "status": "string",  # delivered | failed
-    "payload": "string",  # kept for failed rows so they can be retried as they were
+    "status": "string",  # delivered | failed | unconfirmed (create-once: sent, outcome unknown)
+    "payload": "string",  # kept for failed / unconfirmed rows so they can be resent as they were
     "destination_id": "string",
     "error_code": "string",
     "error_message": "string",

@@ -4,12 +4,15 @@ A target is one kind of object at one destination (HubSpot companies, HubSpot ta
 its own state. `build` maps the run's model outputs to records `{record_key, org_id, payload}`;
 `send` delivers records and returns one outcome per record. Create-once targets have no upsert
 in the vendor's API, so their record key is the dedupe key that keeps reruns from duplicating.
+Intercom dedupes a replayed tag or event itself; HubSpot tasks and Slack messages have no such
+guard, so they are journaled (`journal`): a delivery whose outcome is unknown is never resent.
 
 This module is imported by the DAG file at parse time: keep its imports light.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +24,13 @@ if TYPE_CHECKING:
     from plg_bridge.sync.deliver import RunInputs
 
 
+log = logging.getLogger(__name__)
+
+# Digest messages per journaled batch: one post_digest call paces them ~1 s apart (Slack's
+# per-channel limit) and stops at the first refusal every later message would hit too.
+SLACK_JOURNAL_BATCH = 10
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -29,6 +39,9 @@ class Target:
     send: Callable[[Settings, list[dict]], pd.DataFrame]
     create_once: bool = False
     after: str | None = None  # a target whose records must exist first (tags need their companies)
+    # Create-once targets the vendor cannot dedupe (a replayed call makes a second object): the
+    # batch size the engine sends them in, committing each batch as in flight first (deliver.py).
+    journal: Callable[[Settings], int] | None = None
 
 
 # -- HubSpot ----------------------------------------------------------------------------------
@@ -50,7 +63,7 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
     from plg_bridge.sync.outcomes import outcomes_frame
 
     client = HubSpotClient.from_connection(settings.hubspot.conn_id)
-    client.ensure_properties("companies", COMPANY_PROPERTIES)
+    _ensure_properties(client, "companies", COMPANY_PROPERTIES)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("companies", payloads, batch_size=settings.hubspot.batch_size))
 
@@ -69,9 +82,21 @@ def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFr
     from plg_bridge.sync.outcomes import outcomes_frame
 
     client = HubSpotClient.from_connection(settings.hubspot.conn_id)
-    client.ensure_properties("contacts", CONTACT_PROPERTIES)
+    _ensure_properties(client, "contacts", CONTACT_PROPERTIES)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("contacts", payloads, batch_size=settings.hubspot.batch_size))
+
+
+def _ensure_properties(client, object_type: str, definitions) -> None:
+    """Create missing properties; if HubSpot refuses (daily limit, scopes, 5xx), the upsert still
+    runs and reports per row what that means (it stops at a daily limit), so the rows become dead
+    letters instead of the whole target failing without a trace."""
+    from plg_bridge.sync.http import DestinationError
+
+    try:
+        client.ensure_properties(object_type, definitions)
+    except DestinationError as exc:
+        log.warning("could not ensure HubSpot %s properties: %s", object_type, exc)
 
 
 def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
@@ -248,6 +273,7 @@ TARGETS: dict[str, Target] = {
             _send_hubspot_tasks,
             create_once=True,
             after="hubspot_companies",
+            journal=lambda settings: settings.hubspot.batch_size,
         ),
         Target("salesforce_accounts", "salesforce", _salesforce_accounts, _send_salesforce_accounts),
         Target("salesforce_lead_status", "salesforce", _salesforce_lead_status, _send_salesforce_lead_status),
@@ -261,7 +287,14 @@ TARGETS: dict[str, Target] = {
             after="intercom_companies",
         ),
         Target("intercom_events", "intercom", _intercom_events, _sender("deliver_events"), create_once=True),
-        Target("slack_digest", "slack", _slack_digest, _send_slack_digest, create_once=True),
+        Target(
+            "slack_digest",
+            "slack",
+            _slack_digest,
+            _send_slack_digest,
+            create_once=True,
+            journal=lambda settings: SLACK_JOURNAL_BATCH,
+        ),
     )
 }
 
