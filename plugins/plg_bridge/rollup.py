@@ -84,7 +84,7 @@ def _group_rows(groups: pd.DataFrame, group_type: str) -> pd.DataFrame:
     records = []
     for ts, text in zip(groups["timestamp"], groups["properties"], strict=True):
         try:
-            obj = json.loads(text) if text else None
+            obj = json.loads(text) if isinstance(text, str) and text else None  # null -> NaN in pandas
         except ValueError:
             continue
         if (

@@ -126,3 +126,13 @@ def test_unreadable_object_can_be_quarantined_and_the_run_goes_on(tmp_path, sett
     assert result.quality["quarantined_files"] == 1
     row = result.quarantine[result.quarantine["reason"] == "unreadable_file"].iloc[0]
     assert row["file"].endswith("b.parquet") and "cannot read Parquet" in row["properties"]
+
+
+def test_groupidentify_with_null_properties_is_skipped_not_fatal(tmp_path, settings):
+    from tests.builders import group_identify
+
+    named = group_identify("org_a", "2026-11-02", name="Acme")
+    broken = group_identify("org_a", "2026-11-03", name="x")
+    broken["properties"] = None
+    write_export(tmp_path, [event("core_feature_used", "2026-11-18"), named, broken])
+    assert score_export(location(str(tmp_path)), AS_OF, settings).scores["org_name"].tolist() == ["Acme"]

@@ -1,0 +1,135 @@
+"""The PQL scores of the pandas path against their DuckDB twin (include/sql/duckdb/pql.sql), row by row.
+
+`pipeline.score_export` (per-file partials, merged, scored as of T) and the SQL (straight from the
+export files) are written independently; on the generator's data (late and duplicated rows, `$groups`
+without `$group_0`, renamed organizations, malformed and null `properties` once) they must produce the
+same organizations with the same counts, score, PQL flag and name. The same SQL is the baseline of
+`make bench`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from plg_bridge.generate import generate
+from plg_bridge.models.pql import COLUMNS
+from plg_bridge.pipeline import score_export
+from plg_bridge.storage import location
+
+SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb" / "pql.sql"
+END = dt.date(2026, 11, 20)
+ROWS = 100_000
+PQL_EVENTS = ("core_feature_used", "creation_event", "integration_connected")
+
+
+@pytest.fixture(scope="module", params=[0.0, 0.01], ids=["clean", "malformed"])
+def exports(request, tmp_path_factory) -> tuple[Path, float, dict]:
+    """The generated export folder, its malformed share, and a cache of pandas results by as-of."""
+    out = tmp_path_factory.mktemp("pql-oracle") / "exports"
+    generate(str(out), ROWS, END, days=28, malformed_fraction=request.param)
+    return out, request.param, {}
+
+
+def pandas_result(exports, settings, as_of: dt.datetime):
+    folder, _, cache = exports
+    if as_of not in cache:
+        cache[as_of] = score_export(location(str(folder)), as_of, settings)
+    return cache[as_of]
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.iterdir() if ".parquet" in p.name)
+
+
+def duckdb_scores(folder: Path, as_of: dt.datetime) -> pd.DataFrame:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET VARIABLE files = ?", [files_of(folder)])
+    con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [as_of])
+    return con.execute(SQL.read_text()).df()
+
+
+def normalised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Plain Python values (ints, bools, str or None) in COLUMNS order, sorted by org_id."""
+    frame = frame[COLUMNS].sort_values("org_id", kind="stable").reset_index(drop=True)
+    out = pd.DataFrame(index=frame.index)
+    for column in COLUMNS:
+        values = frame[column].astype(object)
+        out[column] = values.where(values.notna(), None)
+    for column in (
+        "events_this_week",
+        "events_last_week",
+        "active_creators",
+        "integrations_connected",
+        "pql_score",
+    ):
+        out[column] = out[column].map(int)
+    out["is_pql"] = out["is_pql"].map(bool)
+    return out
+
+
+def assert_same_table(ours: pd.DataFrame, theirs: pd.DataFrame) -> None:
+    a, b = normalised(ours), normalised(theirs)
+    only_ours = sorted(set(a["org_id"]) - set(b["org_id"]))
+    only_theirs = sorted(set(b["org_id"]) - set(a["org_id"]))
+    assert not only_ours and not only_theirs, (
+        f"organizations only in pandas: {only_ours[:10]}, only in DuckDB: {only_theirs[:10]}"
+    )
+    for column in COLUMNS[1:]:
+        differ = [(org, x, y) for org, x, y in zip(a["org_id"], a[column], b[column], strict=True) if x != y]
+        assert not differ, f"{column}: {len(differ)} organizations differ (org, pandas, DuckDB): {differ[:5]}"
+    assert a.to_dict("records") == b.to_dict("records")
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [dt.datetime(2026, 11, 20, tzinfo=dt.UTC), dt.datetime(2026, 11, 13, tzinfo=dt.UTC)],
+    ids=["end", "week-earlier"],
+)
+def test_pql_scores_match_the_duckdb_twin(exports, settings, as_of):
+    folder, _, _ = exports
+    result = pandas_result(exports, settings, as_of)
+    theirs = duckdb_scores(folder, as_of)
+    assert_same_table(result.scores, theirs)
+
+    # the comparison is only worth something if the data exercises the model
+    scores = result.scores
+    assert len(scores) > 20
+    assert scores["is_pql"].any() and not scores["is_pql"].all()
+    assert (scores["events_last_week"] > 0).any() and (scores["integrations_connected"] > 0).any()
+    assert set(scores["pql_score"]) >= {0, 35} or scores["pql_score"].nunique() > 5
+    assert scores["org_name"].notna().any()
+    q = result.quality
+    assert q["duplicates"] > 0
+    if as_of.date() < END:
+        assert q["events_after_as_of"] > 0
+
+
+def test_quarantined_rows_are_the_ones_duckdb_cannot_parse(exports, settings):
+    """Nothing silently dropped: the PQL-event rows set aside here are exactly the rows whose
+    properties DuckDB does not accept as a JSON object."""
+    folder, malformed, _ = exports
+    result = pandas_result(exports, settings, dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+    con = duckdb.connect()
+    bad = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE properties IS NULL OR properties = '' OR properties = 'null')
+             , count(*) FILTER (WHERE properties IS NOT NULL AND properties NOT IN ('', 'null')
+                                  AND NOT CASE WHEN json_valid(properties)
+                                               THEN json_type(properties) = 'OBJECT' ELSE false END)
+        FROM read_parquet(?) WHERE event IN ?
+        """,
+        [files_of(folder), list(PQL_EVENTS)],
+    ).fetchone()
+    q = result.quality
+    assert (q.get("quarantined_null_properties", 0), q.get("quarantined_malformed_properties", 0)) == bad
+    assert len(result.quarantine) == sum(bad)
+    if malformed:
+        assert bad[0] > 0 and bad[1] > 0
+    else:
+        assert bad == (0, 0)
