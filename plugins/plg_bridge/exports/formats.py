@@ -53,7 +53,8 @@ def _parquet_batches(
         except (OSError, pa.ArrowException) as exc:
             raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
         columns = columns_to_read(parquet.schema_arrow, source, optional)
-        yield from parquet.iter_batches(batch_size=batch_rows, columns=columns)
+        for group in range(parquet.num_row_groups):  # one row group at a time bounds the buffered bytes
+            yield from parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group])
 
 
 def _as_text(value: object) -> str | None:

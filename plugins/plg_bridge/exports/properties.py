@@ -20,19 +20,30 @@ NULL = "null_properties"
 MALFORMED = "malformed_properties"
 
 
-def _fast(docs: pa.Array, schema: pa.Schema) -> pa.Table | None:
+def _joined(docs: pa.Array) -> pa.Buffer:
+    """The documents laid end to end, one per line."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lines = pc.binary_join_element_wise(docs, "\n", "").cast(pa.large_string())
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    return lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
+
+
+def parse_block(docs: pa.Array, schema: pa.Schema) -> pa.Table | None:
+    """All documents through Arrow's C++ JSON reader at once, or None when any of them fails."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    # A raw line break can only be whitespace between JSON tokens: make it a space so one
-    # document stays one line.
-    if pc.any(pc.match_substring_regex(docs, "[\r\n]")).as_py():
-        docs = pc.replace_substring_regex(docs, "[\r\n]", " ")
-    lines = pc.binary_join_element_wise(docs, "\n", "").cast(pa.large_string())
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
-    data = lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
+    data = _joined(docs)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if np.count_nonzero(raw == 10) != len(docs) or np.count_nonzero(raw == 13):
+        # A raw line break can only be whitespace between JSON tokens: make it a space so one
+        # document stays one line (rare: PostHog writes compact JSON).
+        data = _joined(pc.replace_substring_regex(docs, "[\r\n]", " "))
     try:
         table = pj.read_json(
             pa.BufferReader(data),
@@ -88,7 +99,7 @@ def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
     missing = pc.or_(pc.is_null(docs), pc.equal(pc.utf8_length(pc.fill_null(docs, "")), 0))
     missing_np = missing.to_numpy(zero_copy_only=False)
     reasons[missing_np] = NULL
-    table = _fast(pc.if_else(missing, "{}", docs), schema) if n else schema.empty_table()
+    table = parse_block(pc.if_else(missing, "{}", docs), schema) if n else schema.empty_table()
     if table is None:
         columns, slow_reasons = _slow(docs.to_pylist(), schema)
         table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema})

@@ -151,6 +151,10 @@ def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
     n = len(docs)
     if n == 0:
         return props.extract(docs, schema)
+    if docs.null_count == 0 and pc.all(pc.greater(pc.utf8_length(docs), 0)).as_py():
+        table = props.parse_block(docs, schema)  # the common case: every document parses at once
+        if table is not None:
+            return table, np.full(n, None, dtype=object)
     text = pc.fill_null(docs, "")
     framed = pc.and_(pc.starts_with(text, "{"), pc.ends_with(text, "}"))
     balanced = pc.equal(pc.count_substring(text, "{"), pc.count_substring(text, "}"))  # truncation breaks it
