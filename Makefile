@@ -31,6 +31,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/delivery.py
 
 # Refresh the pinned set after changing requirements*.txt (needs a clean venv).
 constraints:

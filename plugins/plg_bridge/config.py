@@ -39,14 +39,18 @@ class ExportSettings:
     manifests: bool = False  # true when the export sets a max file size (then a manifest marks completion)
     check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
     wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
-    on_unreadable: str = "fail"  # a corrupt / truncated / schema-less file: fail its task, or quarantine it and go on
+    on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
 
     def validate(self) -> None:
         from plg_bridge.exports.completeness import INTERVALS
 
         _require(self.interval in INTERVALS, "exports.interval", f"must be one of {', '.join(INTERVALS)}")
         _require(self.check_hours >= 0, "exports.check_hours", "must not be negative")
-        _require(self.on_unreadable in ("fail", "quarantine"), "exports.on_unreadable", "must be fail or quarantine")
+        _require(
+            self.on_unreadable in ("fail", "quarantine"),
+            "exports.on_unreadable",
+            "must be fail or quarantine",
+        )
         _require(self.wait_minutes >= 0, "exports.wait_minutes", "must not be negative")
         _require(
             0 <= self.group_index <= 4, "exports.group_index", "must be 0..4 (PostHog has 5 group slots)"
@@ -190,9 +194,11 @@ class HubSpotSettings:
     conn_id: str = "hubspot_default"
     company_id_property: str = "posthog_group_id"
     batch_size: int = 100
+    calls_per_10s: int = 100  # the app's rolling limit: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (pack)
 
     def validate(self) -> None:
         _require(1 <= self.batch_size <= 100, "hubspot.batch_size", "HubSpot accepts 1..100 inputs per call")
+        _require(self.calls_per_10s >= 1, "hubspot.calls_per_10s", "must be positive")
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,9 @@ def test_executor_database_and_broker(services):
         "postgresql+psycopg2://airflow:airflow@postgres/"
     )
     # the driver must be named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://airflow:airflow@postgres/")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith(
+        "db+postgresql+psycopg2://airflow:airflow@postgres/"
+    )
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:@redis:6379/")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"].encode()) >= 64

@@ -43,7 +43,7 @@ def upserts(hubspot) -> list[dict]:
 
 
 def test_plan_sync_status_and_dead_letters(oncall, capsys):
-    hubspot, work = oncall
+    hubspot, _work = oncall
     assert main(["plan", "--as-of", "2026-11-20"]) == 0
     assert "hubspot_companies        plan: 3 create" in capsys.readouterr().out
     assert hubspot.calls("POST", "batch/upsert") == []

@@ -11,7 +11,9 @@ from plg_bridge.alerts import failure_text, volume_anomaly
 
 
 def test_failure_text_names_dag_task_window_error_and_log_and_escapes_it():
-    ti = SimpleNamespace(dag_id="plg_reverse_etl", task_id="deliver_hubspot_companies", log_url="http://af/log?x=1")
+    ti = SimpleNamespace(
+        dag_id="plg_reverse_etl", task_id="deliver_hubspot_companies", log_url="http://af/log?x=1"
+    )
     context = {
         "task_instance": ti,
         "data_interval_end": dt.datetime(2026, 11, 20, tzinfo=dt.UTC),

@@ -120,7 +120,9 @@ def test_unreadable_object_can_be_quarantined_and_the_run_goes_on(tmp_path, sett
 
     good = write_export(tmp_path, [event("core_feature_used", "2026-11-18")], name="a.parquet")
     (tmp_path / "b.parquet").write_bytes(b"PAR1 not really")
-    cfg = dataclasses.replace(settings, exports=dataclasses.replace(settings.exports, on_unreadable="quarantine"))
+    cfg = dataclasses.replace(
+        settings, exports=dataclasses.replace(settings.exports, on_unreadable="quarantine")
+    )
     result = score_export(location(str(tmp_path)), AS_OF, cfg)
     assert good.exists() and result.scores["events_this_week"].tolist() == [1]
     assert result.quality["quarantined_files"] == 1

@@ -102,7 +102,7 @@ def test_retry_after_seconds_and_http_date():
 
 def test_limiter_waits_for_the_oldest_call_to_leave_the_window():
     clock = FakeClock()
-    limiter = RateLimiter(3, 10.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(3, 10.0, clock=clock, sleep=clock.sleep, margin=0)
     for at in (0.0, 1.0, 2.0):
         clock.now = at
         assert limiter.acquire() == 0.0
@@ -222,7 +222,7 @@ def test_non_idempotent_call_is_not_replayed_after_it_may_have_been_sent():
 
 def test_limiter_is_acquired_before_every_attempt():
     clock = FakeClock()
-    limiter = RateLimiter(2, 10.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(2, 10.0, clock=clock, sleep=clock.sleep, margin=0)
     session = ScriptedSession([response(503), response(503), response(200)])
     client(session, clock, limiter=limiter).request("GET", "x")
     # t=0 call, backoff 1 -> t=1 call, backoff 2 -> t=3: window full until t=10 -> limiter waits 7
@@ -247,3 +247,12 @@ def test_retries_are_logged_with_status_and_wait_but_never_headers(caplog):
     assert "HTTP 503" in text
     assert "1.00s" in text
     assert "s3cr3t" not in caplog.text
+
+
+def test_limiter_keeps_a_margin_for_transit_jitter():
+    """The vendor counts arrivals, we count grants: the default 50 ms margin keeps the 191st call
+    of a 190 / 10 s budget from arriving inside the vendor's window."""
+    clock = FakeClock()
+    limiter = RateLimiter(2, 10.0, clock=clock, sleep=clock.sleep)
+    assert [limiter.acquire(), limiter.acquire()] == [0.0, 0.0]
+    assert limiter.acquire() == pytest.approx(10.05)

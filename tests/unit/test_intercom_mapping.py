@@ -357,7 +357,7 @@ def test_limiter_window_keeps_under_the_app_limit():
         now[0] += seconds
 
     limiter = IntercomRateLimiter(3, period=10.0, clock=lambda: now[0], sleep=sleep)
-    assert [limiter.acquire() for _ in range(4)] == [0, 0, 0, 10.0]
+    assert [limiter.acquire() for _ in range(4)] == [0, 0, 0, pytest.approx(10.05)]  # 50 ms margin
 
 
 def test_regions_map_to_hosts():

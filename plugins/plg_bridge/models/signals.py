@@ -10,7 +10,9 @@
 
 Each row has a stable `signal_key` = signal:subject:detail:day, so a rerun or a backfill raises
 the same key again and the delivery state sends it once. Excluded persons and organizations
-(models/exclusions.py) raise nothing.
+(models/exclusions.py) raise nothing: an organization's signal comes from the day's first occurrence
+by a person who is not excluded. `email` is the person's latest email known before T across its
+stitched distinct ids. The SQL twin is include/sql/duckdb/signals.sql.
 """
 
 from __future__ import annotations
@@ -66,9 +68,22 @@ def pql_crossed(partial: Partial, scores: pd.DataFrame, as_of: datetime, setting
     )
 
 
-def org_events(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFrame:
-    """Usage ceiling, enterprise interest and integrations seen on the run's day."""
+def org_events(
+    partial: Partial,
+    as_of: datetime,
+    settings: Settings,
+    keys: pd.DataFrame | None = None,
+    excluded: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Usage ceiling, enterprise interest and integrations seen on the run's day.
+
+    Occurrences by `excluded` person keys (distinct ids stitched with `keys`) are dropped before
+    the day's first occurrence is picked: an internal user clicking first must not hide the
+    customer who clicked after.
+    """
     import pandas as pd
+
+    from plg_bridge.models.identity import person_of
 
     cfg = settings.signals
     names = {
@@ -81,6 +96,8 @@ def org_events(partial: Partial, as_of: datetime, settings: Settings) -> pd.Data
     rows = rows[
         (rows["timestamp"] >= t - pd.Timedelta(days=1)) & (rows["timestamp"] < t) & rows["event"].isin(names)
     ]
+    if keys is not None and excluded is not None and len(excluded):
+        rows = rows[~person_of(rows["distinct_id"], keys).isin(excluded).to_numpy()]
     first = rows.sort_values(["timestamp", "distinct_id"], kind="stable").drop_duplicates(
         ["org_id", "event", "detail"]
     )
@@ -142,7 +159,7 @@ def raise_signals(
         "aha_reached": lambda: aha_reached(partial, keys, as_of, settings),
     }
     raised = [parts[s]() for s in ("pql_crossed", "aha_reached") if s in settings.signals.enabled]
-    raised.append(org_events(partial, as_of, settings))
+    raised.append(org_events(partial, as_of, settings, keys, excluded.persons["person_key"]))
     frame = (
         pd.concat([f for f in raised if len(f)], ignore_index=True) if any(len(f) for f in raised) else None
     )
@@ -158,7 +175,10 @@ def raise_signals(
 
     emails = latest_profiles(partial.profiles, pd.Timestamp(as_of))
     emails = emails[emails["key"] == EMAIL]
-    emails = emails.assign(person_key=person_of(emails["distinct_id"], keys)).drop_duplicates("person_key")
+    emails = emails.assign(person_key=person_of(emails["distinct_id"], keys))
+    # the person's latest email across its distinct ids (ties: the larger value), as PostHog keeps it
+    emails = emails.sort_values(["person_key", "timestamp", "value"], kind="stable")
+    emails = emails.drop_duplicates("person_key", keep="last")
     by_person = emails.set_index("person_key")["value"]
     person_of_row = person_of(frame["distinct_id"].fillna(""), keys)
     frame = frame.assign(

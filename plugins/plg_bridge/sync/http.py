@@ -103,10 +103,13 @@ class RateLimiter:
         period: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = 0.05,
     ) -> None:
         if max_calls < 1 or period <= 0:
             raise ValueError("max_calls must be >= 1 and period > 0")
-        self.max_calls, self.period = max_calls, period
+        # The vendor stamps a call when it arrives, we when we grant it: a few ms of transit
+        # jitter would otherwise land a call inside the window and cost a 429 plus a full wait.
+        self.max_calls, self.period = max_calls, period + margin
         self._clock, self._sleep = clock, sleep
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()

@@ -62,7 +62,9 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
     from plg_bridge.destinations.hubspot import COMPANY_PROPERTIES, HubSpotClient
     from plg_bridge.sync.outcomes import outcomes_frame
 
-    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
+    client = HubSpotClient.from_connection(
+        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
+    )
     _ensure_properties(client, "companies", COMPANY_PROPERTIES)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("companies", payloads, batch_size=settings.hubspot.batch_size))
@@ -81,7 +83,9 @@ def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFr
     from plg_bridge.destinations.hubspot import CONTACT_PROPERTIES, HubSpotClient
     from plg_bridge.sync.outcomes import outcomes_frame
 
-    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
+    client = HubSpotClient.from_connection(
+        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
+    )
     _ensure_properties(client, "contacts", CONTACT_PROPERTIES)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("contacts", payloads, batch_size=settings.hubspot.batch_size))
@@ -116,7 +120,9 @@ def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame
     companies = state.load(Workspace(settings).work, "hubspot_companies").frame
     delivered = companies[(companies["status"] == "delivered") & companies["destination_id"].notna()]
     ids = dict(zip(delivered["record_key"], delivered["destination_id"], strict=True))
-    client = HubSpotClient.from_connection(settings.hubspot.conn_id)
+    client = HubSpotClient.from_connection(
+        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
+    )
     return outcomes_frame(client.create_tasks(records, ids))
 
 
