@@ -181,3 +181,47 @@ def test_a_logical_date_alone_names_the_window(celery_stack: E2E):
     assert (run["state"], resolved["state"]) == ("success", "success"), (
         f"data interval {run['data_interval_start']} - {run['data_interval_end']}"
     )
+
+
+def test_backfill_reproduces_the_window_and_sends_nothing(celery_stack: E2E, monkeypatch):
+    """`airflow backfill create` over the delivered day reruns it through the scheduler: the outputs
+    are byte-identical and nothing is created twice. (Upserts may be sent: the previous test ran the
+    2026-11-19 window after this one, so the CRMs now hold that day's values and the backfill puts
+    2026-11-20's back.)"""
+    e2e, stack = celery_stack, celery_stack.stack
+    for name, value in stack.env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    work = location(f"s3://{e2e.bucket}/plg-bridge")
+    before = {name: work.read_bytes(f"runs/as_of={AS_OF}/{name}") for name in ("scores.csv", "quality.json")}
+    before_held = held(e2e)
+
+    day = AS_OF.isoformat()
+    stack.run(
+        "cli",
+        [
+            AIRFLOW,
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            day,
+            "--to-date",
+            day,
+            "--reprocess-behavior",
+            "completed",
+            "--dag-run-conf",
+            json.dumps({"as_of": day}),
+        ],
+    )
+
+    def backfilled():
+        runs = stack.api("GET", f"/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+        done = [r for r in runs if r["run_type"] == "backfill" and r["state"] in ("success", "failed")]
+        return done[0] if done else None
+
+    run = stack.wait_for("the backfill run to finish", backfilled, timeout=RUN_TIMEOUT, every=3)
+    assert run["state"] == "success", f"backfill {run['state']}: {not_done(stack, run['dag_run_id'])}"
+    assert {name: work.read_bytes(f"runs/as_of={AS_OF}/{name}") for name in before} == before
+    assert held(e2e) == before_held  # no company, contact, task, tag, event or message twice
