@@ -38,6 +38,7 @@ from plg_bridge.sync.http import (
     RestClient,
     RetriesExhausted,
     RetryPolicy,
+    bearer_auth,
     body_snippet,
     json_body,
 )
@@ -687,7 +688,6 @@ def deliver_companies(
 @functools.cache
 def _hook_class() -> type:
     from airflow.providers.http.hooks.http import HttpHook
-    from airflow.sdk.log import mask_secret
 
     class HubSpotHook(HttpHook):
         """`HttpHook` for HubSpot: connection host is the base URL, password the bearer token.
@@ -705,15 +705,7 @@ def _hook_class() -> type:
         def _configure_session_from_auth(
             self, session: requests.Session, connection: Any
         ) -> requests.Session:
-            token = connection.password
-            if not token:
-                raise ValueError(
-                    f"Airflow connection {self.http_conn_id!r} has no password: put the HubSpot token there"
-                )
-            mask_secret(token)
-            session.auth = None
-            session.headers["Authorization"] = f"Bearer {token}"
-            return session
+            return bearer_auth(session, connection.password, self.http_conn_id, "HubSpot token")
 
         def get_client(self, **kwargs: Any) -> HubSpotClient:
             session = self.get_conn()

@@ -42,6 +42,7 @@ from plg_bridge.sync.http import (
     RestClient,
     RetriesExhausted,
     RetryPolicy,
+    bearer_auth,
     body_snippet,
     json_body,
 )
@@ -787,7 +788,6 @@ _EXTRA_KEYS = ("region", "intercom_version")
 @functools.cache
 def _hook_class() -> type:
     from airflow.providers.http.hooks.http import HttpHook
-    from airflow.sdk.log import mask_secret
 
     class IntercomHook(HttpHook):
         """`HttpHook` for Intercom: password = access token; extra `region` (us | eu | au) and
@@ -817,15 +817,7 @@ def _hook_class() -> type:
         def _configure_session_from_auth(
             self, session: requests.Session, connection: Any
         ) -> requests.Session:
-            token = connection.password
-            if not token:
-                raise ValueError(
-                    f"Airflow connection {self.http_conn_id!r} has no password: put the Intercom access token there"
-                )
-            mask_secret(token)
-            session.auth = None
-            session.headers["Authorization"] = f"Bearer {token}"
-            return session
+            return bearer_auth(session, connection.password, self.http_conn_id, "Intercom access token")
 
         def _configure_session_from_extra(
             self, session: requests.Session, connection: Any, extra_options: dict[str, Any]

@@ -130,6 +130,22 @@ class RateLimiter:
                 waited += wait
 
 
+def bearer_auth(session: requests.Session, token: str | None, conn_id: str, what: str) -> requests.Session:
+    """Authorize `session` with the bearer token an Airflow connection keeps in its password.
+
+    The token is masked in Airflow's logs, and basic auth is dropped: these APIs take the token in
+    the Authorization header only, and sending it as basic auth would leak it into the wrong one.
+    """
+    if not token:
+        raise ValueError(f"Airflow connection {conn_id!r} has no password: put the {what} there")
+    from airflow.sdk.log import mask_secret
+
+    mask_secret(token)
+    session.auth = None
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
 def json_body(response: requests.Response) -> Any:
     """The response's JSON, or None when it has none (vendors answer some errors in HTML)."""
     try:
