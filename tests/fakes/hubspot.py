@@ -21,8 +21,6 @@ import itertools
 import json
 import math
 import re
-import signal
-import sys
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -545,17 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    server.start()
-    print(server.url, flush=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        print("fake HubSpot stopped", file=sys.stderr, flush=True)
+    server.serve_until_stopped("HubSpot")
     return 0
 
 

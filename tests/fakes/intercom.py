@@ -450,12 +450,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit-per-10s", type=int, default=1666)
     args = parser.parse_args(argv)
     server = FakeIntercom(token=args.token, limit_per_10s=args.limit_per_10s, host=args.host, port=args.port)
-    server.start()
-    print(server.url, flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    server.serve_until_stopped("Intercom")
 
 
 if __name__ == "__main__":

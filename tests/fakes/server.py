@@ -144,6 +144,23 @@ class FakeServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def serve_until_stopped(self, name: str) -> None:
+        """The `python -m tests.fakes.<name>` loop: print the URL, serve until SIGTERM or Ctrl-C."""
+        import signal
+        import sys
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        self.start()
+        print(self.url, flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            print(f"fake {name} stopped", file=sys.stderr, flush=True)
+
     def __enter__(self) -> FakeServer:
         return self.start()
 

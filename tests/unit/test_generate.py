@@ -11,29 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from plg_bridge.generate import generate
+from tests.builders import EXPORT_SCHEMA as EXPECTED_SCHEMA  # the columns the PostHog reference lists
 
 END = dt.date(2026, 11, 21)
 END_TS = pd.Timestamp("2026-11-21", tz="UTC")
 ROWS = 30_000
-EXPECTED_SCHEMA = pa.schema(
-    [
-        ("uuid", pa.string()),
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("_inserted_at", pa.timestamp("us", tz="UTC")),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("event", pa.string()),
-        ("properties", pa.string()),
-        ("distinct_id", pa.string()),
-        ("elements_chain", pa.string()),
-        ("person_properties", pa.string()),
-        ("person_id", pa.string()),
-    ]
-)
 
 
 @dataclass
