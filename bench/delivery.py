@@ -21,7 +21,7 @@ Cases (each against a fresh fake and a fresh state folder):
 
 How each case is run, and why:
 
-- The engine path: `plg_bridge.sync.deliver.sync_target` with the target of sync/targets.py, so the
+- The engine path: `plg_bridge.delivery.deliver.sync_target` with the target of sync/targets.py, so the
   plan against the state, the per-row outcomes, the dead letters and the conditional state commit
   are all timed. Only the Airflow connection lookup is replaced: `<Client>.from_connection` returns
   a client on the fake's URL with the limiter under test (the engine's HubSpot client otherwise
@@ -355,10 +355,10 @@ def client_for(vendor: str, url: str, case: Case):
     """Make `<Client>.from_connection` (the engine's Airflow lookup) return a client on the fake
     with the limiter under test; one limiter for the case, as for clients sharing a quota. Yields
     the limiter (None for Salesforce), which records when it granted each call its slot."""
-    from plg_bridge.destinations.hubspot import HubSpotClient
-    from plg_bridge.destinations.intercom import IntercomClient, IntercomRateLimiter
-    from plg_bridge.destinations.salesforce import SalesforceClient
-    from plg_bridge.sync.http import RateLimiter
+    from plg_bridge.delivery.http import RateLimiter
+    from plg_bridge.delivery.hubspot import HubSpotClient
+    from plg_bridge.delivery.intercom import IntercomClient, IntercomRateLimiter
+    from plg_bridge.delivery.salesforce import SalesforceClient
 
     period = case.client_window or case.window
     limiter: Any = None
@@ -421,8 +421,8 @@ def check_store(stored: list, scores) -> tuple[int, int, int]:
 def run_case(case: Case, scores, work_root: Path) -> Outcome:
     from plg_bridge.config import DeliverySettings, SalesforceSettings, Settings
     from plg_bridge.controls import RunOptions
-    from plg_bridge.sync.deliver import RunInputs, sync_target
-    from plg_bridge.sync.targets import TARGETS
+    from plg_bridge.delivery.deliver import RunInputs, sync_target
+    from plg_bridge.delivery.targets import TARGETS
 
     out = Outcome(case)
     work = work_root / f"{case.vendor}-{case.bulk_threshold or 0}-{case.client_window or 0}"

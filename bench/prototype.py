@@ -54,8 +54,8 @@ def patch_json_fast() -> None:
     import pyarrow.compute as pc
     import pyarrow.json as pj
 
-    from plg_bridge.exports import properties as props
-    from plg_bridge.exports import reader
+    from plg_bridge.ingest import properties as props
+    from plg_bridge.ingest import reader
 
     original_fast = props._fast
 
@@ -127,8 +127,7 @@ def rollup_stream(location, key: str, settings):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from plg_bridge import rollup
-    from plg_bridge.exports import reader
+    from plg_bridge.ingest import reader, rollup
 
     quality: Counter = Counter(dict.fromkeys(rollup.QUALITY_COUNTERS, 0))
     seen: list[pa.Array] = []  # uuids kept so far in this file
@@ -216,8 +215,9 @@ def rollup_stream(location, key: str, settings):
 
 
 def score(variant: str, events: str, as_of_text: str):
-    from plg_bridge import pipeline, rollup
+    from plg_bridge import pipeline
     from plg_bridge.config import load_settings
+    from plg_bridge.ingest import rollup
     from plg_bridge.models.pql import as_of_time
     from plg_bridge.storage import location
 

@@ -104,7 +104,7 @@ def measure(cmd: list[str]) -> Child:
 
 
 def data_params(rows: int) -> dict:
-    from plg_bridge import generate as gen
+    from plg_bridge.synthetic import generate as gen
 
     seed = inspect.signature(gen.generate).parameters["seed"].default
     source = hashlib.sha256(Path(gen.__file__).read_bytes()).hexdigest()[:16]
@@ -123,7 +123,7 @@ def code_hash() -> str:
 
 def ensure_data(rows: int) -> tuple[Path, dict]:
     """The export folder for `rows` events, generated unless the marker says it is current."""
-    from plg_bridge.generate import generate
+    from plg_bridge.synthetic.generate import generate
 
     folder = BENCH / "data" / str(rows)
     marker = BENCH / "data" / f"{rows}.json"
@@ -373,7 +373,7 @@ def report(results: list[Result], command: str, repeat: int, box: dict) -> str:
         f"run: {min(LOADS):.1f} to {max(LOADS):.1f} (the machine is shared with other sessions; on 2 cores "
         "anything above ~2 means the tools waited for CPU).",
         "",
-        "Data: `plugins/plg_bridge/generate.py`, 28 daily export files (Parquet, zstd) ending 2026-11-20, "
+        "Data: `plugins/plg_bridge/synthetic/generate.py`, 28 daily export files (Parquet, zstd) ending 2026-11-20, "
         "default seed; scored as of 2026-11-20 (14-day window). "
         + "; ".join(
             f"{fmt_rows(r.rows)}: {r.data['bytes'] / 2**20:.0f} MiB, {r.data['orgs']:,} organizations, "

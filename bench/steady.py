@@ -39,7 +39,7 @@ def _read_pql_tables(work, prefix: str):
     """rollup.read without the person tables (prototype of a PQL-only score_from_work)."""
     from collections import Counter
 
-    from plg_bridge import rollup
+    from plg_bridge.ingest import rollup
 
     types = (rollup.COUNTS, rollup.CREATORS, rollup.GROUPS, rollup.QUARANTINE)
     tables = {

@@ -7,7 +7,7 @@
 source, PQL funnel, PQL threshold calibration) and writes report.html, summary.md, charts/*.png and
 data/*.csv under `<work_location>/insights/as_of=YYYY-MM-DD/`; `notify` posts a short Slack summary
 with the report's location (settings.slack). Task bodies call plg_bridge functions (see
-plg_bridge/insights.py); heavy imports stay inside the tasks. XCom carries URIs and counts only.
+plg_bridge/report/insights.py); heavy imports stay inside the tasks. XCom carries URIs and counts only.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from plg_bridge.dag_tasks import DEFAULT_ARGS, as_of_param, ingest
+from plg_bridge.airflow.tasks import DEFAULT_ARGS, as_of_param, ingest
 
 
 @dag(
@@ -35,8 +35,8 @@ from plg_bridge.dag_tasks import DEFAULT_ARGS, as_of_param, ingest
 def plg_insights_report():
     @task(trigger_rule="none_failed")
     def report(as_of: str, files: list[dict]) -> dict:
-        from plg_bridge.exports.layout import ExportFile
-        from plg_bridge.insights import write_report
+        from plg_bridge.ingest.layout import ExportFile
+        from plg_bridge.report.insights import write_report
         from plg_bridge.workspace import Workspace
 
         return write_report(
@@ -45,7 +45,7 @@ def plg_insights_report():
 
     @task
     def notify(written: dict) -> str:
-        from plg_bridge.insights import post_summary
+        from plg_bridge.report.insights import post_summary
         from plg_bridge.workspace import Workspace
 
         return post_summary(Workspace.load().settings, written)

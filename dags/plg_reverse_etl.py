@@ -15,8 +15,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from plg_bridge.dag_tasks import DEFAULT_ARGS, as_of_param, ingest
-from plg_bridge.sync.targets import TARGETS
+from plg_bridge.airflow.tasks import DEFAULT_ARGS, as_of_param, ingest
+from plg_bridge.delivery.targets import TARGETS
 
 NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
 
@@ -48,7 +48,7 @@ NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueIt
 def plg_reverse_etl():
     @task(trigger_rule="none_failed")
     def score(as_of: str, files: list[dict]) -> dict:
-        from plg_bridge.exports.layout import ExportFile
+        from plg_bridge.ingest.layout import ExportFile
         from plg_bridge.pipeline import score_run
         from plg_bridge.workspace import Workspace
 
@@ -59,14 +59,14 @@ def plg_reverse_etl():
     @task
     def deliver(target: str, as_of: str, scored: dict) -> dict:
         from plg_bridge.controls import RunOptions
-        from plg_bridge.sync.deliver import deliver_run
+        from plg_bridge.delivery.deliver import deliver_run
 
         params = get_current_context()["params"]
         return deliver_run(target, datetime.fromisoformat(as_of), RunOptions.from_params(params))
 
     @task
     def summary(as_of: str, scored: dict, deliveries: list[dict]) -> dict:
-        from plg_bridge.report import write_run_summary
+        from plg_bridge.report.summary import write_run_summary
         from plg_bridge.workspace import Workspace
 
         return write_run_summary(Workspace.load(), datetime.fromisoformat(as_of), scored, deliveries)

@@ -56,7 +56,7 @@ class Connection:
     extra: str = ""
 
 
-# The connections the package reads (conn ids are the defaults of plg_bridge.destinations.*).
+# The connections the package reads (conn ids are the defaults of plg_bridge.delivery.*).
 CONNECTIONS = (
     Connection("hubspot_default", "http", "https://api.hubapi.com", "password = private app token"),
     Connection(

@@ -1,7 +1,7 @@
 """Create (or update) one Airflow pool per delivery destination: `plg_<destination>`.
 
 Every `deliver_<target>` task of plg_reverse_etl runs in its destination's pool (see
-plugins/plg_bridge/sync/targets.py), so a pool's slots are how many tasks may call that vendor's
+plugins/plg_bridge/delivery/targets.py), so a pool's slots are how many tasks may call that vendor's
 API at the same time. The sizes respect each API's concurrency limits:
 
     plg_hubspot     2  HubSpot: 100 (Free/Starter) or 190 (Pro/Enterprise) requests per 10 s per
@@ -58,7 +58,7 @@ def destinations_in_use() -> set[str]:
     plugins = str(REPO / "plugins")
     if plugins not in sys.path:
         sys.path.insert(0, plugins)
-    from plg_bridge.sync.targets import TARGETS
+    from plg_bridge.delivery.targets import TARGETS
 
     return {t.destination for t in TARGETS.values()}
 

@@ -162,7 +162,7 @@ def partial_of(folder: Path, files: list[list[dict]], settings, *, reverse: bool
     person tables and merge the partials (in reverse file order with `reverse`)."""
     from datetime import timedelta
 
-    from plg_bridge import rollup
+    from plg_bridge.ingest import rollup
     from plg_bridge.storage import location
 
     loc = location(str(folder))

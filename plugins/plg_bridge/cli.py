@@ -54,7 +54,7 @@ def _write_text(target: str, text: str, endpoint_url: str | None) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from plg_bridge.generate import generate
+    from plg_bridge.synthetic.generate import generate
 
     summary = generate(
         args.out,
@@ -98,7 +98,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 def _read_export(args: argparse.Namespace):
     """(settings, exports, T, merged partial with the person tables) of a model command: every data
     file of the location rolled up in this process, like `score`."""
-    from plg_bridge import rollup
+    from plg_bridge.ingest import rollup
     from plg_bridge.models.pql import as_of_time
     from plg_bridge.pipeline import discover
 
@@ -207,8 +207,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from plg_bridge.report import recent_runs
-    from plg_bridge.sync.deadletter import waiting
+    from plg_bridge.delivery.deadletter import waiting
+    from plg_bridge.report.summary import recent_runs
     from plg_bridge.workspace import Workspace
 
     ws = Workspace.load(args.config)
@@ -234,7 +234,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from plg_bridge.sync.deadletter import confirm, waiting
+    from plg_bridge.delivery.deadletter import confirm, waiting
     from plg_bridge.workspace import Workspace
 
     if args.action == "confirm":
@@ -372,9 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from plg_bridge.exports.reader import ExportReadError
-    from plg_bridge.exports.schema import ExportSchemaError
-    from plg_bridge.sync.deliver import RejectedRowsError
+    from plg_bridge.delivery.deliver import RejectedRowsError
+    from plg_bridge.ingest.reader import ExportReadError
+    from plg_bridge.ingest.schema import ExportSchemaError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -42,7 +42,7 @@ class ExportSettings:
     on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
 
     def validate(self) -> None:
-        from plg_bridge.exports.completeness import INTERVALS
+        from plg_bridge.ingest.completeness import INTERVALS
 
         _require(self.interval in INTERVALS, "exports.interval", f"must be one of {', '.join(INTERVALS)}")
         _require(self.check_hours >= 0, "exports.check_hours", "must not be negative")

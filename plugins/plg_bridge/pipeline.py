@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from plg_bridge import rollup
-from plg_bridge.exports.layout import ExportFile, is_data_file, parse_key
+from plg_bridge.ingest import rollup
+from plg_bridge.ingest.layout import ExportFile, is_data_file, parse_key
 from plg_bridge.models import pql
 from plg_bridge.storage import Location
 
@@ -68,8 +68,8 @@ def rollup_or_quarantine(
 ) -> rollup.Partial:
     """rollup_file, or with `exports.on_unreadable: quarantine` an empty partial that records the
     object and the reader's error (counted as `quarantined_files`; the run report alerts on it)."""
-    from plg_bridge.exports.reader import ExportReadError
-    from plg_bridge.exports.schema import ExportSchemaError
+    from plg_bridge.ingest.reader import ExportReadError
+    from plg_bridge.ingest.schema import ExportSchemaError
 
     try:
         return rollup.rollup_file(exports, key, settings, people=people)
@@ -168,9 +168,9 @@ def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, 
 
 def run_window(ws: Workspace, as_of: datetime, options: RunOptions) -> dict:
     """The whole DAG in one process (the CLI's `sync` and `plan`): same functions, same outputs."""
-    from plg_bridge.report import write_run_summary
-    from plg_bridge.sync.deliver import deliver_run
-    from plg_bridge.sync.targets import TARGETS
+    from plg_bridge.delivery.deliver import deliver_run
+    from plg_bridge.delivery.targets import TARGETS
+    from plg_bridge.report.summary import write_run_summary
 
     as_of = pql.as_of_time(as_of)
     files = discover(ws.exports, as_of)

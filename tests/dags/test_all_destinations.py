@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from plg_bridge.generate import generate
+from plg_bridge.synthetic.generate import generate
 from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.intercom import FakeIntercom

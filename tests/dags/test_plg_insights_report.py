@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from plg_bridge.generate import generate
+from plg_bridge.synthetic.generate import generate
 from tests.conftest import REPO
 from tests.fakes.slack import FakeSlack
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from plg_bridge.config import load_settings
-from plg_bridge.generate import generate
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
+from plg_bridge.synthetic.generate import generate
 from tests.builders import event, write_export
 from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot

@@ -91,7 +91,7 @@ def celery_stack(moto_server, tmp_path_factory):
 
     import boto3
 
-    from plg_bridge.generate import generate
+    from plg_bridge.synthetic.generate import generate
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     keep = os.environ.get("PLG_E2E_LOGS")  # a folder to keep the stack's logs in (CI artifacts)

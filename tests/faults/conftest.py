@@ -123,11 +123,11 @@ def waits(monkeypatch) -> Waits:
     when a client is made; the targets make theirs from the Airflow connection (Salesforce also
     takes `timeout` from the connection's extra, which `vendors` sets).
     """
-    from plg_bridge.destinations.hubspot import HubSpotClient
-    from plg_bridge.destinations.intercom import IntercomClient
-    from plg_bridge.destinations.salesforce import SalesforceClient
-    from plg_bridge.destinations.slack import post_digest
-    from plg_bridge.sync.http import RestClient
+    from plg_bridge.delivery.http import RestClient
+    from plg_bridge.delivery.hubspot import HubSpotClient
+    from plg_bridge.delivery.intercom import IntercomClient
+    from plg_bridge.delivery.salesforce import SalesforceClient
+    from plg_bridge.delivery.slack import post_digest
 
     recorder = Waits()
     for fn in (
@@ -182,8 +182,8 @@ class Vendors:
 
     def waiting(self) -> pd.DataFrame:
         """Rows the state holds back: dead letters (and any other non-delivered row)."""
-        from plg_bridge.sync import state
-        from plg_bridge.sync.targets import TARGETS
+        from plg_bridge.delivery import state
+        from plg_bridge.delivery.targets import TARGETS
         from plg_bridge.workspace import Workspace
 
         work = Workspace.load().work
@@ -277,7 +277,7 @@ class Vendors:
         return out
 
     def _intercom(self, scores, signals, contacts) -> list[str]:
-        from plg_bridge.destinations.intercom import tag_slug
+        from plg_bridge.delivery.intercom import tag_slug
 
         out = []
         companies = self.intercom.companies

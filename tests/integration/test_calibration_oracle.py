@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plg_bridge import rollup
-from plg_bridge.generate import generate
+from plg_bridge.ingest import rollup
 from plg_bridge.models import calibration
 from plg_bridge.pipeline import discover
 from plg_bridge.storage import location
+from plg_bridge.synthetic.generate import generate
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb" / "calibration.sql"
 END = dt.date(2026, 11, 20)

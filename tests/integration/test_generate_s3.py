@@ -10,8 +10,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from plg_bridge.generate import export_schema, generate
 from plg_bridge.storage import StorageError
+from plg_bridge.synthetic.generate import export_schema, generate
 
 END = dt.date(2026, 11, 21)
 

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.destinations.hubspot import (
+from plg_bridge.delivery.http import RateLimiter, RetryPolicy
+from plg_bridge.delivery.hubspot import (
     COMPANY_PROPERTIES,
     HubSpotClient,
     company_inputs,
     deliver_companies,
 )
-from plg_bridge.sync.http import RateLimiter, RetryPolicy
 from tests.fakes.hubspot import DEFAULT_COMPANY_PROPERTIES, FakeHubSpot
 from tests.fakes.server import Fault, Response
 

@@ -10,7 +10,8 @@ import json
 import pandas as pd
 import pytest
 
-from plg_bridge.destinations.intercom import (
+from plg_bridge.delivery.http import RateLimiter, RetryPolicy
+from plg_bridge.delivery.intercom import (
     COMPANY_ATTRIBUTES,
     IntercomClient,
     company_records,
@@ -21,7 +22,6 @@ from plg_bridge.destinations.intercom import (
     event_records,
     tag_records,
 )
-from plg_bridge.sync.http import RateLimiter, RetryPolicy
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.server import Fault, Response
 

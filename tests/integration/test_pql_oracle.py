@@ -16,10 +16,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from plg_bridge.generate import generate
 from plg_bridge.models.pql import COLUMNS
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
+from plg_bridge.synthetic.generate import generate
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb" / "pql.sql"
 END = dt.date(2026, 11, 20)

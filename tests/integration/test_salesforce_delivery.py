@@ -11,14 +11,14 @@ import logging
 import pandas as pd
 import pytest
 
-from plg_bridge.destinations.salesforce import (
+from plg_bridge.delivery.http import RetryPolicy
+from plg_bridge.delivery.salesforce import (
     SalesforceClient,
     account_records,
     deliver_accounts,
     deliver_lead_status,
     set_lead_status,
 )
-from plg_bridge.sync.http import RetryPolicy
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.server import Fault, Response
 

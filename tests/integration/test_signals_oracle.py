@@ -25,12 +25,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from plg_bridge import rollup
 from plg_bridge.config import SIGNALS
-from plg_bridge.generate import generate
+from plg_bridge.ingest import rollup
 from plg_bridge.models.signals import COLUMNS
 from plg_bridge.pipeline import discover, score_partials
 from plg_bridge.storage import location
+from plg_bridge.synthetic.generate import generate
 from tests.builders import event, group_identify, identify, partial_of
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb"

@@ -10,7 +10,7 @@ import socket
 import pandas as pd
 import pytest
 
-from plg_bridge.destinations.slack import digest_blocks, digest_messages, post_digest
+from plg_bridge.delivery.slack import digest_blocks, digest_messages, post_digest
 from tests.fakes.server import Fault, Response
 from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from plg_bridge.alerts import failure_text, volume_anomaly
+from plg_bridge.report.alerts import failure_text, volume_anomaly
 
 
 def test_failure_text_names_dag_task_window_error_and_log_and_escapes_it():

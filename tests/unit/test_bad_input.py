@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plg_bridge.exports.reader import ExportReadError
-from plg_bridge.exports.schema import ExportSchemaError
+from plg_bridge.ingest.reader import ExportReadError
+from plg_bridge.ingest.schema import ExportSchemaError
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
 from tests.builders import EXPORT_SCHEMA, event, write_export

@@ -168,7 +168,7 @@ def test_threshold_grid_includes_the_configured_threshold(settings):
 
 
 def test_needs_the_person_tables(tmp_path, settings):
-    from plg_bridge import rollup
+    from plg_bridge.ingest import rollup
 
     partial = partial_of(tmp_path, [history()], settings)
     with pytest.raises(ValueError, match="person tables"):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from plg_bridge.exports.completeness import check, expected_intervals, interval_prefix
+from plg_bridge.ingest.completeness import check, expected_intervals, interval_prefix
 from plg_bridge.storage import location
 from tests.builders import event, write_export
 
@@ -77,7 +77,7 @@ def test_hourly_with_template_and_split_files_with_manifest(tmp_path, settings):
 
 
 def test_ready_waits_then_fails_naming_the_missing_keys(tmp_path, settings):
-    from plg_bridge.exports.completeness import IncompleteExportError, ready
+    from plg_bridge.ingest.completeness import IncompleteExportError, ready
 
     loc = location(str(tmp_path))
     assert ready(loc, T, settings.exports, now=T + dt.timedelta(minutes=10)) is False

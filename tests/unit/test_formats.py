@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plg_bridge.exports.formats import ExportReadError
-from plg_bridge.exports.layout import is_data_file, parse_key
+from plg_bridge.ingest.formats import ExportReadError
+from plg_bridge.ingest.layout import is_data_file, parse_key
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
 from tests.builders import EXPORT_SCHEMA, event, export_name, group_identify

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from plg_bridge.generate import generate
+from plg_bridge.synthetic.generate import generate
 from tests.builders import EXPORT_SCHEMA as EXPECTED_SCHEMA  # the columns the PostHog reference lists
 
 END = dt.date(2026, 11, 21)
@@ -228,7 +228,7 @@ def test_streaming_keeps_memory_flat(tmp_path: Path) -> None:
     """Peak Arrow memory with 4x the rows (same chunk size) stays about the same."""
     script = (
         "import datetime, sys, pyarrow as pa\n"
-        "from plg_bridge.generate import generate\n"
+        "from plg_bridge.synthetic.generate import generate\n"
         "generate(sys.argv[1], int(sys.argv[2]), datetime.date(2026, 11, 21), chunk_rows=4000)\n"
         "print(pa.default_memory_pool().max_memory())\n"
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.destinations.hubspot import (
+from plg_bridge.delivery.hubspot import (
     COMPANY_ID_PROPERTY,
     COMPANY_PROPERTIES,
     RowOutcome,

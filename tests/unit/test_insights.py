@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from plg_bridge import insights
+from plg_bridge.report import insights
 from plg_bridge.storage import location
 from tests.builders import conversion, event, group_identify, identify, pageview, partial_of
 

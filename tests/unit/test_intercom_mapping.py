@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.destinations.intercom import (
+from plg_bridge.delivery.intercom import (
     ATTRIBUTE_TYPES,
     COMPANY_ATTRIBUTES,
     IntercomRateLimiter,
@@ -369,6 +369,6 @@ def test_regions_map_to_hosts():
 
 
 def test_importing_the_module_does_not_import_airflow():
-    code = "import sys, plg_bridge.destinations.intercom; print('airflow' in sys.modules)"
+    code = "import sys, plg_bridge.delivery.intercom; print('airflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

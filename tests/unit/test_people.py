@@ -8,8 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from plg_bridge import people, rollup
-from plg_bridge.exports import reader
+from plg_bridge.ingest import people, reader, rollup
 from plg_bridge.storage import location
 from tests.builders import (
     EXPORT_SCHEMA,
@@ -159,7 +158,7 @@ def test_empty_tables_have_their_types(name):
 
 def test_person_properties_flow_in_once_the_column_is_read(tmp_path, settings, monkeypatch):
     """exports.schema.OPTIONAL does not list person_properties yet; adding it is all it takes."""
-    from plg_bridge.exports import schema
+    from plg_bridge.ingest import schema
 
     monkeypatch.setattr(schema, "OPTIONAL", (*schema.OPTIONAL, "person_properties"))
     row = pageview("anon-1", "2026-11-01")  # no UTM on the event, no $set_once

@@ -7,10 +7,10 @@ import threading
 import pandas as pd
 import pytest
 
+from plg_bridge.delivery import state as st
+from plg_bridge.delivery.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.plan import apply_outcomes, counts, plan, records_frame
 from plg_bridge.storage import ConflictError, location
-from plg_bridge.sync import state as st
-from plg_bridge.sync.outcomes import RowOutcome, outcomes_frame
-from plg_bridge.sync.plan import apply_outcomes, counts, plan, records_frame
 
 
 def desired(**payloads) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.destinations.salesforce import (
+from plg_bridge.delivery.outcomes import RowOutcome
+from plg_bridge.delivery.salesforce import (
     DEFAULT_FIELD_MAP,
     account_records,
     bulk_csv,
@@ -24,7 +25,6 @@ from plg_bridge.destinations.salesforce import (
     resolve_field_map,
     salesforce_is_fatal,
 )
-from plg_bridge.sync.outcomes import RowOutcome
 
 
 def scores(**overrides) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from plg_bridge.destinations.slack import (
+from plg_bridge.delivery.slack import (
     clip,
     digest_blocks,
     digest_messages,
@@ -246,6 +246,8 @@ def test_an_empty_digest_posts_nothing_and_needs_no_connection():
 
 
 def test_importing_the_module_does_not_import_airflow_or_slack_sdk():
-    code = "import sys, plg_bridge.destinations.slack; print('airflow' in sys.modules, 'slack_sdk' in sys.modules)"
+    code = (
+        "import sys, plg_bridge.delivery.slack; print('airflow' in sys.modules, 'slack_sdk' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import ModelSettings, Settings
+    from plg_bridge.ingest.rollup import Partial
     from plg_bridge.models.exclusions import Exclusions
-    from plg_bridge.rollup import Partial
 
 CONVERTED, NOT_CONVERTED, PENDING = "converted", "not_converted", "pending"
 COHORTS = (CONVERTED, NOT_CONVERTED)

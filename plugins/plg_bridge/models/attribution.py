@@ -2,7 +2,7 @@
 
 The seed's failure mode: a paid click, a direct return visit three days later, a signup recorded as
 "Direct". First touch here is chosen over the whole stitched identity (identity.stitch), from the
-acquisition records of plg_bridge.people (all before T), in this order:
+acquisition records of plg_bridge.ingest.people (all before T), in this order:
 
 1. `set_once`, tagged: PostHog's recorded `$initial_utm_*` (`$set_once`, or person properties):
    they describe the first visit even when that visit predates the exported history;
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.ingest.rollup import Partial
     from plg_bridge.models.exclusions import Exclusions
-    from plg_bridge.rollup import Partial
 
 FIRST_TOUCH = [
     "person_key",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 OBSERVATIONS = {"as_of": "str", "org_id": "str", "pql_score": "int64", "converted": "bool"}
 DATES = {

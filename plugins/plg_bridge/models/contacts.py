@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 COLUMNS = {
     "email": "str",
@@ -34,11 +34,11 @@ def contacts(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFr
     """Contacts as of T (columns COLUMNS), sorted by email."""
     import pandas as pd
 
+    from plg_bridge.ingest.people import EMAIL, latest_profiles
     from plg_bridge.models import exclusions
     from plg_bridge.models.activation import person_firsts
     from plg_bridge.models.attribution import first_touch
     from plg_bridge.models.identity import person_of, stitch
-    from plg_bridge.people import EMAIL, latest_profiles
 
     t = pd.Timestamp(as_of)
     keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])

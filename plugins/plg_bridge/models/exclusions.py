@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 REASONS = ("internal_email", "opted_out", "test_organization")
 TRUTHY = ("true", "1", "yes", "y", "on")
@@ -79,8 +79,8 @@ def find(partial: Partial, keys: pd.DataFrame, as_of: datetime, settings: Settin
     """The exclusions known before `as_of`, for persons stitched as `keys` (identity.stitch)."""
     import pandas as pd
 
+    from plg_bridge.ingest.people import EMAIL, OPT_OUT, latest_profiles
     from plg_bridge.models.identity import person_of
-    from plg_bridge.people import EMAIL, OPT_OUT, latest_profiles
 
     cfg = settings.models
     t = pd.Timestamp(as_of)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 COLUMNS = ["org_id", "name", "plan", "seat_count", "mrr", "updated_at"]
 
@@ -31,7 +31,7 @@ def organizations(partial: Partial, as_of: datetime, exclude: Iterable[str] = ()
     """
     import pandas as pd
 
-    from plg_bridge.rollup import GROUP_FIELDS
+    from plg_bridge.ingest.rollup import GROUP_FIELDS
 
     t = pd.Timestamp(as_of)
     groups = partial.groups[partial.groups["timestamp"] < t].sort_values("timestamp", kind="stable")

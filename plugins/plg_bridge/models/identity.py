@@ -66,7 +66,7 @@ def stitch(
     import numpy as np
     import pandas as pd
 
-    from plg_bridge.people import valid_ids
+    from plg_bridge.ingest.people import valid_ids
 
     if as_of is not None:
         links = links[links["timestamp"] < pd.Timestamp(as_of)]

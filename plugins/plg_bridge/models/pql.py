@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import PqlSettings
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 COLUMNS = [
     "org_id",
@@ -86,7 +86,7 @@ def score(partial: Partial, as_of: datetime, cfg: PqlSettings) -> pd.DataFrame:
     out["pql_score"] = (velocity + breadth + integration).astype("int64")
     out["is_pql"] = out["pql_score"] >= cfg.threshold
 
-    from plg_bridge.rollup import latest_groups
+    from plg_bridge.ingest.rollup import latest_groups
 
     groups = latest_groups(partial.groups[partial.groups["timestamp"] < t])  # known at T, not later
     names = groups.set_index("org_id")["name"] if len(groups) else pd.Series(dtype="str")

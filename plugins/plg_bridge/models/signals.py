@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.rollup import Partial
+    from plg_bridge.ingest.rollup import Partial
 
 COLUMNS = {
     "signal_key": "str",
@@ -146,9 +146,9 @@ def raise_signals(
     """All enabled signals of the run's day, one row per signal key (see the module table)."""
     import pandas as pd
 
+    from plg_bridge.ingest.people import EMAIL, latest_profiles
     from plg_bridge.models import exclusions
     from plg_bridge.models.identity import person_of, stitch
-    from plg_bridge.people import EMAIL, latest_profiles
 
     if not partial.people:
         return empty()

@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.exports.layout import ExportFile
+    from plg_bridge.ingest.layout import ExportFile
+    from plg_bridge.ingest.rollup import Partial
     from plg_bridge.models.activation import Activation
     from plg_bridge.models.attribution import Attribution
     from plg_bridge.models.calibration import Calibration
-    from plg_bridge.rollup import Partial
     from plg_bridge.storage import Location
     from plg_bridge.workspace import Workspace
 
@@ -765,7 +765,7 @@ def write(ins: Insights, out: Location, prefix: str) -> dict[str, Any]:
 
 def write_report(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict[str, Any]:
     """The DAG's report step: merge the stored partials of `files`, build, write; returns URIs."""
-    from plg_bridge import rollup
+    from plg_bridge.ingest import rollup
     from plg_bridge.pipeline import partial_prefix
 
     partial = rollup.merge(rollup.read(ws.work, partial_prefix(f)) for f in files)
@@ -784,7 +784,7 @@ def write_report(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dic
 
 def slack_text(result: dict[str, Any]) -> str:
     """The short Slack summary (mrkdwn) of a written report; data-derived text escaped."""
-    from plg_bridge.destinations.slack import escape_mrkdwn as esc
+    from plg_bridge.delivery.slack import escape_mrkdwn as esc
 
     h = result["headline"]
     rate = _fmt(h["conversion_rate"], "pct")
@@ -805,7 +805,7 @@ def slack_text(result: dict[str, Any]) -> str:
 
 def post_summary(settings: Settings, result: dict[str, Any]) -> str:
     """Post the Slack summary with settings.slack (never fails the task: see alerts.post)."""
-    from plg_bridge.alerts import post
+    from plg_bridge.report.alerts import post
 
     text = slack_text(result)
     post(text, settings.slack.conn_id, settings.slack.channel)

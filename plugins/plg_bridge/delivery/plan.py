@@ -131,7 +131,7 @@ def apply_outcomes(
     """
     import pandas as pd
 
-    from plg_bridge.sync.state import STATE_COLUMNS
+    from plg_bridge.delivery.state import STATE_COLUMNS
 
     joined = sent.merge(outcomes, on="record_key", how="left", validate="one_to_one")
     missing = joined["status"].isna()
@@ -171,7 +171,7 @@ def in_flight(state: pd.DataFrame, sent: pd.DataFrame, as_of: str) -> pd.DataFra
     before it records the vendor's answer, the next run knows they may exist at the vendor."""
     import pandas as pd
 
-    from plg_bridge.sync.state import STATE_COLUMNS
+    from plg_bridge.delivery.state import STATE_COLUMNS
 
     rows = pd.DataFrame(
         {

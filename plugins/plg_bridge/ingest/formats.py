@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from plg_bridge.exports.schema import OPTIONAL, REQUIRED, ExportSchemaError, columns_to_read
+from plg_bridge.ingest.schema import OPTIONAL, REQUIRED, ExportSchemaError, columns_to_read
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -37,9 +37,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from plg_bridge.destinations.payload import missing as _missing
-from plg_bridge.destinations.payload import score_rows
-from plg_bridge.sync.http import (
+from plg_bridge.delivery.http import (
     DestinationError,
     FatalDestinationError,
     RateLimiter,
@@ -49,7 +47,9 @@ from plg_bridge.sync.http import (
     body_snippet,
     json_body,
 )
-from plg_bridge.sync.outcomes import RowOutcome, failed, outcomes_frame
+from plg_bridge.delivery.outcomes import RowOutcome, failed, outcomes_frame
+from plg_bridge.delivery.payload import missing as _missing
+from plg_bridge.delivery.payload import score_rows
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -30,9 +30,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
-from plg_bridge.destinations.payload import missing as _missing
-from plg_bridge.sync.http import parse_retry_after
-from plg_bridge.sync.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.http import parse_retry_after
+from plg_bridge.delivery.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.payload import missing as _missing
 
 if TYPE_CHECKING:
     import pandas as pd

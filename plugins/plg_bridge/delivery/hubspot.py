@@ -29,9 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
-from plg_bridge.destinations.payload import missing as _missing
-from plg_bridge.destinations.payload import score_rows
-from plg_bridge.sync.http import (
+from plg_bridge.delivery.http import (
     DestinationError,
     FatalDestinationError,
     RateLimiter,
@@ -42,7 +40,9 @@ from plg_bridge.sync.http import (
     body_snippet,
     json_body,
 )
-from plg_bridge.sync.outcomes import OUTCOME_COLUMNS, RowOutcome, failed, outcomes_frame
+from plg_bridge.delivery.outcomes import OUTCOME_COLUMNS, RowOutcome, failed, outcomes_frame
+from plg_bridge.delivery.payload import missing as _missing
+from plg_bridge.delivery.payload import score_rows
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from plg_bridge.sync import state
+from plg_bridge.delivery import state
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,7 @@ def waiting(ws: Workspace, targets: tuple[str, ...] = ()) -> pd.DataFrame:
     oldest first."""
     import pandas as pd
 
-    from plg_bridge.sync.targets import TARGETS
+    from plg_bridge.delivery.targets import TARGETS
 
     frames = []
     for name in targets or tuple(TARGETS):
@@ -42,7 +42,7 @@ def waiting(ws: Workspace, targets: tuple[str, ...] = ()) -> pd.DataFrame:
 def confirm(ws: Workspace, targets: tuple[str, ...]) -> int:
     """Mark the unconfirmed rows of `targets` delivered (on-call found them at the vendor);
     returns how many. A conditional commit, like a run's."""
-    from plg_bridge.sync.targets import TARGETS
+    from plg_bridge.delivery.targets import TARGETS
 
     done = 0
     for name in targets:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from plg_bridge.alerts import on_failure
+from plg_bridge.report.alerts import on_failure
 
 DEFAULT_ARGS = {
     "retries": 3,
@@ -50,7 +50,7 @@ def resolve_window() -> str:
 
 @task.sensor(poke_interval=300, timeout=24 * 3600, mode="reschedule")
 def wait_for_export(as_of: str) -> bool:
-    from plg_bridge.exports.completeness import IncompleteExportError, ready
+    from plg_bridge.ingest.completeness import IncompleteExportError, ready
     from plg_bridge.workspace import Workspace
 
     ws = Workspace.load()
@@ -71,7 +71,7 @@ def discover(as_of: str) -> list[dict]:
 @task
 def not_rolled_up(files: list[dict]) -> list[dict]:
     """Files whose current version has no partial yet: only new data is processed."""
-    from plg_bridge.exports.layout import ExportFile
+    from plg_bridge.ingest.layout import ExportFile
     from plg_bridge.pipeline import pending
     from plg_bridge.workspace import Workspace
 
@@ -80,7 +80,7 @@ def not_rolled_up(files: list[dict]) -> list[dict]:
 
 @task(map_index_template="{{ task.op_kwargs['file']['label'] }}")
 def rollup(file: dict) -> dict:
-    from plg_bridge.exports.layout import ExportFile
+    from plg_bridge.ingest.layout import ExportFile
     from plg_bridge.pipeline import rollup_to
     from plg_bridge.workspace import Workspace
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
-    from plg_bridge.sync.deliver import RunInputs
+    from plg_bridge.delivery.deliver import RunInputs
 
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Target:
 
 
 def _hubspot_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.hubspot import company_inputs
+    from plg_bridge.delivery.hubspot import company_inputs
 
     scores = inputs.frame("scores")
     if scores.empty:
@@ -59,8 +59,8 @@ def _hubspot_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.destinations.hubspot import COMPANY_PROPERTIES, HubSpotClient
-    from plg_bridge.sync.outcomes import outcomes_frame
+    from plg_bridge.delivery.hubspot import COMPANY_PROPERTIES, HubSpotClient
+    from plg_bridge.delivery.outcomes import outcomes_frame
 
     client = HubSpotClient.from_connection(
         settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
@@ -71,7 +71,7 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
 
 
 def _hubspot_contacts(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.hubspot import contact_inputs
+    from plg_bridge.delivery.hubspot import contact_inputs
 
     contacts = inputs.frame("contacts")
     rows = contact_inputs(contacts) if len(contacts) else []
@@ -80,8 +80,8 @@ def _hubspot_contacts(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.destinations.hubspot import CONTACT_PROPERTIES, HubSpotClient
-    from plg_bridge.sync.outcomes import outcomes_frame
+    from plg_bridge.delivery.hubspot import CONTACT_PROPERTIES, HubSpotClient
+    from plg_bridge.delivery.outcomes import outcomes_frame
 
     client = HubSpotClient.from_connection(
         settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
@@ -95,7 +95,7 @@ def _ensure_properties(client, object_type: str, definitions) -> None:
     """Create missing properties; if HubSpot refuses (daily limit, scopes, 5xx), the upsert still
     runs and reports per row what that means (it stops at a daily limit), so the rows become dead
     letters instead of the whole target failing without a trace."""
-    from plg_bridge.sync.http import DestinationError
+    from plg_bridge.delivery.http import DestinationError
 
     try:
         client.ensure_properties(object_type, definitions)
@@ -104,7 +104,7 @@ def _ensure_properties(client, object_type: str, definitions) -> None:
 
 
 def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.hubspot import task_records
+    from plg_bridge.delivery.hubspot import task_records
 
     signals = _routed(inputs, settings, "hubspot")
     return task_records(signals) if len(signals) else []
@@ -112,9 +112,9 @@ def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame:
     """Tasks attach to the company the companies target delivered (its HubSpot id in that state)."""
-    from plg_bridge.destinations.hubspot import HubSpotClient
-    from plg_bridge.sync import state
-    from plg_bridge.sync.outcomes import outcomes_frame
+    from plg_bridge.delivery import state
+    from plg_bridge.delivery.hubspot import HubSpotClient
+    from plg_bridge.delivery.outcomes import outcomes_frame
     from plg_bridge.workspace import Workspace
 
     companies = state.load(Workspace(settings).work, "hubspot_companies").frame
@@ -130,7 +130,7 @@ def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame
 
 
 def _salesforce_client(settings: Settings):
-    from plg_bridge.destinations.salesforce import SalesforceClient
+    from plg_bridge.delivery.salesforce import SalesforceClient
 
     cfg = settings.salesforce
     extra = {"api_version": cfg.api_version} if cfg.api_version else {}
@@ -138,7 +138,7 @@ def _salesforce_client(settings: Settings):
 
 
 def _salesforce_accounts(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.salesforce import account_records
+    from plg_bridge.delivery.salesforce import account_records
 
     scores = inputs.frame("scores")
     if scores.empty:
@@ -150,7 +150,7 @@ def _salesforce_accounts(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_salesforce_accounts(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.destinations.salesforce import deliver_accounts
+    from plg_bridge.delivery.salesforce import deliver_accounts
 
     cfg = settings.salesforce
     rows = [{"record_key": r["record_key"], "fields": r["payload"]} for r in records]
@@ -187,7 +187,7 @@ def _salesforce_lead_status(inputs: RunInputs, settings: Settings) -> list[dict]
 
 
 def _send_salesforce_lead_status(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.destinations.salesforce import deliver_lead_status
+    from plg_bridge.delivery.salesforce import deliver_lead_status
 
     cfg = settings.salesforce
     by_org = {r["payload"]["org_id"]: r["record_key"] for r in records}
@@ -201,7 +201,7 @@ def _send_salesforce_lead_status(settings: Settings, records: list[dict]) -> pd.
 
 
 def _intercom_client(settings: Settings):
-    from plg_bridge.destinations.intercom import IntercomClient
+    from plg_bridge.delivery.intercom import IntercomClient
 
     return IntercomClient.from_connection(settings.intercom.conn_id)
 
@@ -213,14 +213,14 @@ def _keyed(records: list[dict]) -> list[dict]:
 
 
 def _intercom_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.intercom import company_records
+    from plg_bridge.delivery.intercom import company_records
 
     scores = inputs.frame("scores")
     return _keyed(company_records(scores, _routed(inputs, settings, "intercom"))) if len(scores) else []
 
 
 def _intercom_tags(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.intercom import tag_records
+    from plg_bridge.delivery.intercom import tag_records
 
     return [
         {**r, "org_id": r["payload"]["companies"][0]["company_id"]}
@@ -229,7 +229,7 @@ def _intercom_tags(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _intercom_events(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.intercom import event_records
+    from plg_bridge.delivery.intercom import event_records
 
     events = {"aha_reached": settings.intercom.aha_event_name}
     return _keyed(event_records(_routed(inputs, settings, "intercom"), events=events))
@@ -239,7 +239,7 @@ def _sender(deliver_name: str):
     """`send` for an Intercom target: the client from the connection, then `deliver_<name>`."""
 
     def send(settings: Settings, records: list[dict]) -> pd.DataFrame:
-        from plg_bridge.destinations import intercom
+        from plg_bridge.delivery import intercom
 
         return getattr(intercom, deliver_name)(_intercom_client(settings), records)
 
@@ -250,7 +250,7 @@ def _sender(deliver_name: str):
 
 
 def _slack_digest(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.destinations.slack import digest_messages
+    from plg_bridge.delivery.slack import digest_messages
 
     signals = _routed(inputs, settings, "slack")
     crossed = signals[signals["signal"] == "pql_crossed"]["org_id"] if len(signals) else []
@@ -262,7 +262,7 @@ def _slack_digest(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_slack_digest(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.destinations.slack import post_digest
+    from plg_bridge.delivery.slack import post_digest
 
     return post_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
 

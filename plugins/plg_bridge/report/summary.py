@@ -62,7 +62,7 @@ def render_markdown(summary: dict) -> str:
 def _alerts(ws: Workspace, summary: dict) -> list[str]:
     """Volume anomaly vs the trailing runs before this window (never later ones: reruns agree),
     and export objects quarantined as unreadable."""
-    from plg_bridge import alerts
+    from plg_bridge.report import alerts
 
     cfg = ws.settings.alerts
     earlier = [r for r in recent_runs(ws, limit=cfg.trailing_runs + 60) if r["as_of"] < summary["as_of"]]

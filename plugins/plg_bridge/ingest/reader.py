@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from plg_bridge.exports import properties as props
-from plg_bridge.exports.formats import ExportReadError, raw_batches
-from plg_bridge.exports.schema import to_string, to_utc_micros
+from plg_bridge.ingest import properties as props
+from plg_bridge.ingest.formats import ExportReadError, raw_batches
+from plg_bridge.ingest.schema import to_string, to_utc_micros
 
 __all__ = ["ExportReadError", "SlimBatch", "iter_batches", "slim_schema"]
 

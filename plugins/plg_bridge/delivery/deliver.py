@@ -27,17 +27,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from plg_bridge.controls import RunOptions
+from plg_bridge.delivery import plan as planning
+from plg_bridge.delivery import state
 from plg_bridge.storage import location
-from plg_bridge.sync import plan as planning
-from plg_bridge.sync import state
 from plg_bridge.window import run_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
+    from plg_bridge.delivery.targets import Target
     from plg_bridge.storage import Location
-    from plg_bridge.sync.targets import Target
     from plg_bridge.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _only_orgs(records: list[dict], orgs: tuple[str, ...]) -> list[dict]:
 
 def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: RunOptions) -> dict:
     """Plan and (unless dry run) deliver one target; returns counts and URIs for XCom and the report."""
-    from plg_bridge.sync.outcomes import outcomes_frame
+    from plg_bridge.delivery.outcomes import outcomes_frame
 
     started = time.monotonic()
     work = location(settings.work_location, settings.exports.endpoint_url)
@@ -193,7 +193,7 @@ def _send_journaled(
 
 def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:
     """The DAG's delivery step for one target: skipped when paused or not selected, else synced."""
-    from plg_bridge.sync.targets import TARGETS, skip_reason
+    from plg_bridge.delivery.targets import TARGETS, skip_reason
     from plg_bridge.workspace import Workspace
 
     ws = ws or Workspace.load()

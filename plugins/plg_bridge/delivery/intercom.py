@@ -34,9 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
-from plg_bridge.destinations.payload import SCORE_COLUMNS
-from plg_bridge.destinations.payload import missing as _missing
-from plg_bridge.sync.http import (
+from plg_bridge.delivery.http import (
     DestinationError,
     RateLimiter,
     RestClient,
@@ -46,7 +44,9 @@ from plg_bridge.sync.http import (
     body_snippet,
     json_body,
 )
-from plg_bridge.sync.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.payload import SCORE_COLUMNS
+from plg_bridge.delivery.payload import missing as _missing
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from plg_bridge.exports.layout import is_data_file, parse_key
+from plg_bridge.ingest.layout import is_data_file, parse_key
 
 if TYPE_CHECKING:
     from plg_bridge.config import ExportSettings

@@ -9,7 +9,7 @@ part never depends on the run's date and each file's work is done once.
 Duplicates (PostHog delivers at least once) are dropped by uuid within a file.
 
 With `people=True` (the default) the same single read also produces the person-level tables of
-plg_bridge.people (identity links, first times, touches, conversions, profiles, memberships);
+plg_bridge.ingest.people (identity links, first times, touches, conversions, profiles, memberships);
 the PQL tables are computed from the PQL events exactly as without it.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from plg_bridge import people as people_tables
-from plg_bridge.exports import reader
+from plg_bridge.ingest import people as people_tables
+from plg_bridge.ingest import reader
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +44,7 @@ class Partial:
     groups: pd.DataFrame  # org_id, timestamp, name, plan, seat_count, mrr
     quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties (PQL events)
     quality: Counter = field(default_factory=Counter)
-    # person-level tables (plg_bridge.people); empty unless `people` is True
+    # person-level tables (plg_bridge.ingest.people); empty unless `people` is True
     links: pd.DataFrame = field(default_factory=lambda: people_tables.empty("links"))
     firsts: pd.DataFrame = field(default_factory=lambda: people_tables.empty("firsts"))
     touches: pd.DataFrame = field(default_factory=lambda: people_tables.empty("touches"))
