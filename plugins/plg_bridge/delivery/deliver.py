@@ -54,7 +54,12 @@ class RunInputs:
     work_uri: str
     endpoint_url: str | None
     as_of: datetime
+    prefix: str | None = None  # where the outputs are; default runs/as_of=<T> (the fast path: its own)
     _cache: dict = field(default_factory=dict)
+
+    @property
+    def run_prefix(self) -> str:
+        return self.prefix or run_prefix(self.as_of)
 
     def frame(self, name: str) -> pd.DataFrame:
         """`runs/as_of=.../<name>.parquet`; an absent optional output reads as empty."""
@@ -62,7 +67,7 @@ class RunInputs:
 
         if name not in self._cache:
             work = location(self.work_uri, self.endpoint_url)
-            key = f"{run_prefix(self.as_of)}/{name}.parquet"
+            key = f"{self.run_prefix}/{name}.parquet"
             self._cache[name] = work.read_frame(key) if work.exists(key) else pd.DataFrame()
         return self._cache[name]
 
@@ -83,7 +88,7 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
     started = time.monotonic()
     work = location(settings.work_location, settings.exports.endpoint_url)
     as_of = inputs.as_of.date().isoformat()
-    prefix = f"{run_prefix(inputs.as_of)}/{target.name}"
+    prefix = f"{inputs.run_prefix}/{target.name}"
 
     desired = planning.records_frame(_only_orgs(target.build(inputs, settings), options.orgs))
     snapshot = state.load(work, target.name)
@@ -191,7 +196,13 @@ def _send_journaled(
     return pd.concat(parts, ignore_index=True), frame
 
 
-def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:
+def deliver_run(
+    target_name: str,
+    as_of: datetime,
+    options: RunOptions,
+    ws: Workspace | None = None,
+    prefix: str | None = None,
+) -> dict:
     """The DAG's delivery step for one target: skipped when paused or not selected, else synced."""
     from plg_bridge.delivery.targets import TARGETS, skip_reason
     from plg_bridge.workspace import Workspace
@@ -202,5 +213,5 @@ def deliver_run(target_name: str, as_of: datetime, options: RunOptions, ws: Work
     if why:
         log.info("%s skipped: %s", target_name, why)
         return {"target": target_name, "skipped": why}
-    inputs = RunInputs(ws.settings.work_location, ws.settings.exports.endpoint_url, as_of)
+    inputs = RunInputs(ws.settings.work_location, ws.settings.exports.endpoint_url, as_of, prefix)
     return sync_target(ws.settings, target, inputs, options)
