@@ -315,6 +315,20 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class FastSettings:
+    """The fast path (dags/plg_fast_signals.py): create-once alerts minutes after an export lands."""
+
+    poll_seconds: float = 30.0  # how often the triggerer lists the export location for new objects
+    signals: tuple[str, ...] = ("pql_crossed", "usage_ceiling", "enterprise_interest", "aha_reached")
+    paused: bool = False  # true: fast runs deliver nothing (the daily run still alerts, once)
+
+    def validate(self) -> None:
+        _require(self.poll_seconds >= 1, "fast.poll_seconds", "must be at least 1 second")
+        unknown = sorted(set(self.signals) - set(SIGNALS))
+        _require(not unknown, "fast.signals", f"unknown signal(s) {unknown}; known: {list(SIGNALS)}")
+
+
+@dataclass(frozen=True)
 class Settings:
     exports: ExportSettings = field(default_factory=ExportSettings)
     pql: PqlSettings = field(default_factory=PqlSettings)
@@ -327,6 +341,7 @@ class Settings:
     slack: SlackSettings = field(default_factory=SlackSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    fast: FastSettings = field(default_factory=FastSettings)
     # Partials, outputs, reports and delivery state live under this location.
     work_location: str = ".demo/bucket/plg-bridge"
 
@@ -340,6 +355,7 @@ class Settings:
             self.salesforce,
             self.delivery,
             self.alerts,
+            self.fast,
         ):
             section.validate()
         return self
