@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from plg_bridge.config import ConfigError, load_settings
+from plg_bridge.report.escape import to_csv
 from plg_bridge.storage import StorageError, location
 
 log = logging.getLogger("plg_bridge")
@@ -83,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not exports.list():
         raise UsageError(f"no objects under {args.events}: nothing to score (check the location)")
     result = score_export(exports, as_of, settings)
-    written = _write_text(args.output, result.scores.to_csv(index=False), exports.endpoint_url)
+    written = _write_text(args.output, to_csv(result.scores), exports.endpoint_url)
     if args.quality:
         _write_text(args.quality, json.dumps(result.quality, indent=2, sort_keys=True), exports.endpoint_url)
     q = result.quality
@@ -116,7 +117,7 @@ def _read_export(args: argparse.Namespace):
 
 
 def _write_table(args: argparse.Namespace, exports, frame, what: str, extra: str = "") -> int:
-    written = _write_text(args.output, frame.to_csv(index=False), exports.endpoint_url)
+    written = _write_text(args.output, to_csv(frame), exports.endpoint_url)
     print(f"{what}: {len(frame)} rows as of {args.as_of:%Y-%m-%d} -> {written}{extra}", file=sys.stderr)
     return 0
 

@@ -152,8 +152,10 @@ def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:
 
 def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, str]:
     """Scores (CSV + Parquet), quarantined rows and the data-quality summary under `prefix`."""
+    from plg_bridge.report.escape import to_csv  # org names starting like a formula made inert
+
     written = {"scores": out.write_frame(f"{prefix}/scores.parquet", result.scores)}
-    out.write_bytes(f"{prefix}/scores.csv", result.scores.to_csv(index=False).encode())
+    out.write_bytes(f"{prefix}/scores.csv", to_csv(result.scores).encode())
     written["scores_csv"] = out.uri_of(f"{prefix}/scores.csv")
     for name in ("signals", "contacts"):
         frame = getattr(result, name)

@@ -139,7 +139,13 @@ def test_small_digest_layout():
     ]
     assert message[-1] == {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": f"As of {AS_OF} · <https://af/run?a=1&amp;b=2|Airflow run>"}],
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": f"As of {AS_OF} · <https://af/run?a=1&amp;b=2|Airflow run>",
+                "verbatim": True,
+            }
+        ],
     }
     assert block_errors(message) == []
 

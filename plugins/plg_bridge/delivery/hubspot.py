@@ -241,8 +241,11 @@ def task_records(signals: pd.DataFrame) -> list[dict[str, Any]]:
     """AE tasks from signals: usage ceiling always, enterprise interest when the account is a PQL.
 
     The payload names the organization, not HubSpot's company id: that is looked up at send time
-    from what the companies target delivered, so the diff depends on the signal only.
+    from what the companies target delivered, so the diff depends on the signal only. `hs_task_body`
+    is HTML: the event's detail (a property anyone can send) is escaped.
     """
+    from plg_bridge.report.escape import html_text
+
     tasks = []
     for row in signals.to_dict("records"):
         name = row["org_name"] if not _missing(row["org_name"]) else row["org_id"]
@@ -257,7 +260,7 @@ def task_records(signals: pd.DataFrame) -> list[dict[str, Any]]:
         body = (
             f"plg-bridge signal {row['signal']} on {row['occurred_at']:%Y-%m-%d %H:%M} UTC. "
             f"PQL score {row['pql_score']}."
-            + (f" Detail: {row['detail']}." if not _missing(row["detail"]) else "")
+            + (f" Detail: {html_text(row['detail'])}." if not _missing(row["detail"]) else "")
         )
         payload = {
             "org_id": row["org_id"],

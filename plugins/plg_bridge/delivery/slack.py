@@ -256,8 +256,13 @@ def _items(
     return {s: sorted(items, key=lambda i: i.sort_key) for s, items in groups.items() if items}
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object; `verbatim` so Slack does not turn data text into links or mentions."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_TEXT)}}
+    return {"type": "section", "text": _mrkdwn(clip(text, MAX_SECTION_TEXT))}
 
 
 def _title(category: str, count: int, continued: bool) -> dict[str, Any]:
@@ -293,7 +298,7 @@ def _digest(
     footer_parts = [f"As of {escape_mrkdwn(day)}"]
     if run_url:
         footer_parts.append(f"<{_link_url(run_url)}|Airflow run>")
-    footer = {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(footer_parts)}]}
+    footer = {"type": "context", "elements": [_mrkdwn(" · ".join(footer_parts))]}
 
     # Pack category titles and items; a continued category repeats its title in the next message.
     pages: list[list[tuple[dict[str, Any], str | None]]] = []

@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def _cell(value: object) -> str:
-    """Markdown table cell: no pipes or line breaks from product data."""
-    return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
+    """Markdown text from product data (org ids and names come from events anyone can send):
+    one line, `< > &` as entities, Markdown specials escaped (report/escape.py)."""
+    from plg_bridge.report.escape import markdown_text
+
+    return markdown_text(value)
 
 
 def render_markdown(summary: dict) -> str:
@@ -41,7 +44,7 @@ def render_markdown(summary: dict) -> str:
     ]
     for d in summary["deliveries"]:
         if "skipped" in d:
-            lines.append(f"| {d['target']} | skipped: {d['skipped']} | | | | |")
+            lines.append(f"| {d['target']} | skipped: {_cell(d['skipped'])} | | | | |")
             continue
         p = d.get("plan", {})
         planned = f"{p.get('create', 0)}/{p.get('update', 0)}/{p.get('retry', 0)}/{p.get('unchanged', 0)}"
@@ -55,7 +58,7 @@ def render_markdown(summary: dict) -> str:
             f"{d.get('failed', 0)} | {waiting} |"
         )
     if summary.get("alerts"):
-        lines += ["", "## Alerts", ""] + [f"- {a}" for a in summary["alerts"]]
+        lines += ["", "## Alerts", ""] + [f"- {_cell(a)}" for a in summary["alerts"]]
     return "\n".join(lines) + "\n"
 
 
