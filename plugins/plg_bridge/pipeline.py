@@ -35,6 +35,7 @@ class ScoreResult:
     quarantine: pd.DataFrame
     signals: pd.DataFrame | None = None  # when the partials carry the person tables
     contacts: pd.DataFrame | None = None  # idem
+    history: dict | None = None  # the DAG path: snapshot started from, partials folded in
 
 
 def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFile]:
@@ -109,19 +110,27 @@ def quality_summary(partial: rollup.Partial, scores: pd.DataFrame, as_of: dateti
 
 
 def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Settings) -> ScoreResult:
+    return score_merged(rollup.merge(partials), as_of, settings)
+
+
+def score_merged(merged: rollup.Partial, as_of: datetime, settings: Settings) -> ScoreResult:
+    """Every model on one merged Partial; identity is stitched and exclusions found once."""
+    from plg_bridge.models import exclusions
     from plg_bridge.models.contacts import contacts
+    from plg_bridge.models.identity import stitch
     from plg_bridge.models.signals import raise_signals
 
     as_of = pql.as_of_time(as_of)
-    merged = rollup.merge(partials)
     scores = pql.score(merged, as_of, settings.pql)
-    signals = raise_signals(merged, scores, as_of, settings) if merged.people else None
     quality = quality_summary(merged, scores, as_of)
-    if signals is not None:
-        quality.update(
-            {f"signals_{k}": int(v) for k, v in signals["signal"].value_counts().sort_index().items()}
-        )
-    people = contacts(merged, as_of, settings) if merged.people else None
+    if not merged.people:
+        return ScoreResult(scores, quality, merged.quarantine)
+    ids = settings.exports.placeholder_ids
+    keys = stitch(merged.links, as_of, ids, merged.firsts["distinct_id"])
+    excluded = exclusions.find(merged, keys, as_of, settings)
+    signals = raise_signals(merged, scores, as_of, settings, keys=keys, excluded=excluded)
+    quality.update({f"signals_{k}": int(v) for k, v in signals["signal"].value_counts().sort_index().items()})
+    people = contacts(merged, as_of, settings, keys=keys, excluded=excluded)
     return ScoreResult(scores, quality, merged.quarantine, signals, people)
 
 
@@ -138,16 +147,23 @@ def score_export(exports: Location, as_of: datetime, settings: Settings) -> Scor
 def score_from_work(
     work: Location, files: list[ExportFile], as_of: datetime, settings: Settings
 ) -> ScoreResult:
-    """Score from the partials the mapped rollup tasks stored (the DAG path)."""
-    return score_partials([rollup.read(work, partial_prefix(f)) for f in files], as_of, settings)
+    """Score from the partials the mapped rollup tasks stored (the DAG path): the kept history
+    (ingest/history.py) of an earlier run plus the partials of the files it had not seen."""
+    from plg_bridge.ingest import history
+
+    merged, info = history.fold(work, files, pql.as_of_time(as_of), settings)
+    result = score_merged(merged, as_of, settings)
+    return ScoreResult(**{**result.__dict__, "history": info})
 
 
 def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:
-    """The DAG's score step: merge the stored partials, score, write outputs; returns URIs and quality."""
+    """The DAG's score step: fold the new partials into the history, score, write outputs;
+    returns URIs, quality and what the fold started from (`history`)."""
     from plg_bridge.window import run_prefix
 
     result = score_from_work(ws.work, files, as_of, ws.settings)
-    return {"outputs": write_outputs(result, ws.work, run_prefix(as_of)), "quality": result.quality}
+    outputs = write_outputs(result, ws.work, run_prefix(as_of))
+    return {"outputs": outputs, "quality": result.quality, "history": result.history}
 
 
 def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from plg_bridge.config import Settings
     from plg_bridge.ingest.rollup import Partial
+    from plg_bridge.models import exclusions
 
 COLUMNS = {
     "email": "str",
@@ -30,8 +31,18 @@ COLUMNS = {
 }
 
 
-def contacts(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFrame:
-    """Contacts as of T (columns COLUMNS), sorted by email."""
+def contacts(
+    partial: Partial,
+    as_of: datetime,
+    settings: Settings,
+    *,
+    keys: pd.DataFrame | None = None,
+    excluded: exclusions.Exclusions | None = None,
+) -> pd.DataFrame:
+    """Contacts as of T (columns COLUMNS), sorted by email.
+
+    `keys` / `excluded`: the run's identity.stitch and exclusions.find, when already computed.
+    """
     import pandas as pd
 
     from plg_bridge.ingest.people import EMAIL, latest_profiles
@@ -41,8 +52,10 @@ def contacts(partial: Partial, as_of: datetime, settings: Settings) -> pd.DataFr
     from plg_bridge.models.identity import person_of, stitch
 
     t = pd.Timestamp(as_of)
-    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
-    excluded = exclusions.find(partial, keys, as_of, settings)
+    if keys is None:
+        keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
+    if excluded is None:
+        excluded = exclusions.find(partial, keys, as_of, settings)
 
     emails = latest_profiles(partial.profiles, t)
     emails = emails[(emails["key"] == EMAIL) & emails["value"].fillna("").str.contains("@")]

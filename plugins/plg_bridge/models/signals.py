@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from plg_bridge.config import Settings
     from plg_bridge.ingest.rollup import Partial
+    from plg_bridge.models import exclusions
 
 COLUMNS = {
     "signal_key": "str",
@@ -141,9 +142,18 @@ def aha_reached(partial: Partial, keys: pd.DataFrame, as_of: datetime, settings:
 
 
 def raise_signals(
-    partial: Partial, scores: pd.DataFrame, as_of: datetime, settings: Settings
+    partial: Partial,
+    scores: pd.DataFrame,
+    as_of: datetime,
+    settings: Settings,
+    *,
+    keys: pd.DataFrame | None = None,
+    excluded: exclusions.Exclusions | None = None,
 ) -> pd.DataFrame:
-    """All enabled signals of the run's day, one row per signal key (see the module table)."""
+    """All enabled signals of the run's day, one row per signal key (see the module table).
+
+    `keys` / `excluded`: the run's identity.stitch and exclusions.find, when already computed.
+    """
     import pandas as pd
 
     from plg_bridge.ingest.people import EMAIL, latest_profiles
@@ -152,8 +162,10 @@ def raise_signals(
 
     if not partial.people:
         return empty()
-    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
-    excluded = exclusions.find(partial, keys, as_of, settings)
+    if keys is None:
+        keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
+    if excluded is None:
+        excluded = exclusions.find(partial, keys, as_of, settings)
     parts = {
         "pql_crossed": lambda: pql_crossed(partial, scores, as_of, settings),
         "aha_reached": lambda: aha_reached(partial, keys, as_of, settings),

@@ -1,0 +1,186 @@
+"""The merged history a daily run keeps, so the next run folds in only its new partials.
+
+A run as of T needs the merge of the partials of every export file it may see (rollup.merge).
+That merge is a pure function of the set of files (key + fingerprint): partials never depend on
+T, and T is applied by the models afterwards. So a run stores its merge as a *snapshot*
+
+    history/as_of=<T>/<digest of its files>/   the merged Partial (rollup.write layout) and
+                                                manifest.json (written last: the commit mark)
+
+and the next run starts from the newest snapshot as of <= T whose files it may all still see
+with the same fingerprints, and merges only the partials of the other files into it. Any
+snapshot that qualifies gives the same answer as merging every partial from scratch (cold), so
+reruns and backfills reproduce: a snapshot built from a file the run may not see (a later
+interval) or from an older version of a file (a re-exported interval, whose partial was replaced)
+never qualifies, and with none left the run rebuilds cold. The settings the partials depend on are
+part of the digest, so changing them rebuilds too.
+
+The fold itself follows the new data, not the history: person tables are re-reduced only for the
+keys (distinct ids, organizations) that the new partials touch; the rest of the snapshot passes
+through unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from plg_bridge.ingest import rollup
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plg_bridge.config import Settings
+    from plg_bridge.ingest.layout import ExportFile
+    from plg_bridge.storage import Location
+
+log = logging.getLogger(__name__)
+
+ROOT = "history"
+FORMAT = 1  # bump when the snapshot layout or the merge changes meaning
+KEEP = 7  # snapshots kept (newest as-of first); older ones are deleted after a successful write
+# the columns a person table is reduced by first: rows of a snapshot whose value there is not
+# among the new partials' pass through the fold untouched (reduce groups by a superset of it)
+FOLD_KEYS = {
+    "links": "a",
+    "firsts": "distinct_id",
+    "touches": "distinct_id",
+    "conversions": "uuid",
+    "profiles": "distinct_id",
+    "memberships": "distinct_id",
+    "occurrences": "org_id",
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    prefix: str  # under the work location
+    as_of: datetime
+    files: dict[str, str]  # export key -> fingerprint of the version merged
+    settings: str  # settings_digest of the run that built it
+
+
+def files_of(files: list[ExportFile]) -> dict[str, str]:
+    return {f.key: f.fingerprint or "unversioned" for f in files}
+
+
+def settings_digest(settings: Settings) -> str:
+    """Of the settings the partials depend on (what is read, how ids and orgs are found)."""
+    parts = (FORMAT, settings.exports, settings.pql, settings.models, settings.signals)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def snapshot_prefix(as_of: datetime, files: dict[str, str], settings: Settings) -> str:
+    body = json.dumps(sorted(files.items())) + settings_digest(settings)
+    return f"{ROOT}/as_of={as_of:%Y-%m-%d}/{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
+def snapshots(work: Location) -> list[Snapshot]:
+    """Committed snapshots (those with a manifest), newest as-of first."""
+    found = []
+    for obj in work.child(ROOT).list():
+        if not obj.key.endswith("/manifest.json"):
+            continue
+        prefix = f"{ROOT}/{obj.key.removesuffix('/manifest.json')}"
+        manifest = json.loads(work.read_bytes(f"{prefix}/manifest.json"))
+        if manifest.get("format") != FORMAT:
+            continue
+        as_of = datetime.fromisoformat(manifest["as_of"])
+        found.append(Snapshot(prefix, as_of, manifest["files"], manifest["settings"]))
+    return sorted(found, key=lambda s: (s.as_of, len(s.files), s.prefix), reverse=True)
+
+
+def base_for(work: Location, files: list[ExportFile], as_of: datetime, settings: Settings) -> Snapshot | None:
+    """The snapshot to start from: the newest as of <= T built only from these files' versions."""
+    visible = files_of(files)
+    digest = settings_digest(settings)
+    for snap in snapshots(work):
+        if snap.as_of > as_of:
+            continue
+        if snap.settings != digest:
+            continue  # built under other settings
+        if all(visible.get(key) == fp for key, fp in snap.files.items()):
+            return snap
+    return None
+
+
+def fold(
+    work: Location, files: list[ExportFile], as_of: datetime, settings: Settings
+) -> tuple[rollup.Partial, dict]:
+    """The merge of the partials of `files` (stored by the rollup step), from the best snapshot.
+
+    Writes the result as the snapshot of `as_of` and returns it with what was done:
+    {"base": as-of of the snapshot started from or None (cold), "folded": partials merged in}.
+    """
+    from plg_bridge.pipeline import partial_prefix
+
+    visible = files_of(files)
+    target = snapshot_prefix(as_of, visible, settings)
+    if work.exists(f"{target}/manifest.json"):  # a rerun over the same files: already merged
+        return rollup.read(work, target), {"base": as_of.isoformat(), "folded": 0}
+    base = base_for(work, files, as_of, settings)
+    new = [f for f in files if base is None or base.files.get(f.key) != visible[f.key]]
+    partials = [rollup.read(work, partial_prefix(f)) for f in new]
+    merged = fold_into(rollup.read(work, base.prefix), partials) if base else rollup.merge(partials)
+    rollup.write(merged, work, target)
+    manifest = {
+        "format": FORMAT,
+        "as_of": as_of.isoformat(),
+        "files": visible,
+        "settings": settings_digest(settings),
+    }
+    work.write_bytes(f"{target}/manifest.json", json.dumps(manifest, sort_keys=True).encode())
+    prune(work)
+    info = {"base": base.as_of.isoformat() if base else None, "folded": len(new)}
+    log.info("history as of %s: %s", f"{as_of:%Y-%m-%d}", info)
+    return merged, info
+
+
+def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.Partial:
+    """rollup.merge([state, *partials]), re-reducing only the person rows the partials touch."""
+    import pandas as pd
+
+    from plg_bridge.ingest import people
+
+    if not partials:
+        return state
+    added = rollup.merge(partials)
+    small = rollup.Partial(
+        **{name: getattr(state, name) for name in rollup.Partial.TABLES},
+        quality=state.quality,
+        people=state.people,
+    )
+    merged = rollup.merge([small, added])  # PQL tables, quality, quarantine: the merge's own rules
+    if not (state.people and added.people):
+        return merged
+    for name in rollup.Partial.PEOPLE_TABLES:
+        old, new = getattr(state, name), getattr(added, name)
+        if not len(new):
+            setattr(merged, name, old)
+            continue
+        key = FOLD_KEYS[name]
+        touched = old[key].isin(new[key].unique())
+        folded = people.merge(name, [old[touched], new])
+        setattr(merged, name, _concat(name, old[~touched], folded, pd))
+    return merged
+
+
+def _concat(name: str, untouched: pd.DataFrame, folded: pd.DataFrame, pd) -> pd.DataFrame:
+    from plg_bridge.ingest import people
+
+    if not len(untouched):
+        return folded.reset_index(drop=True)
+    frame = pd.concat([untouched, folded], ignore_index=True)
+    return frame.astype(people.TABLES[name])
+
+
+def prune(work: Location, keep: int = KEEP) -> None:
+    """Delete snapshots beyond the `keep` newest as-of dates (a backfill further back rebuilds cold)."""
+    dates = sorted({s.prefix.split("/")[1] for s in snapshots(work)}, reverse=True)
+    for day in dates[keep:]:
+        for obj in work.child(ROOT, day).list():
+            work.delete(f"{ROOT}/{day}/{obj.key}")
