@@ -40,6 +40,7 @@ def slim_schema() -> pa.Schema:
     return pa.schema(
         [("row", pa.int64()), ("uuid", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC"))]
         + [(name, pa.string()) for name in ("event", "distinct_id", "person_id", "org_id")]
+        + [("inserted_at", pa.timestamp("us", tz="UTC"))]  # `_inserted_at`; null when the file has none
     )
 
 
@@ -253,6 +254,9 @@ def _slim_batches(
             "distinct_id": to_string(sub.column("distinct_id")),
             "person_id": person,
             "org_id": org,
+            "inserted_at": to_utc_micros(sub.column("_inserted_at"), source, "_inserted_at")
+            if "_inserted_at" in sub.schema.names
+            else pa.nulls(sub.num_rows, pa.timestamp("us", tz="UTC")),
         }
         for name in extracted.column_names[2:]:
             columns[name] = extracted.column(name).combine_chunks()
