@@ -27,11 +27,15 @@ def comments(cls: type) -> dict[str, str]:
 def rows() -> list[str]:
     out = ["| setting | environment variable | default | meaning |", "|---|---|---|---|"]
     defaults = Settings()
+    top = comments(Settings)
     for section in dataclasses.fields(Settings):
+        if section.metadata.get("internal"):
+            continue
         value = getattr(defaults, section.name)
         if not dataclasses.is_dataclass(value):
             env = f"PLG_BRIDGE__{section.name.upper()}"
-            out.append(f"| `{section.name}` | `{env}` | `{value}` | partials, outputs, reports and state |")
+            note = top.get(section.name, "").replace("|", "/")
+            out.append(f"| `{section.name}` | `{env}` | `{value}` | {note} |")
             continue
         notes = comments(type(value))
         doc = (inspect.getdoc(type(value)) or "").splitlines()[0] if inspect.getdoc(type(value)) else ""

@@ -110,6 +110,7 @@ def main() -> None:
         "PYTHONPATH": str(REPO),
         "PLG_BRIDGE__EXPORTS__LOCATION": str(exports),
         "PLG_BRIDGE__WORK_LOCATION": str(work),
+        "PLG_BRIDGE__DEMO": "true",  # allows the work location under .demo/ (production refuses it)
         "PLG_BRIDGE__DELIVERY__DESTINATIONS": ",".join(FAKES),
     }
 

@@ -3,7 +3,8 @@
 Sources, later ones winning: the dataclass defaults below, a YAML file (`PLG_BRIDGE_CONFIG`, else
 `include/config/plg_bridge.yaml` when present), then environment variables named
 `PLG_BRIDGE__<SECTION>__<FIELD>` (e.g. `PLG_BRIDGE__EXPORTS__LOCATION=s3://bucket/posthog`).
-Every value is checked here, so a typo fails at load time with the key's full name, not mid-run.
+Every section is checked here, so a typo fails at load time with the key's full name and where the
+value came from (the YAML file and key, or the environment variable), not mid-run inside a task.
 Secrets never live here: tokens come from Airflow connections.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,7 +21,35 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """Invalid configuration; the message names the offending key."""
+    """Invalid configuration; the message names the offending key (and, from `load_settings`, its source)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+# Slack: a public/private channel name (lowercase letters, digits, - and _, at most 80) or an id.
+_SLACK_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}|[CGD][A-Z0-9]{8,}")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a CRM property / field API name
+
+
+def _nonempty(value: str, key: str) -> None:
+    _require(bool(value and value.strip()), key, "must not be empty")
+
+
+def _names(values: tuple[str, ...], key: str) -> None:
+    _require(all(v and v.strip() for v in values), key, f"must not contain empty names: {list(values)}")
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    _require(not dupes, key, f"lists {dupes} more than once")
+
+
+def _channel(value: str, key: str) -> None:
+    _require(
+        bool(_SLACK_CHANNEL.fullmatch(value)),
+        key,
+        f"{value!r} is not a Slack channel: use #name (lowercase letters, digits, - and _) or a channel id "
+        "such as C0123456789",
+    )
 
 
 @dataclass(frozen=True)
@@ -42,8 +72,24 @@ class ExportSettings:
     on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
 
     def validate(self) -> None:
-        from plg_bridge.ingest.completeness import INTERVALS
+        from datetime import UTC, datetime
 
+        from plg_bridge.ingest.completeness import INTERVALS, interval_prefix
+
+        _nonempty(self.location, "exports.location")
+        _require(
+            self.endpoint_url is None or self.endpoint_url.startswith(("http://", "https://")),
+            "exports.endpoint_url",
+            f"must be an http(s):// URL or null, got {self.endpoint_url!r}",
+        )
+        _nonempty(self.table, "exports.table")
+        try:
+            moment = datetime(2026, 1, 2, tzinfo=UTC)
+            interval_prefix(self.key_template, moment, moment, self.table)
+        except ValueError as exc:
+            raise ConfigError(
+                f"invalid setting exports.key_template: {exc}", "exports.key_template"
+            ) from None
         _require(self.interval in INTERVALS, "exports.interval", f"must be one of {', '.join(INTERVALS)}")
         _require(self.check_hours >= 0, "exports.check_hours", "must not be negative")
         _require(
@@ -80,7 +126,13 @@ class PqlSettings:
         return (self.velocity_event, self.breadth_event, self.integration_event)
 
     def validate(self) -> None:
-        _require(len(set(self.events)) == 3, "pql.*_event", f"the three events must differ: {self.events}")
+        names = ("velocity_event", "breadth_event", "integration_event")
+        for n, name in enumerate(names):
+            _nonempty(getattr(self, name), f"pql.{name}")
+            earlier = [other for other in names[:n] if getattr(self, other) == getattr(self, name)]
+            _require(not earlier, f"pql.{name}", f"must differ from pql.{earlier[0]}" if earlier else "")
+        for name in ("velocity_points", "breadth_points", "points_per_creator", "integration_points"):
+            _require(getattr(self, name) >= 0, f"pql.{name}", "must not be negative")
         _require(self.velocity_ratio > 0, "pql.velocity_ratio", "must be positive")
         _require(self.week_days > 0, "pql.week_days", "must be positive")
         _require(self.breadth_min_creators > 0, "pql.breadth_min_creators", "must be positive")
@@ -187,6 +239,8 @@ class ModelSettings:
             "models.internal_email_domains",
             "must be lowercase domains without '@', e.g. example.com",
         )
+        _names(self.correlation_exclude_events, "models.correlation_exclude_events")
+        _names(self.test_org_ids, "models.test_org_ids")
 
 
 @dataclass(frozen=True)
@@ -197,8 +251,18 @@ class HubSpotSettings:
     calls_per_10s: int = 100  # the app's rolling limit: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (pack)
 
     def validate(self) -> None:
+        _nonempty(self.conn_id, "hubspot.conn_id")
+        _require(
+            bool(re.fullmatch(r"[a-z][a-z0-9_]*", self.company_id_property)),
+            "hubspot.company_id_property",
+            f"{self.company_id_property!r} is not a HubSpot property name (lowercase letters, digits, _)",
+        )
         _require(1 <= self.batch_size <= 100, "hubspot.batch_size", "HubSpot accepts 1..100 inputs per call")
-        _require(self.calls_per_10s >= 1, "hubspot.calls_per_10s", "must be positive")
+        _require(
+            1 <= self.calls_per_10s <= 250,
+            "hubspot.calls_per_10s",
+            "must be 1..250 (HubSpot's highest limit, with the API limit increase, is 250 per 10 s)",
+        )
 
 
 @dataclass(frozen=True)
@@ -213,8 +277,21 @@ class SalesforceSettings:
     lead_org_field: str = "PostHog_Group_Id__c"  # Lead field holding the organization key
 
     def validate(self) -> None:
+        _nonempty(self.conn_id, "salesforce.conn_id")
+        _require(
+            self.api_version is None or bool(re.fullmatch(r"v\d+\.\d+", self.api_version)),
+            "salesforce.api_version",
+            f"must look like v67.0 (or null), got {self.api_version!r}",
+        )
+        for key in ("external_id_field", "lead_org_field"):
+            value = getattr(self, key)
+            _require(
+                bool(_NAME.fullmatch(value)),
+                f"salesforce.{key}",
+                f"{value!r} is not a Salesforce field API name (e.g. PostHog_Group_Id__c)",
+            )
         _require(self.bulk_threshold > 0, "salesforce.bulk_threshold", "must be positive")
-        _require(bool(self.pql_lead_status), "salesforce.pql_lead_status", "must not be empty")
+        _nonempty(self.pql_lead_status, "salesforce.pql_lead_status")
 
 
 SIGNALS = ("aha_reached", "usage_ceiling", "enterprise_interest", "pql_crossed", "integration_connected")
@@ -249,6 +326,11 @@ class SignalSettings:
             _require(
                 name in SIGNALS, "signals.enabled", f"unknown signal {name!r} (known: {', '.join(SIGNALS)})"
             )
+        _names(self.enabled, "signals.enabled")
+        for key in ("aha_event", "usage_ceiling_event", "enterprise_event"):
+            _nonempty(getattr(self, key), f"signals.{key}")
+        for key in ("enterprise_detail", "integration_detail"):
+            _nonempty(getattr(self, key), f"signals.{key}")
         for name in SIGNALS:
             for dest in self.routes(name):
                 _require(
@@ -256,6 +338,7 @@ class SignalSettings:
                     f"signals.{name}_to",
                     f"unknown destination {dest!r} (known: {', '.join(DESTINATIONS)})",
                 )
+            _names(self.routes(name), f"signals.{name}_to")
 
 
 @dataclass(frozen=True)
@@ -266,7 +349,13 @@ class IntercomSettings:
     aha_event_name: str = "aha-moment-reached"  # Intercom data event for aha_reached (fires series)
 
     def validate(self) -> None:
-        _require(bool(self.aha_event_name), "intercom.aha_event_name", "must not be empty")
+        _nonempty(self.conn_id, "intercom.conn_id")
+        _nonempty(self.aha_event_name, "intercom.aha_event_name")
+        _require(
+            self.aha_event_name == self.aha_event_name.strip() and len(self.aha_event_name) <= 255,
+            "intercom.aha_event_name",
+            "must have no leading or trailing spaces and at most 255 characters",
+        )
 
 
 @dataclass(frozen=True)
@@ -275,7 +364,8 @@ class SlackSettings:
     channel: str = "#plg-alerts"
 
     def validate(self) -> None:
-        _require(self.channel.startswith(("#", "C", "G")), "slack.channel", "must be #name or a channel id")
+        _nonempty(self.conn_id, "slack.conn_id")
+        _channel(self.channel, "slack.channel")
 
 
 @dataclass(frozen=True)
@@ -287,13 +377,14 @@ class DeliverySettings:
     paused: tuple[str, ...] = ()  # destinations to skip entirely, e.g. during a vendor incident
 
     def validate(self) -> None:
-        known = ("hubspot", "salesforce", "intercom", "slack")
-        for name in self.destinations + self.paused:
-            _require(
-                name in known,
-                "delivery.destinations/paused",
-                f"unknown destination {name!r} (known: {', '.join(known)})",
-            )
+        for key in ("destinations", "paused"):
+            for name in getattr(self, key):
+                _require(
+                    name in DESTINATIONS,
+                    f"delivery.{key}",
+                    f"unknown destination {name!r} (known: {', '.join(DESTINATIONS)})",
+                )
+            _names(getattr(self, key), f"delivery.{key}")
         _require(0 <= self.max_rejected_share <= 1, "delivery.max_rejected_share", "must be between 0 and 1")
 
 
@@ -310,6 +401,8 @@ class AlertSettings:
     trailing_runs: int = 7
 
     def validate(self) -> None:
+        _nonempty(self.slack_conn_id, "alerts.slack_conn_id")
+        _channel(self.channel, "alerts.channel")
         _require(self.volume_factor >= 1, "alerts.volume_factor", "must be at least 1")
         _require(self.trailing_runs >= 3, "alerts.trailing_runs", "must be at least 3")
 
@@ -342,28 +435,30 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     fast: FastSettings = field(default_factory=FastSettings)
-    # Partials, outputs, reports and delivery state live under this location.
-    work_location: str = ".demo/bucket/plg-bridge"
+    work_location: str = ".demo/bucket/plg-bridge"  # partials, outputs, reports and delivery state: s3://bucket/prefix or an absolute folder
+    demo: bool = False  # true only for make demo and tests: allows a relative or .demo work location
+    # Where each value came from (dotted key -> source), for error messages; not a setting.
+    sources: dict[str, str] = field(
+        default_factory=dict, compare=False, repr=False, metadata={"internal": True}
+    )
 
     def validate(self) -> Settings:
-        for section in (
-            self.exports,
-            self.pql,
-            self.calibration,
-            self.hubspot,
-            self.models,
-            self.salesforce,
-            self.delivery,
-            self.alerts,
-            self.fast,
-        ):
-            section.validate()
+        """Every section (each dataclass field), then the top-level values."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.validate()
+        _nonempty(self.work_location, "work_location")
         return self
+
+    def source(self, key: str) -> str:
+        """Where the value of `key` (e.g. "work_location", "slack.channel") came from, in words."""
+        return self.sources.get(key) or "the default value"
 
 
 def _require(ok: bool, key: str, why: str) -> None:
     if not ok:
-        raise ConfigError(f"invalid setting {key}: {why}")
+        raise ConfigError(f"invalid setting {key}: {why}", key)
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -378,37 +473,46 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
-            raise ConfigError(f"invalid setting {key}: expected a list, got {value!r}")
+            raise ConfigError(f"invalid setting {key}: expected a list, got {value!r}", key)
         return tuple(_coerce(v, args[0], key) for v in items)
     if hint is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"invalid setting {key}: expected true/false, got {value!r}")
+        raise ConfigError(f"invalid setting {key}: expected true/false, got {value!r}", key)
     if hint in (int, float, str):
         if isinstance(value, bool) and hint is not str:
-            raise ConfigError(f"invalid setting {key}: expected {hint.__name__}, got {value!r}")
+            raise ConfigError(f"invalid setting {key}: expected {hint.__name__}, got {value!r}", key)
+        if hint is str and isinstance(value, dict | list):
+            raise ConfigError(f"invalid setting {key}: expected text, got {value!r}", key)
         try:
             return hint(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"invalid setting {key}: expected {hint.__name__}, got {value!r}") from None
+            raise ConfigError(
+                f"invalid setting {key}: expected {hint.__name__}, got {value!r}", key
+            ) from None
     return value
+
+
+def _settable(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _settable(cls)
     unknown = sorted(set(data) - names)
     if unknown:
         known = ", ".join(sorted(names))
-        raise ConfigError(f"unknown setting {prefix}{unknown[0]} (known in this section: {known})")
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"unknown setting {key} (known in this section: {known})", key)
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
-                raise ConfigError(f"invalid setting {prefix}{name}: expected a mapping")
+                raise ConfigError(f"invalid setting {prefix}{name}: expected a mapping", f"{prefix}{name}")
             kwargs[name] = _build(hint, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
@@ -424,8 +528,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
+def env_name(key: str) -> str:
+    """The environment variable of a dotted setting key: slack.channel -> PLG_BRIDGE__SLACK__CHANNEL."""
+    return "PLG_BRIDGE__" + key.upper().replace(".", "__")
+
+
+def _env_overrides(env: typing.Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The PLG_BRIDGE__* variables as a settings tree, and each dotted key's variable name."""
     tree: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for name, value in env.items():
         if not name.startswith("PLG_BRIDGE__"):
             continue
@@ -433,8 +544,19 @@ def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
         node = tree
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} sets a key inside a value", ".".join(parents))
         node[leaf] = value
-    return tree
+        names[".".join([*parents, leaf])] = name
+    return tree, names
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> typing.Iterator[str]:
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
 
 
 def default_config_path() -> Path | None:
@@ -451,12 +573,26 @@ def default_config_path() -> Path | None:
     return None
 
 
+def _source_of(key: str | None, sources: dict[str, str], path: Path | None) -> str:
+    """Where a bad key came from: its own source, else that of a key under it, else the file/default."""
+    if key:
+        if key in sources:
+            return sources[key]
+        below = sorted(v for k, v in sources.items() if k.startswith(f"{key}."))
+        if below:
+            return below[0]
+        return f"the default value ({env_name(key)} and {path or 'the YAML file'} do not set it)"
+    return f"from {path}" if path else "from the environment"
+
+
 def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Settings:
-    """Defaults <- YAML <- environment, validated. Raises ConfigError naming the bad key."""
+    """Defaults <- YAML <- environment, validated. Raises ConfigError naming the bad key and where its
+    value came from: `(from <file>, key <key>)` or `(from environment variable PLG_BRIDGE__...)`."""
     import yaml
 
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     path = Path(path) if path else default_config_path()
     if path is not None:
         if not path.exists():
@@ -468,9 +604,16 @@ def load_settings(path: str | Path | None = None, env: typing.Mapping[str, str] 
         if not isinstance(loaded, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
         data = loaded
-    data = _merge(data, _env_overrides(env))
+        sources.update({key: f"from {path}, key {key}" for key in _leaves(data)})
+    overrides, names = _env_overrides(env)
+    for key in list(sources):  # a variable replaces the file's value (or the whole subtree under it)
+        if any(key == k or key.startswith(f"{k}.") for k in names):
+            del sources[key]
+    sources.update({key: f"from environment variable {name}" for key, name in names.items()})
+    data = _merge(data, overrides)
     try:
-        return _build(Settings, data, "").validate()
+        settings = _build(Settings, data, "")
+        settings.sources.update(sources)
+        return settings.validate()
     except ConfigError as exc:
-        where = f" (from {path})" if path else ""
-        raise ConfigError(f"{exc}{where}") from None
+        raise ConfigError(f"{exc} ({_source_of(exc.key, sources, path)})", exc.key) from None
