@@ -77,7 +77,9 @@ def pandas_models(partial: rollup.Partial, as_of: dt.datetime, settings) -> dict
     attr = attribution.run(partial, as_of, settings)
     act = activation.run(partial, as_of, settings)
     return {
-        "plg_person_keys": identity.stitch(partial.links, as_of, settings.exports.placeholder_ids),
+        "plg_person_keys": identity.stitch(
+            partial.links, as_of, settings.exports.placeholder_ids, firsts=partial.firsts
+        ),
         "plg_first_touch": attr.first_touch,
         "plg_revenue": attr.revenue,
         "plg_persons": act.persons,

@@ -12,7 +12,7 @@ from tests.conftest import AS_OF
 
 
 def keys_of(partial, settings, as_of=AS_OF) -> dict[str, str]:
-    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids)
+    keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, firsts=partial.firsts)
     return dict(zip(keys["distinct_id"], keys["person_key"], strict=True))
 
 
@@ -100,13 +100,121 @@ def test_chains_across_devices_and_files_become_one_person(tmp_path, settings):
 
 def test_key_is_the_smallest_identified_id_else_the_smallest_id(tmp_path, settings):
     rows = [
+        pageview("anon-1", "2026-11-01T08:00"),
         identify("zed", "anon-1", "2026-11-01T09:00"),
-        identify("bob", "anon-1", "2026-11-01T09:01"),  # two identified ids, one person (a tie)
-        alias("xavier", "aaron", "2026-11-01T09:02"),  # no identify: smallest id wins
+        identify("bob", "zed", "2026-11-01T09:01"),  # zed is identified: refused, two persons
+        identify("zed", "anon-2", "2026-11-01T09:02"),
+        identify("abe", None, "2026-11-01T09:03"),
+        alias("abe", "zed", "2026-11-01T09:04", name="$merge_dangerously"),  # merges anything
+        alias("xavier", "aaron", "2026-11-01T09:05"),  # no identify: smallest id wins
     ]
     keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
-    assert keys["zed"] == keys["anon-1"] == keys["bob"] == "bob"
+    assert keys["zed"] == keys["anon-1"] == keys["anon-2"] == keys["abe"] == "abe"
+    assert keys["bob"] == "bob"
     assert keys["xavier"] == keys["aaron"] == "aaron"
+
+
+def test_shared_machine_identify_does_not_merge_two_identified_persons(tmp_path, settings):
+    """User B logs in on A's machine without a reset: PostHog refuses the merge."""
+    rows = [
+        pageview("anon-a", "2026-11-01T08:00", utm=("google", "cpc", "brand")),
+        identify("usr_a", "anon-a", "2026-11-01T08:05"),
+        identify("usr_b", "usr_a", "2026-11-02T10:00"),
+        event("subscription_started", "2026-11-02T11:00", distinct_id="usr_b"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["usr_a"] == keys["anon-a"] == "usr_a"
+    assert keys["usr_b"] == "usr_b"
+
+
+def test_identify_merges_an_anonymous_person_even_after_its_own_events(tmp_path, settings):
+    rows = [
+        pageview("anon-1", "2026-11-01T08:00"),
+        identify("usr_a", None, "2026-11-01T07:00"),  # usr_a identified before: still takes anon-1
+        identify("usr_a", "anon-1", "2026-11-01T09:00"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["anon-1"] == keys["usr_a"] == "usr_a"
+
+
+def test_create_alias_refuses_an_identified_alias_but_takes_an_anonymous_one(tmp_path, settings):
+    rows = [
+        identify("usr_a", None, "2026-11-01T08:00"),
+        identify("usr_b", None, "2026-11-01T08:00"),
+        alias("usr_a", "usr_b", "2026-11-01T09:00"),  # usr_b identified: refused
+        alias("usr_a", "crm-7", "2026-11-01T09:00"),  # never seen: joins usr_a
+        alias("backend-9", "usr_b", "2026-11-01T10:00"),  # the alias side identified: refused
+        alias("backend-9", "device-3", "2026-11-01T10:00"),  # either direction, anonymous: joins
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["usr_a"] == keys["crm-7"] == "usr_a"
+    assert keys["usr_b"] == "usr_b"
+    assert keys["backend-9"] == keys["device-3"] == "backend-9"
+
+
+def test_merge_dangerously_merges_two_identified_persons(tmp_path, settings):
+    rows = [
+        identify("usr_a", None, "2026-11-01T08:00"),
+        identify("usr_b", None, "2026-11-01T08:00"),
+        alias("usr_b", "usr_a", "2026-11-01T09:00", name="$merge_dangerously"),
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["usr_a"] == keys["usr_b"] == "usr_a"
+
+
+def test_server_side_identify_makes_the_identified_id_the_key(tmp_path, settings):
+    rows = [
+        event("core_feature_used", "2026-11-01T08:00", distinct_id="0a-device", person_id="p-1"),
+        identify("usr_m", None, "2026-11-01T08:02", person_id="p-1"),  # server side: no $anon_distinct_id
+        alias("usr_m", "0b-backend", "2026-11-01T08:03"),  # an alias is no identify: never the key
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert {keys[d] for d in ("0a-device", "0b-backend", "usr_m")} == {"usr_m"}
+
+
+def test_an_alias_call_identifies_its_person_so_a_later_identify_cannot_take_it(tmp_path, settings):
+    rows = [
+        pageview("device-1", "2026-11-01T08:00"),
+        alias("device-1", "backend-1", "2026-11-01T08:01"),  # marks device-1's person identified
+        identify("usr_m", "device-1", "2026-11-01T08:02"),  # refused, as in PostHog
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["device-1"] == keys["backend-1"] != keys["usr_m"]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["files-in-order", "files-reversed"])
+def test_links_apply_in_event_time_order_whatever_file_they_arrive_in(tmp_path, settings, reverse):
+    """A late file carries the earlier $identify: it wins the anonymous id, the later one is refused."""
+    files = [
+        [identify("usr_b", "anon-1", "2026-11-01T12:00")],
+        [identify("usr_a", "anon-1", "2026-11-01T09:00")],  # arrives a day later, happened first
+    ]
+    keys = keys_of(partial_of(tmp_path, files, settings, reverse=reverse), settings)
+    assert keys["anon-1"] == keys["usr_a"] == "usr_a"
+    assert keys["usr_b"] == "usr_b"
+
+
+@pytest.mark.parametrize(
+    "illegal", ["guest", "Distinct_ID", "id", "email", "true", "[object Object]", "'null'"]
+)
+def test_posthog_illegal_ids_never_merge_even_when_not_configured(tmp_path, settings, illegal):
+    rows = [identify("usr_1", illegal, "2026-11-01T09:00"), identify("usr_2", illegal, "2026-11-01T10:00")]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["usr_1"] == "usr_1" and keys["usr_2"] == "usr_2"
+
+
+def test_person_id_joins_ids_posthog_merged(tmp_path, settings):
+    """Rows of one human can carry different person_ids; ids sharing one are one person."""
+    rows = [
+        event("core_feature_used", "2026-11-01T08:00", distinct_id="anon-9", person_id="p-old"),
+        identify("usr_9", "anon-9", "2026-11-01T09:00", person_id="p-new"),
+        event("core_feature_used", "2026-11-01T10:00", distinct_id="anon-9", person_id="p-new"),
+        identify("usr_8", None, "2026-11-01T08:00", person_id="p-8"),
+        identify("usr_8", "usr_9", "2026-11-01T11:00", person_id="p-8"),  # refused
+    ]
+    keys = keys_of(partial_of(tmp_path, [rows], settings), settings)
+    assert keys["anon-9"] == keys["usr_9"] == "usr_9"
+    assert keys["usr_8"] == "usr_8"
 
 
 def test_unlinked_ids_are_their_own_person():

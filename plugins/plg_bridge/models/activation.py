@@ -363,7 +363,7 @@ def run(
     from plg_bridge.models import exclusions as excl
 
     cfg = settings.models
-    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids)
+    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids, firsts=partial.firsts)
     found = exclusions if exclusions is not None else excl.find(partial, keys, as_of, settings)
     touches = attribution.first_touch(partial.touches, keys, as_of, cfg.paid_mediums)
     firsts = person_firsts(partial.firsts, keys, as_of)

@@ -168,7 +168,7 @@ def run(
 
     cfg = settings.models
     t = pd.Timestamp(as_of)
-    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids)
+    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids, firsts=partial.firsts)
     found = exclusions if exclusions is not None else excl.find(partial, keys, as_of, settings)
     touches = found.drop_persons(first_touch(partial.touches, keys, as_of, cfg.paid_mediums))
     conversions = partial.conversions
