@@ -132,53 +132,9 @@ def quote_scalars(docs: pa.Array, keys: list[str]) -> pa.Array:
     return pc.replace_with_mask(docs, hits, fixed)
 
 
-EXTRACT_CHUNK = 16_384  # rows per Arrow JSON call: a bad row can only send its own chunk to json.loads
-
-
 def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
-    """properties.extract, without letting a few malformed documents slow the whole batch down.
-
-    properties.extract parses a block with Arrow's C++ reader and falls back to `json.loads` row by
-    row for the whole block when any document in it fails. Documents that cannot be a JSON object
-    (not starting with "{", not ending with "}", or with unbalanced braces: truncated, arrays,
-    scalars) are parsed apart, and the rest in chunks, so the C++ path keeps the bulk; a valid
-    object with a brace inside a string may land apart too, which only costs time. Results per
-    row are unchanged.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(docs)
-    if n == 0:
-        return props.extract(docs, schema)
-    if docs.null_count == 0 and pc.all(pc.greater(pc.utf8_length(docs), 0)).as_py():
-        table = props.parse_block(docs, schema)  # the common case: every document parses at once
-        if table is not None:
-            return table, np.full(n, None, dtype=object)
-    text = pc.fill_null(docs, "")
-    framed = pc.and_(pc.starts_with(text, "{"), pc.ends_with(text, "}"))
-    balanced = pc.equal(pc.count_substring(text, "{"), pc.count_substring(text, "}"))  # truncation breaks it
-    odd = np.asarray(pc.and_(pc.invert(pc.and_(framed, balanced)), pc.not_equal(text, "")), dtype=bool)
-    if not odd.any():
-        return _chunked(docs, schema)
-    keep, apart = np.flatnonzero(~odd), np.flatnonzero(odd)
-    table_a, reasons_a = _chunked(docs.take(pa.array(keep)), schema)
-    table_b, reasons_b = props.extract(docs.take(pa.array(apart)), schema)
-    back = np.empty(n, dtype=np.int64)
-    back[np.concatenate([keep, apart])] = np.arange(n)
-    table = pa.concat_tables([table_a, table_b]).take(pa.array(back))
-    return table, np.concatenate([reasons_a, reasons_b])[back]
-
-
-def _chunked(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
-    import numpy as np
-    import pyarrow as pa
-
-    if len(docs) <= EXTRACT_CHUNK:
-        return props.extract(docs, schema)
-    parts = [props.extract(docs.slice(i, EXTRACT_CHUNK), schema) for i in range(0, len(docs), EXTRACT_CHUNK)]
-    return pa.concat_tables([t for t, _ in parts]), np.concatenate([r for _, r in parts])
+    """properties.extract: each row read exactly as `json.loads` reads it, or given a reason."""
+    return props.extract(docs, schema)
 
 
 def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> pa.Array:
@@ -270,7 +226,7 @@ def _slim_batches(
                 "uuid": slim.column("uuid").filter(bad),
                 "event": slim.column("event").filter(bad),
                 "reason": pa.array(reasons[~np.asarray(good)].tolist(), type=pa.string()),
-                "properties": docs.filter(bad),
+                "properties": props.printable(docs.filter(bad)),  # invalid UTF-8 as \xNN escapes
             }
         )
         groups_batch = batch.filter(is_group)
