@@ -17,16 +17,18 @@
 -- * The Aha candidate is the milestone with the largest reach gap (converted minus not converted), not
 --   the largest median-time gap: a milestone two converters reached quickly is not a predictor.
 -- * Internal users, opted-out persons and test organizations are left out.
--- For the signup-week breakdown replace `channel` by `signup_week` in the outer SELECT and GROUP BY.
+-- The columns are models/activation.py's MILESTONES (breakdown 'channel', segment paid / organic). For
+-- the signup-week breakdown write `'signup_week' AS breakdown, signup_week AS segment` in the outer SELECT.
 SELECT
-    channel,
+    'channel' AS breakdown,
+    channel AS segment,
     cohort,
     milestone,
     count() AS persons,
-    countIf(reached) AS reached_persons,
-    reached_persons / persons AS reach,
-    quantileExactInclusiveIf(0.5)(hours, reached) AS median_hours,
-    quantileExactInclusiveIf(0.75)(hours, reached) AS p75_hours
+    countIf(in_window) AS reached,
+    reached / persons AS reach,
+    quantileExactInclusiveIf(0.5)(hours, in_window) AS median_hours,
+    quantileExactInclusiveIf(0.75)(hours, in_window) AS p75_hours
 FROM (
     SELECT
         person_id,
@@ -34,7 +36,7 @@ FROM (
         signup_week,
         cohort,
         milestone,
-        seen AND first_at < window_end AS reached,
+        seen AND first_at < window_end AS in_window,
         greatest(0, dateDiff('second', signup_at, first_at) / 3600) AS hours
     FROM (
         SELECT
@@ -89,5 +91,5 @@ FROM (
     ARRAY JOIN names AS milestone, seen_list AS seen, first_list AS first_at
     WHERE cohort != 'pending'
 )
-GROUP BY channel, cohort, milestone
-ORDER BY channel, milestone, cohort
+GROUP BY breakdown, segment, cohort, milestone
+ORDER BY segment, milestone, cohort

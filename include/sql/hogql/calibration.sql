@@ -11,8 +11,8 @@
 -- * the score as of D uses half-open weeks [D-7d, D) and [D-14d, D-7d), not today() (see pql.sql);
 -- * organizations that already converted before D are left out: customers are not leads;
 -- * only organizations scored as of D (a PQL event in [D-14d, D)) are judged;
--- * recommended threshold (read it off the result): the highest f1 among rows with
---   flagged >= 20 and lift >= 1.5; ties go to the higher threshold.
+-- * qualifies = flagged >= 20 and lift >= 1.5; recommended = the qualifying threshold with the
+--   highest f1 (ties go to the higher threshold), as models/calibration.py marks them.
 -- plg-bridge also skips dates before the first PQL event + 14 days; here, start the data with the
 -- events table's history, or raise the earliest D below.
 WITH
@@ -32,6 +32,9 @@ SELECT
     positives / nullIf(observations, 0) AS base_rate,
     precision / nullIf(base_rate, 0) AS lift,
     2 * true_positives / nullIf(flagged + positives, 0) AS f1,
+    flagged >= 20 AND ifNull(lift, 0) >= 1.5 AS qualifies,
+    -- the qualifying threshold with the highest F1, ties to the higher threshold (none: all false)
+    qualifies AND threshold = argMax(threshold, tuple(qualifies, ifNull(f1, -1), threshold)) OVER () AS recommended,
     threshold = 75 AS current
 FROM (
     SELECT

@@ -31,16 +31,22 @@
 --   organization must neither raise interest nor hide the customer's own click an hour later. Test
 --   organizations raise nothing at all (PQL crossings included).
 -- * Details are trimmed; a blank one is no detail ('-' in the key).
+-- * Every row carries the organization's name and PQL score as of T (pql.sql; null when the organization
+--   was not scored) and as_of = T, as plg-bridge's signal table does.
 -- Caveats: person.properties (email, opt-out) and person merges are PostHog's current ones, not as of T;
 -- plg-bridge stitches persons from the export (identity.sql) and reads the latest email known before T.
 SELECT
-    concat(signal, ':', subject, ':', ifNull(detail, '-'), ':', '2026-11-19') AS signal_key,
-    signal,
-    org_id,
-    who AS distinct_id,
-    who_email AS email,
-    detail,
-    first_at AS occurred_at
+    concat(x.signal, ':', x.subject, ':', ifNull(x.detail, '-'), ':', '2026-11-19') AS signal_key,
+    x.signal AS signal,
+    x.org_id AS org_id,
+    o.org_name AS org_name,
+    x.who AS distinct_id,
+    x.who_email AS email,
+    x.detail AS detail,
+    x.first_at AS occurred_at,
+    '2026-11-20' AS as_of,
+    o.pql_score AS pql_score,
+    o.pql_score >= 75 AS is_pql
 FROM (
     -- usage_ceiling, enterprise_interest, integration_connected
     SELECT
@@ -165,6 +171,26 @@ FROM (
         )
     )
     WHERE pql_score >= 75 AND pql_score_before < 75
-)
-WHERE org_id IS NOT NULL AND org_id NOT IN ('org_test')
+) AS x
+LEFT JOIN (
+    -- the organization's name and PQL score as of T (pql.sql), as plg-bridge adds them to every signal
+    SELECT
+        properties.$group_0 AS org_id,
+        any(groupProperties.$group_0.name) AS org_name,
+        countIf(event = 'core_feature_used' AND timestamp >= toDateTime('2026-11-13 00:00:00', 'UTC'))
+            AS this_week,
+        countIf(event = 'core_feature_used' AND timestamp < toDateTime('2026-11-13 00:00:00', 'UTC'))
+            AS last_week,
+        uniqIf(person_id, event = 'creation_event') AS creators,
+        countIf(event = 'integration_connected') AS integrations,
+        if(this_week > last_week * 1.5, 40, 0) + if(creators >= 3, 35, creators * 10)
+            + if(integrations >= 1, 25, 0) AS pql_score
+    FROM events
+    WHERE timestamp >= toDateTime('2026-11-06 00:00:00', 'UTC')
+      AND timestamp < toDateTime('2026-11-20 00:00:00', 'UTC')
+      AND event IN ('core_feature_used', 'creation_event', 'integration_connected')
+      AND properties.$group_0 IS NOT NULL AND properties.$group_0 != ''
+    GROUP BY org_id
+) AS o ON o.org_id = x.org_id
+WHERE x.org_id IS NOT NULL AND x.org_id NOT IN ('org_test')
 ORDER BY signal, org_id, signal_key
