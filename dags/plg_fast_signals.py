@@ -103,7 +103,7 @@ def plg_fast_signals():
         options = RunOptions.from_params(get_current_context()["params"])
         return deliver_at(target, datetime.fromisoformat(moment["instant"]), options)
 
-    @task(trigger_rule="all_done")  # a failed target still gets its run reported
+    @task(trigger_rule="none_failed")  # skipped targets (not enabled) still get the run reported
     def report(moment: dict | None, scored: dict | None, deliveries: list[dict]) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -111,7 +111,7 @@ def plg_fast_signals():
         from plg_bridge.workspace import Workspace
 
         if not moment or not scored:
-            raise AirflowSkipException("nothing was evaluated (paused, or an earlier step failed)")
+            raise AirflowSkipException("nothing was evaluated: the fast path is paused")
         landed = datetime.fromisoformat(moment["landed_at"]) if moment.get("landed_at") else None
         at = datetime.fromisoformat(moment["instant"])
         return write_report(Workspace.load(), at, landed, scored, deliveries, finished_at=datetime.now(UTC))

@@ -23,6 +23,7 @@ one landing late is read by the next run, and its signals dedupe against what wa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -167,7 +168,8 @@ def score_at(ws: Workspace, files: list[ExportFile], instant: datetime) -> dict:
     cfg = ws.settings.fast
     result = score_from_work(ws.work, files, window_end(instant), ws.settings)
     if result.signals is not None:
-        result.signals = result.signals[result.signals["signal"].isin(cfg.signals)].reset_index(drop=True)
+        kept = result.signals[result.signals["signal"].isin(cfg.signals)].reset_index(drop=True)
+        result = dataclasses.replace(result, signals=kept)
     outputs = write_outputs(result, ws.work, fast_prefix(instant))
     signals = 0 if result.signals is None else len(result.signals)
     return {"outputs": outputs, "signals": signals, "window_end": window_end(instant).isoformat()}
