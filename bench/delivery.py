@@ -355,10 +355,10 @@ def client_for(vendor: str, url: str, case: Case):
     """Make `<Client>.from_connection` (the engine's Airflow lookup) return a client on the fake
     with the limiter under test; one limiter for the case, as for clients sharing a quota. Yields
     the limiter (None for Salesforce), which records when it granted each call its slot."""
-    from plg_bridge.delivery.http import RateLimiter
-    from plg_bridge.delivery.hubspot import HubSpotClient
-    from plg_bridge.delivery.intercom import IntercomClient, IntercomRateLimiter
-    from plg_bridge.delivery.salesforce import SalesforceClient
+    from plg_bridge.delivery.hubspot.client import HubSpotClient
+    from plg_bridge.delivery.intercom.client import IntercomClient, IntercomRateLimiter
+    from plg_bridge.delivery.salesforce.client import SalesforceClient
+    from plg_bridge.delivery.transport import RateLimiter
 
     period = case.client_window or case.window
     limiter: Any = None

@@ -123,11 +123,11 @@ def waits(monkeypatch) -> Waits:
     when a client is made; the targets make theirs from the Airflow connection (Salesforce also
     takes `timeout` from the connection's extra, which `vendors` sets).
     """
-    from plg_bridge.delivery.http import RestClient
-    from plg_bridge.delivery.hubspot import HubSpotClient
-    from plg_bridge.delivery.intercom import IntercomClient
-    from plg_bridge.delivery.salesforce import SalesforceClient
-    from plg_bridge.delivery.slack import post_digest
+    from plg_bridge.delivery.transport import RestClient
+    from plg_bridge.delivery.hubspot.client import HubSpotClient
+    from plg_bridge.delivery.intercom.client import IntercomClient
+    from plg_bridge.delivery.salesforce.client import SalesforceClient
+    from plg_bridge.delivery.slack.client import post_digest
 
     recorder = Waits()
     for fn in (
@@ -277,7 +277,7 @@ class Vendors:
         return out
 
     def _intercom(self, scores, signals, contacts) -> list[str]:
-        from plg_bridge.delivery.intercom import tag_slug
+        from plg_bridge.delivery.intercom.mapping import tag_slug
 
         out = []
         companies = self.intercom.companies

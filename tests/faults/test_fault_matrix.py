@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from plg_bridge.cli import main
-from plg_bridge.delivery.hubspot import COMPANY_PROPERTIES, CONTACT_PROPERTIES
+from plg_bridge.delivery.hubspot.mapping import COMPANY_PROPERTIES, CONTACT_PROPERTIES
 from tests.fakes.hubspot import prop
 from tests.fakes.intercom import error_list
 from tests.fakes.server import Fault, Response

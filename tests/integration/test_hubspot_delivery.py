@@ -10,13 +10,10 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.delivery.http import RateLimiter, RetryPolicy
-from plg_bridge.delivery.hubspot import (
-    COMPANY_PROPERTIES,
-    HubSpotClient,
-    company_inputs,
-    deliver_companies,
-)
+from plg_bridge.delivery.hubspot.client import HubSpotClient
+from plg_bridge.delivery.hubspot.mapping import COMPANY_PROPERTIES, company_inputs
+from plg_bridge.delivery.hubspot.targets import send_companies
+from plg_bridge.delivery.transport import RateLimiter, RetryPolicy
 from tests.fakes.hubspot import DEFAULT_COMPANY_PROPERTIES, FakeHubSpot
 from tests.fakes.server import Fault, Response
 
@@ -87,11 +84,16 @@ def upserts(fake: FakeHubSpot) -> list:
     return fake.calls("POST", UPSERT)
 
 
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The records the hubspot_companies target builds from a scores frame."""
+    return [{"record_key": r["id"], "payload": r} for r in company_inputs(frame)]
+
+
 # -- the happy path ---------------------------------------------------------------------------
 
 
 def test_250_companies_go_in_three_batches_and_are_stored_with_their_properties(fake):
-    outcomes = deliver_companies(make_client(fake), scores(250), AS_OF)
+    outcomes = send_companies(make_client(fake), records(scores(250)), AS_OF)
 
     assert [len(r.json["inputs"]) for r in upserts(fake)] == [100, 100, 50]
     assert len(outcomes) == 250
@@ -117,12 +119,12 @@ def test_250_companies_go_in_three_batches_and_are_stored_with_their_properties(
 
 
 def test_a_rerun_updates_in_place_without_duplicates(fake):
-    first = deliver_companies(make_client(fake), scores(120), AS_OF)
+    first = send_companies(make_client(fake), records(scores(120)), AS_OF)
     changed = scores(120)
     changed.loc[5, "pql_score"] = 99.5
     property_posts = len(fake.calls("POST", "/crm/v3/properties/companies"))
 
-    second = deliver_companies(make_client(fake), changed, "2026-11-21")
+    second = send_companies(make_client(fake), records(changed), "2026-11-21")
 
     assert set(second["status"]) == {"updated"}
     assert list(second["destination_id"]) == list(first["destination_id"])
@@ -241,7 +243,7 @@ def test_daily_limit_is_fatal_and_stops_the_delivery():
 
 
 def test_a_wrong_token_fails_every_row_with_401_and_sends_one_batch(fake):
-    outcomes = deliver_companies(make_client(fake, token="wrong-token"), scores(250), AS_OF)
+    outcomes = send_companies(make_client(fake, token="wrong-token"), records(scores(250)), AS_OF)
 
     assert len(outcomes) == 250
     assert set(outcomes["status"]) == {"failed"}
@@ -318,7 +320,7 @@ def test_client_from_an_airflow_connection_sends_the_bearer_token(fake, monkeypa
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
 
     client = HubSpotClient.from_connection(calls_per_10s=None, sleep=Sleeps())
-    outcomes = deliver_companies(client, scores(3), AS_OF)
+    outcomes = send_companies(client, records(scores(3)), AS_OF)
 
     assert client.rest.base_url == fake.url
     assert list(outcomes["status"]) == ["created"] * 3

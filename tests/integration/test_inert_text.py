@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from plg_bridge.delivery.hubspot import task_records
-from plg_bridge.delivery.slack import digest_blocks
+from plg_bridge.delivery.hubspot.mapping import task_records
+from plg_bridge.delivery.slack.mapping import digest_blocks
 from plg_bridge.pipeline import score_export, write_outputs
 from plg_bridge.report.summary import render_markdown
 from plg_bridge.storage import location

@@ -10,18 +10,20 @@ import json
 import pandas as pd
 import pytest
 
-from plg_bridge.delivery.http import RateLimiter, RetryPolicy
-from plg_bridge.delivery.intercom import (
-    COMPANY_ATTRIBUTES,
-    IntercomClient,
-    company_records,
+from plg_bridge.delivery.intercom.client import IntercomClient
+from plg_bridge.delivery.intercom.deliver import (
     deliver_companies,
     deliver_events,
     deliver_tags,
     ensure_data_attributes,
+)
+from plg_bridge.delivery.intercom.mapping import (
+    COMPANY_ATTRIBUTES,
+    company_records,
     event_records,
     tag_records,
 )
+from plg_bridge.delivery.transport import RateLimiter, RetryPolicy
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.server import Fault, Response
 

@@ -11,14 +11,10 @@ import logging
 import pandas as pd
 import pytest
 
-from plg_bridge.delivery.http import RetryPolicy
-from plg_bridge.delivery.salesforce import (
-    SalesforceClient,
-    account_records,
-    deliver_accounts,
-    deliver_lead_status,
-    set_lead_status,
-)
+from plg_bridge.delivery.salesforce.client import SalesforceClient
+from plg_bridge.delivery.salesforce.deliver import deliver_accounts, deliver_lead_status, set_lead_status
+from plg_bridge.delivery.salesforce.mapping import account_records
+from plg_bridge.delivery.transport import RetryPolicy
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.server import Fault, Response
 

@@ -10,7 +10,8 @@ import socket
 import pandas as pd
 import pytest
 
-from plg_bridge.delivery.slack import digest_blocks, digest_messages, post_digest
+from plg_bridge.delivery.slack.client import post_digest
+from plg_bridge.delivery.slack.mapping import digest_blocks, digest_messages
 from tests.fakes.server import Fault, Response
 from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
 

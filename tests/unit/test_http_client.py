@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 
-from plg_bridge.delivery.http import (
+from plg_bridge.delivery.transport import (
     FatalDestinationError,
     RateLimiter,
     RestClient,
@@ -240,7 +240,7 @@ def test_retries_are_logged_with_status_and_wait_but_never_headers(caplog):
     clock = FakeClock()
     session = ScriptedSession([response(503), response(200)])
     session.headers["Authorization"] = "Bearer s3cr3t-token"
-    with caplog.at_level(logging.WARNING, logger="plg_bridge.delivery.http"):
+    with caplog.at_level(logging.WARNING, logger="plg_bridge.delivery.transport"):
         client(session, clock).request("POST", "/batch")
     assert len(caplog.records) == 1
     text = caplog.records[0].getMessage()

@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.delivery.hubspot import (
+from plg_bridge.delivery.hubspot.client import hubspot_is_fatal, hubspot_wait_hint
+from plg_bridge.delivery.hubspot.mapping import (
     COMPANY_ID_PROPERTY,
     COMPANY_PROPERTIES,
-    RowOutcome,
     batch_outcomes,
     company_inputs,
-    hubspot_is_fatal,
-    hubspot_wait_hint,
 )
+from plg_bridge.delivery.outcomes import RowOutcome
 
 
 def scores(**overrides) -> pd.DataFrame:

@@ -12,15 +12,13 @@ import pandas as pd
 import pytest
 import requests
 
-from plg_bridge.delivery.intercom import (
+from plg_bridge.delivery.intercom.client import IntercomRateLimiter, intercom_wait_hint, region_url
+from plg_bridge.delivery.intercom.mapping import (
     ATTRIBUTE_TYPES,
     COMPANY_ATTRIBUTES,
-    IntercomRateLimiter,
     company_records,
     error_detail,
     event_records,
-    intercom_wait_hint,
-    region_url,
     tag_records,
     tag_slug,
     unix_time,

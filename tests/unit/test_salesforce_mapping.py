@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from plg_bridge.delivery.outcomes import RowOutcome
-from plg_bridge.delivery.salesforce import (
+from plg_bridge.delivery.salesforce.client import normalize_version, parse_limit_info, salesforce_is_fatal
+from plg_bridge.delivery.salesforce.mapping import (
     DEFAULT_FIELD_MAP,
     account_records,
     bulk_csv,
@@ -19,11 +20,8 @@ from plg_bridge.delivery.salesforce import (
     collection_outcomes,
     error_of,
     lead_status_outcomes,
-    normalize_version,
-    parse_limit_info,
     pql_crossed_org_ids,
     resolve_field_map,
-    salesforce_is_fatal,
 )
 
 

@@ -11,14 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from plg_bridge.delivery.slack import (
-    clip,
-    digest_blocks,
-    digest_messages,
-    escape_mrkdwn,
-    fallback_text,
-    post_digest,
-)
+from plg_bridge.delivery.slack.client import fallback_text, post_digest
+from plg_bridge.delivery.slack.mapping import clip, digest_blocks, digest_messages, escape_mrkdwn
 from tests.fakes.slack import BROADCAST, block_errors
 
 AS_OF = "2026-11-20"

@@ -115,7 +115,7 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
 
     to_send = planned[planned["action"].isin(planning.SEND)].reset_index(drop=True)
     records = [
-        {"record_key": k, "payload": json.loads(p)}
+        {"record_key": k, "payload": json.loads(p), "as_of": as_of}
         for k, p in zip(to_send["record_key"], to_send["payload"], strict=True)
     ]
     if records and target.journal is not None:

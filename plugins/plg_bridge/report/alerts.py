@@ -22,7 +22,7 @@ def _window(context: dict[str, Any]) -> str:
 
 def failure_text(context: dict[str, Any]) -> str:
     """The failure alert, in Slack mrkdwn (pure: built from the callback context only)."""
-    from plg_bridge.delivery.slack import escape_mrkdwn
+    from plg_bridge.delivery.slack.mapping import escape_mrkdwn
 
     ti = context.get("task_instance") or context.get("ti")
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")

@@ -784,7 +784,7 @@ def write_report(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dic
 
 def slack_text(result: dict[str, Any]) -> str:
     """The short Slack summary (mrkdwn) of a written report; data-derived text escaped."""
-    from plg_bridge.delivery.slack import escape_mrkdwn as esc
+    from plg_bridge.delivery.slack.mapping import escape_mrkdwn as esc
 
     h = result["headline"]
     rate = _fmt(h["conversion_rate"], "pct")

@@ -1,0 +1,1 @@
+"""The Hubspot destination: client (transport), mapping (pure), targets (what the engine runs)."""

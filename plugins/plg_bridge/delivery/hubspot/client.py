@@ -1,0 +1,326 @@
+"""HubSpot CRM v3 over the shared transport: rate-limit hints, property setup, batch upsert/create."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from plg_bridge.delivery.hubspot.mapping import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONN_ID,
+    MAX_BATCH,
+    _complete,
+    _http_failure,
+    batch_outcomes,
+    task_input,
+)
+from plg_bridge.delivery.outcomes import RowOutcome, failed
+from plg_bridge.delivery.transport import (
+    DestinationError,
+    FatalDestinationError,
+    RateLimiter,
+    RestClient,
+    RetriesExhausted,
+    RetryPolicy,
+    bearer_auth,
+    body_snippet,
+    json_body,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+log = logging.getLogger(__name__)
+
+# -- HubSpot's transport policy -------------------------------------------------------------------
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def hubspot_wait_hint(response: requests.Response) -> float | None:
+    """Wait before retrying: a full rate-limit interval when the budget is spent, 2 s on 423."""
+    if response.status_code == 423:  # "Locked" on fast company upserts: HubSpot asks for >= 2 s
+        return 2.0
+    if response.status_code != 429:
+        return None
+    interval = _int_header(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+    remaining = _int_header(response, "X-HubSpot-RateLimit-Remaining")
+    if interval is not None and (remaining is None or remaining <= 0):
+        return interval / 1000
+    return None
+
+
+def _policy_name(body: Any) -> str | None:
+    return body.get("policyName") if isinstance(body, Mapping) else None
+
+
+def hubspot_is_fatal(response: requests.Response) -> bool:
+    """The daily quota resets at midnight: retrying within this run only burns error budget."""
+    return response.status_code == 429 and _policy_name(json_body(response)) == "DAILY"
+
+
+def _fatal_code(exc: FatalDestinationError) -> str:
+    try:
+        policy = _policy_name(json.loads(exc.body))
+    except ValueError:
+        policy = None
+    return "DAILY_LIMIT" if policy == "DAILY" else f"FATAL_HTTP_{exc.status}"
+
+
+class HubSpotClient:
+    """HubSpot CRM v3 over `RestClient`: property setup and batch upsert with per-row outcomes.
+
+    Pass `token` (sets the bearer header) or a `session` that already authenticates. The client
+    limiter defaults to 100 calls / 10 s, the lowest tier's limit (Professional apps may use
+    190); pass `limiter` to share one across clients or `calls_per_10s=None` to disable it.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        token: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        calls_per_10s: int | None = 100,
+        timeout: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        session = session or requests.Session()
+        session.auth = None  # HubSpot wants the bearer header only, never basic auth
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        if "Authorization" not in session.headers:
+            raise ValueError("HubSpotClient needs a token (or a session that sends one)")
+        policy = policy or RetryPolicy()
+        policy = replace(policy, retry_statuses=policy.retry_statuses | {423})
+        if limiter is None and calls_per_10s:
+            limiter = RateLimiter(calls_per_10s, 10.0, clock=clock, sleep=sleep)
+        self.rest = RestClient(
+            session,
+            base_url,
+            policy=policy,
+            limiter=limiter,
+            timeout=timeout,
+            sleep=sleep,
+            wait_hint=hubspot_wait_hint,
+            is_fatal=hubspot_is_fatal,
+        )
+        self._ensured: set[tuple[str, frozenset[str]]] = set()
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient({self.rest.base_url!r})"
+
+    @classmethod
+    def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> HubSpotClient:
+        """Client for an Airflow HTTP connection: host = base URL, password = token."""
+        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+
+    def ensure_properties(self, object_type: str, definitions: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Create the properties that do not exist yet (GET existing, POST missing); returns them.
+
+        Without this a fresh portal fails every row with PROPERTY_DOESNT_EXIST. Raises
+        `DestinationError` when the properties API refuses (e.g. missing schema scopes).
+        """
+        definitions = list(definitions)
+        cache_key = (object_type, frozenset(d["name"] for d in definitions))
+        if cache_key in self._ensured:
+            return []
+        path = f"/crm/v3/properties/{object_type}"
+        response = self.rest.request("GET", path)
+        if response.status_code != 200:
+            raise DestinationError(
+                f"listing HubSpot {object_type} properties: HTTP {response.status_code} {body_snippet(response)}",
+                status=response.status_code,
+                body=body_snippet(response),
+            )
+        existing = {p.get("name") for p in (json_body(response) or {}).get("results", [])}
+        created = []
+        for definition in definitions:
+            if definition["name"] in existing:
+                continue
+            response = self.rest.request("POST", path, json=dict(definition))
+            if response.status_code == 409:  # created meanwhile by a concurrent run
+                continue
+            if response.status_code not in (200, 201):
+                raise DestinationError(
+                    f"creating HubSpot {object_type} property {definition['name']}: "
+                    f"HTTP {response.status_code} {body_snippet(response)}",
+                    status=response.status_code,
+                    body=body_snippet(response),
+                )
+            created.append(definition["name"])
+        if created:
+            log.info("created HubSpot %s properties: %s", object_type, ", ".join(created))
+        self._ensured.add(cache_key)
+        return created
+
+    def create_tasks(
+        self, records: Sequence[Mapping[str, Any]], company_ids: Mapping[str, str]
+    ) -> list[RowOutcome]:
+        """Create one task per record (`task_records`), associated to the company HubSpot knows for
+        its organization. Tasks have no upsert: the caller's state keeps each record key from being
+        sent twice, and a network error is never replayed here (it might have created the task)."""
+        outcomes: list[RowOutcome] = []
+        ready = []
+        for record in records:
+            company = company_ids.get(record["payload"]["org_id"])
+            if company is None:
+                outcomes.append(
+                    RowOutcome(
+                        record["record_key"],
+                        "failed",
+                        None,
+                        "COMPANY_NOT_SYNCED",
+                        "the organization's company is not in HubSpot yet",
+                    )
+                )
+            else:
+                ready.append((record["record_key"], task_input(record["payload"], company)))
+        for start in range(0, len(ready), MAX_BATCH):
+            batch = ready[start : start + MAX_BATCH]
+            keys = [k for k, _ in batch]
+            try:
+                response = self.rest.request(
+                    "POST",
+                    "/crm/v3/objects/tasks/batch/create",
+                    json={"inputs": [i for _, i in batch]},
+                    idempotent=False,
+                )
+            except DestinationError as exc:
+                outcomes += failed(
+                    keys, "DELIVERY_UNKNOWN" if exc.status is None else f"HTTP_{exc.status}", str(exc)
+                )
+                continue
+            body = json_body(response)
+            results = body.get("results") if isinstance(body, Mapping) else None
+            if response.status_code in (200, 201) and isinstance(results, list) and len(results) == len(keys):
+                outcomes += [
+                    RowOutcome(k, "created", str(r.get("id"))) for k, r in zip(keys, results, strict=True)
+                ]
+            else:
+                code, message = _http_failure(response.status_code, body, body_snippet(response))
+                outcomes += failed(keys, code, message)
+        return outcomes
+
+    def upsert(
+        self, object_type: str, inputs: Sequence[Mapping[str, Any]], batch_size: int = MAX_BATCH
+    ) -> list[RowOutcome]:
+        """Upsert `inputs` ({id, idProperty, properties}) in batches; one outcome per input, in order.
+
+        A repeated id fails as DUPLICATE_ID (HubSpot would reject its whole batch). After a fatal
+        answer (daily quota) or an auth refusal (401/403) later batches are not sent and their
+        rows fail with the same code.
+        """
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+        outcomes: list[RowOutcome | None] = [None] * len(inputs)
+        pending: list[tuple[int, dict[str, Any]]] = []
+        seen: set[str] = set()
+        for n, item in enumerate(inputs):
+            key = str(item["id"])
+            if key in seen:
+                outcomes[n] = RowOutcome(key, "failed", None, "DUPLICATE_ID", "id repeated in this delivery")
+                continue
+            seen.add(key)
+            trace = str(item.get("objectWriteTraceId") or key)  # makes HubSpot answer 207 per input
+            pending.append((n, {**item, "id": key, "objectWriteTraceId": trace}))
+
+        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+        stop: tuple[str, str] | None = None
+        for number, batch in enumerate(batches, 1):
+            payload = [item for _, item in batch]
+            keys = [item["id"] for item in payload]
+            if stop is not None:
+                results = failed(keys, stop[0], f"not sent: {stop[1]}")
+            else:
+                results, stop = self._send(object_type, payload, keys)
+            for (n, _), outcome in zip(batch, results, strict=True):
+                outcomes[n] = outcome
+            counts = {s: sum(o.status == s for o in results) for s in ("created", "updated", "failed")}
+            log.info(
+                "HubSpot %s batch %d/%d: %d created, %d updated, %d failed",
+                object_type,
+                number,
+                len(batches),
+                counts["created"],
+                counts["updated"],
+                counts["failed"],
+            )
+        return _complete(outcomes)
+
+    def _send(
+        self, object_type: str, payload: list[dict[str, Any]], keys: list[str]
+    ) -> tuple[list[RowOutcome], tuple[str, str] | None]:
+        """One batch call -> (outcomes, reason to stop sending further batches or None)."""
+        try:
+            response = self.rest.request(
+                "POST", f"/crm/v3/objects/{object_type}/batch/upsert", json={"inputs": payload}
+            )
+        except FatalDestinationError as exc:
+            code = _fatal_code(exc)
+            log.error("HubSpot %s upsert stopped: %s", object_type, code)
+            return failed(keys, code, str(exc)), (code, str(exc))
+        except RetriesExhausted as exc:
+            return failed(keys, "RETRIES_EXHAUSTED", str(exc)), None
+        results = batch_outcomes(payload, response.status_code, json_body(response), body_snippet(response))
+        if response.status_code in (401, 403):
+            log.error(
+                "HubSpot refused the credentials (HTTP %d); not sending more batches", response.status_code
+            )
+            return results, (results[0].error_code or "", results[0].error_message or "")
+        return results, None
+
+
+# -- Airflow glue (imported lazily) ---------------------------------------------------------------
+
+
+@functools.cache
+def _hook_class() -> type:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    class HubSpotHook(HttpHook):
+        """`HttpHook` for HubSpot: connection host is the base URL, password the bearer token.
+
+        The one place a HubSpot connection is looked up. Login is ignored: HubSpot takes no
+        basic auth, and sending the token as basic auth would leak it into the wrong header.
+        """
+
+        hook_name = "HubSpot"
+        default_host = DEFAULT_BASE_URL  # a connection without host talks to HubSpot itself
+
+        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
+
+        def _configure_session_from_auth(
+            self, session: requests.Session, connection: Any
+        ) -> requests.Session:
+            return bearer_auth(session, connection.password, self.http_conn_id, "HubSpot token")
+
+        def get_client(self, **kwargs: Any) -> HubSpotClient:
+            session = self.get_conn()
+            return HubSpotClient(self.base_url, session=session, **kwargs)
+
+    return HubSpotHook
+
+
+def __getattr__(name: str) -> Any:
+    """`HubSpotHook` is built on first access so importing this module never imports Airflow."""
+    if name == "HubSpotHook":
+        return _hook_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,460 @@
+"""Intercom over the shared transport: version header, X-RateLimit-* pacing, per-record outcomes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import requests
+
+from plg_bridge.delivery.intercom.mapping import (
+    COMPANY_ATTRIBUTES,
+    DEFAULT_CALLS_PER_10S,
+    DEFAULT_CONN_ID,
+    DEFAULT_REGION,
+    DEFAULT_VERSION,
+    MAX_TAG_COMPANIES,
+    REGION_HOSTS,
+    STOP_CODES,
+    STOP_STATUSES,
+    _company_outcome,
+    error_detail,
+)
+from plg_bridge.delivery.outcomes import RowOutcome
+from plg_bridge.delivery.transport import (
+    DestinationError,
+    RateLimiter,
+    RestClient,
+    RetriesExhausted,
+    RetryPolicy,
+    bearer_auth,
+    body_snippet,
+    json_body,
+)
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+# -- Intercom's transport policy --------------------------------------------------------------
+
+
+def _number_header(response: requests.Response, name: str) -> float | None:
+    try:
+        return float(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def intercom_wait_hint(response: requests.Response, clock: Callable[[], float] = time.time) -> float | None:
+    """On 429 wait until `X-RateLimit-Reset` (unix time); None (-> backoff) when it is unusable."""
+    if response.status_code != 429:
+        return None
+    reset = _number_header(response, "X-RateLimit-Reset")
+    if reset is None:
+        return None
+    wait = reset - clock()
+    return wait if wait > 0 else None
+
+
+class IntercomRateLimiter(RateLimiter):
+    """A sliding window under the app's limit, plus Intercom's own word: when a response says
+    `X-RateLimit-Remaining: 0`, the next call waits for `X-RateLimit-Reset` (at most `max_pause`)
+    instead of spending a call on a certain 429. Feed it responses with `observe`.
+    """
+
+    def __init__(
+        self,
+        max_calls: int | None = DEFAULT_CALLS_PER_10S,
+        period: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        max_pause: float = 15.0,
+    ) -> None:
+        super().__init__(max_calls or 1, period, clock=clock, sleep=sleep)
+        self.windowed = bool(max_calls)
+        self.max_pause = max_pause
+        self.paused_until = -math.inf
+
+    def observe(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
+        remaining = _number_header(response, "X-RateLimit-Remaining")
+        reset = _number_header(response, "X-RateLimit-Reset")
+        if remaining is not None and reset is not None and remaining <= 0:
+            self.paused_until = max(self.paused_until, reset)
+        return response
+
+    def acquire(self) -> float:
+        waited = 0.0
+        pause = min(self.paused_until - self._clock(), self.max_pause)
+        if pause > 0:
+            log.info("Intercom rate-limit window spent; waiting %.2fs for its reset", pause)
+            self._sleep(pause)
+            waited += pause
+        if self.windowed:
+            waited += super().acquire()
+        return waited
+
+
+class IntercomClient:
+    """Intercom REST over `RestClient`: data attributes, companies, tags and data events.
+
+    Pass `token` (sets the bearer header) or a `session` that already sends one. `base_url`
+    defaults to the `region`'s host (us, eu, au). `clock` is wall time: Intercom's reset header
+    is a unix time. Every per-record method returns one `RowOutcome` per record, in order.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+        version: str = DEFAULT_VERSION,
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        calls_per_10s: int | None = DEFAULT_CALLS_PER_10S,
+        timeout: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if base_url is None:
+            base_url = region_url(region)
+        session = session or requests.Session()
+        session.auth = None  # bearer only: never send the token as basic auth
+        if token:
+            session.headers["Authorization"] = f"Bearer {token}"
+        if "Authorization" not in session.headers:
+            raise ValueError("IntercomClient needs a token (or a session that sends one)")
+        session.headers["Intercom-Version"] = str(version)
+        session.headers["Accept"] = "application/json"
+        if limiter is None:
+            limiter = IntercomRateLimiter(calls_per_10s, 10.0, clock=clock, sleep=sleep)
+        observe = getattr(limiter, "observe", None)
+        if observe is not None:
+            session.hooks["response"].append(observe)
+        self.version = str(version)
+        self.rest = RestClient(
+            session,
+            base_url,
+            policy=policy,
+            limiter=limiter,
+            timeout=timeout,
+            sleep=sleep,
+            wait_hint=functools.partial(intercom_wait_hint, clock=clock),
+        )
+        self._ensured: set[frozenset[str]] = set()
+
+    def __repr__(self) -> str:
+        return f"IntercomClient({self.rest.base_url!r}, version={self.version!r})"
+
+    @classmethod
+    def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> IntercomClient:
+        """Client for an Airflow HTTP connection: password = access token; extra `region`
+        (us | eu | au) and `intercom_version`; a host overrides the region's host."""
+        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def call(
+        self, method: str, path: str, body: Any = None
+    ) -> tuple[requests.Response | None, Any, tuple[str, str] | None]:
+        """(response, decoded body, failure) of one call; failure is None on 2xx, else (code, message)."""
+        try:
+            response = self.rest.request(method, path, json=body)
+        except RetriesExhausted as exc:
+            return None, None, ("RETRIES_EXHAUSTED", str(exc))
+        except DestinationError as exc:  # no fatal policy for Intercom, but never let it escape
+            return None, None, (f"HTTP_{exc.status}", str(exc))
+        decoded = json_body(response)
+        if 200 <= response.status_code < 300:
+            return response, decoded, None
+        return response, decoded, error_detail(response.status_code, decoded, body_snippet(response))
+
+    @staticmethod
+    def _stops(response: requests.Response | None, failure: tuple[str, str] | None) -> bool:
+        if response is None or failure is None:
+            return False
+        return response.status_code in STOP_STATUSES or failure[0] in STOP_CODES
+
+    # -- data attributes --------------------------------------------------------------------
+
+    def ensure_data_attributes(
+        self, attributes: Iterable[Mapping[str, Any]] = COMPANY_ATTRIBUTES
+    ) -> list[str]:
+        """Create the company data attributes that do not exist yet; returns the names created.
+
+        Without this a fresh workspace refuses every company with "Custom attribute ... does not
+        exist". An attribute that exists with another type, or archived, is logged as an error
+        (Intercom cannot change or unarchive it through the API): its rows then fail with
+        Intercom's message naming it. Raises `DestinationError` when the API refuses.
+        """
+        attributes = list(attributes)
+        cache_key = frozenset(a["name"] for a in attributes)
+        if cache_key in self._ensured:
+            return []
+        response, body, failure = self.call("GET", "/data_attributes?model=company&include_archived=true")
+        if failure is not None:
+            raise DestinationError(
+                f"listing Intercom company data attributes: {failure[0]} {failure[1]}",
+                status=response.status_code if response is not None else None,
+                body=failure[1],
+            )
+        existing = {
+            a.get("name"): a
+            for a in (body or {}).get("data", [])
+            if isinstance(a, Mapping) and a.get("model", "company") == "company"
+        }
+        created = []
+        for attribute in attributes:
+            name = attribute["name"]
+            found = existing.get(name)
+            if found is not None:
+                if found.get("archived"):
+                    log.error(
+                        "Intercom company data attribute %r is archived: unarchive it in Intercom", name
+                    )
+                elif found.get("data_type") != attribute["data_type"]:
+                    log.error(
+                        "Intercom company data attribute %r is %s, plg-bridge writes %s: rows will be refused",
+                        name,
+                        found.get("data_type"),
+                        attribute["data_type"],
+                    )
+                continue
+            body_out = {
+                k: attribute[k] for k in ("name", "model", "data_type", "description") if k in attribute
+            }
+            response, _body, failure = self.call("POST", "/data_attributes", body_out)
+            if failure is not None:
+                if failure[1] and "already have" in failure[1]:  # created meanwhile by a concurrent run
+                    continue
+                raise DestinationError(
+                    f"creating Intercom company data attribute {name}: {failure[0]} {failure[1]}",
+                    status=response.status_code if response is not None else None,
+                    body=failure[1],
+                )
+            created.append(name)
+        if created:
+            log.info("created Intercom company data attributes: %s", ", ".join(created))
+        self._ensured.add(cache_key)
+        return created
+
+    # -- per-record delivery ----------------------------------------------------------------
+
+    def upsert_companies(self, records: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
+        """`POST /companies` per record (create or update on company_id)."""
+
+        def send(key: str, payload: Mapping[str, Any]) -> tuple[RowOutcome, bool]:
+            if not payload.get("company_id"):
+                return RowOutcome(key, "failed", None, "INVALID_RECORD", "payload has no company_id"), False
+            response, body, failure = self.call("POST", "/companies", dict(payload))
+            if failure is not None:
+                return RowOutcome(key, "failed", None, *failure), self._stops(response, failure)
+            return _company_outcome(key, body), False
+
+        return self._one_by_one("companies", records, send)
+
+    def create_events(self, records: Sequence[Mapping[str, Any]]) -> list[RowOutcome]:
+        """`POST /events` per record; 202 = accepted (Intercom returns no id)."""
+
+        def send(key: str, payload: Mapping[str, Any]) -> tuple[RowOutcome, bool]:
+            response, _body, failure = self.call("POST", "/events", dict(payload))
+            if failure is not None:
+                return RowOutcome(key, "failed", None, *failure), self._stops(response, failure)
+            return RowOutcome(key, "created"), False
+
+        return self._one_by_one("events", records, send)
+
+    def apply_tags(
+        self, records: Sequence[Mapping[str, Any]], chunk: int = MAX_TAG_COMPANIES
+    ) -> list[RowOutcome]:
+        """Tag companies: records sharing a tag name go in one `POST /tags` call (up to `chunk`
+        companies). When such a call is refused (e.g. one company does not exist), each company
+        is sent alone so the refusal lands on its own records only."""
+        outcomes: list[RowOutcome | None] = [None] * len(records)
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for n, key, payload in self._checked(records, outcomes):
+            companies = payload.get("companies") or []
+            company = (
+                companies[0].get("company_id")
+                if len(companies) == 1 and isinstance(companies[0], Mapping)
+                else None
+            )
+            if not payload.get("name") or not company:
+                outcomes[n] = RowOutcome(
+                    key, "failed", None, "INVALID_RECORD", "payload needs a name and one company"
+                )
+                continue
+            groups.setdefault(str(payload["name"]), []).append((n, str(company)))
+
+        stop: tuple[str, str] | None = None
+        for name in sorted(groups):
+            members = groups[name]
+            companies = sorted({c for _, c in members})
+            for start in range(0, len(companies), chunk):
+                part = companies[start : start + chunk]
+                if stop is not None:
+                    results = {c: ("failed", None, stop[0], f"not sent: {stop[1]}") for c in part}
+                else:
+                    results, stop = self._tag(name, part)
+                for n, company in members:
+                    if company in results:
+                        status, tag_id, code, message = results[company]
+                        outcomes[n] = RowOutcome(records[n]["record_key"], status, tag_id, code, message)
+        return _complete(outcomes, records, "tags")
+
+    def _tag(self, name: str, companies: list[str]) -> tuple[dict[str, tuple], tuple[str, str] | None]:
+        body = {"name": name, "companies": [{"company_id": c} for c in companies]}
+        response, answer, failure = self.call("POST", "/tags", body)
+        if failure is None:
+            tag_id = str(answer.get("id")) if isinstance(answer, Mapping) and answer.get("id") else None
+            return {c: ("created", tag_id, None, None) for c in companies}, None
+        if self._stops(response, failure):
+            return {c: ("failed", None, *failure) for c in companies}, failure
+        if len(companies) == 1 or response is None:  # alone already, or a transport failure
+            return {c: ("failed", None, *failure) for c in companies}, None
+        results: dict[str, tuple] = {}
+        for company in companies:
+            single, stop = self._tag(name, [company])
+            results.update(single)
+            if stop is not None:
+                rest = [c for c in companies if c not in results]
+                results.update({c: ("failed", None, stop[0], f"not sent: {stop[1]}") for c in rest})
+                return results, stop
+        return results, None
+
+    # -- shared record loop -----------------------------------------------------------------
+
+    @staticmethod
+    def _checked(
+        records: Sequence[Mapping[str, Any]], outcomes: list[RowOutcome | None]
+    ) -> list[tuple[int, str, Mapping[str, Any]]]:
+        """Records to send: a repeated record_key fails as DUPLICATE_KEY (its effect is the first's)."""
+        seen: set[str] = set()
+        out = []
+        for n, record in enumerate(records):
+            key = str(record["record_key"])
+            if key in seen:
+                outcomes[n] = RowOutcome(
+                    key, "failed", None, "DUPLICATE_KEY", "record_key repeated in this delivery"
+                )
+                continue
+            seen.add(key)
+            payload = record.get("payload")
+            if not isinstance(payload, Mapping):
+                outcomes[n] = RowOutcome(
+                    key, "failed", None, "INVALID_RECORD", "record has no payload object"
+                )
+                continue
+            out.append((n, key, payload))
+        return out
+
+    def _one_by_one(
+        self,
+        what: str,
+        records: Sequence[Mapping[str, Any]],
+        send: Callable[[str, Mapping[str, Any]], tuple[RowOutcome, bool]],
+    ) -> list[RowOutcome]:
+        outcomes: list[RowOutcome | None] = [None] * len(records)
+        stop: RowOutcome | None = None
+        for n, key, payload in self._checked(records, outcomes):
+            if stop is not None:
+                outcomes[n] = RowOutcome(
+                    key, "failed", None, stop.error_code, f"not sent: {stop.error_message}"
+                )
+                continue
+            outcome, stops = send(key, payload)
+            outcomes[n] = outcome
+            if stops:
+                log.error("Intercom refused %s with %s; not sending the rest", what, outcome.error_code)
+                stop = outcome
+        return _complete(outcomes, records, what)
+
+
+def _complete(
+    outcomes: list[RowOutcome | None], records: Sequence[Mapping[str, Any]], what: str
+) -> list[RowOutcome]:
+    """Every record has its outcome: a gap would be a silently dropped row, so it is a bug."""
+    if any(o is None for o in outcomes):
+        raise RuntimeError("internal error: an Intercom record has no outcome")
+    done = cast("list[RowOutcome]", outcomes)
+    counts = {s: sum(o.status == s for o in done) for s in ("created", "updated", "failed")}
+    log.info("Intercom %s: %d records, %s", what, len(records), counts)
+    return done
+
+
+def region_url(region: str) -> str:
+    try:
+        return REGION_HOSTS[str(region).strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown Intercom region {region!r}: use one of {', '.join(REGION_HOSTS)}"
+        ) from None
+
+
+# -- Airflow glue (imported lazily) -----------------------------------------------------------
+
+_EXTRA_KEYS = ("region", "intercom_version")
+
+
+@functools.cache
+def _hook_class() -> type:
+    from airflow.providers.http.hooks.http import HttpHook
+
+    class IntercomHook(HttpHook):
+        """`HttpHook` for Intercom: password = access token; extra `region` (us | eu | au) and
+        `intercom_version`; a connection host (with its schema, https when none) overrides the
+        region's host. The one place an Intercom connection is read. Login is ignored: the token
+        must never go out as basic auth.
+        """
+
+        hook_name = "Intercom"
+
+        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
+            self.extra: dict[str, Any] = {}
+
+        def _set_base_url(self, connection: Any) -> None:
+            self.extra = dict(connection.extra_dejson or {})
+            if not connection.host:
+                self.base_url = region_url(self.extra.get("region") or DEFAULT_REGION)
+                self._base_url_initialized = True
+                return
+            host = str(connection.host).rstrip("/")
+            if "://" not in host:  # a vendor API: https unless the connection says otherwise
+                host = f"{connection.schema or 'https'}://{host}"
+            self.base_url = f"{host}:{connection.port}" if connection.port else host
+            self._base_url_initialized = True
+
+        def _configure_session_from_auth(
+            self, session: requests.Session, connection: Any
+        ) -> requests.Session:
+            return bearer_auth(session, connection.password, self.http_conn_id, "Intercom access token")
+
+        def _configure_session_from_extra(
+            self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
+        ) -> requests.Session:
+            session = super()._configure_session_from_extra(session, connection, extra_options)
+            for key in _EXTRA_KEYS:  # HttpHook turns unknown extras into headers: these are settings
+                session.headers.pop(key, None)
+            return session
+
+        def get_client(self, **kwargs: Any) -> IntercomClient:
+            session = self.get_conn()
+            kwargs.setdefault("version", str(self.extra.get("intercom_version") or DEFAULT_VERSION))
+            return IntercomClient(self.base_url, session=session, **kwargs)
+
+    return IntercomHook
+
+
+def __getattr__(name: str) -> Any:
+    """`IntercomHook` is built on first access so importing this module never imports Airflow."""
+    if name == "IntercomHook":
+        return _hook_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

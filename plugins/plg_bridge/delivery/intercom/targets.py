@@ -1,0 +1,73 @@
+"""Intercom targets: companies, tags and data events.
+
+Imported by the DAG file at parse time (through delivery/targets.py): keep imports light.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from plg_bridge.delivery.base import Target, keyed, routed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plg_bridge.config import Settings
+    from plg_bridge.delivery.deliver import RunInputs
+
+log = logging.getLogger(__name__)
+
+
+def _intercom_client(settings: Settings):
+    from plg_bridge.delivery.intercom.client import IntercomClient
+
+    return IntercomClient.from_connection(settings.intercom.conn_id)
+
+
+def _intercom_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.delivery.intercom.mapping import company_records
+
+    scores = inputs.frame("scores")
+    return keyed(company_records(scores, routed(inputs, settings, "intercom"))) if len(scores) else []
+
+
+def _intercom_tags(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.delivery.intercom.mapping import tag_records
+
+    return [
+        {**r, "org_id": r["payload"]["companies"][0]["company_id"]}
+        for r in keyed(tag_records(routed(inputs, settings, "intercom")))
+    ]
+
+
+def _intercom_events(inputs: RunInputs, settings: Settings) -> list[dict]:
+    from plg_bridge.delivery.intercom.mapping import event_records
+
+    events = {"aha_reached": settings.intercom.aha_event_name}
+    return keyed(event_records(routed(inputs, settings, "intercom"), events=events))
+
+
+def _sender(deliver_name: str):
+    """`send` for an Intercom target: the client from the connection, then `deliver_<name>`."""
+
+    def send(settings: Settings, records: list[dict]) -> pd.DataFrame:
+        from plg_bridge.delivery.intercom import deliver
+
+        return getattr(deliver, deliver_name)(_intercom_client(settings), records)
+
+    return send
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("intercom_companies", "intercom", _intercom_companies, _sender("deliver_companies")),
+    Target(
+        "intercom_tags",
+        "intercom",
+        _intercom_tags,
+        _sender("deliver_tags"),
+        create_once=True,
+        after="intercom_companies",
+    ),
+    Target("intercom_events", "intercom", _intercom_events, _sender("deliver_events"), create_once=True),
+)

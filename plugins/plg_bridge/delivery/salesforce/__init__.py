@@ -1,0 +1,1 @@
+"""The Salesforce destination: client (transport), mapping (pure), targets (what the engine runs)."""

@@ -1,0 +1,657 @@
+"""Salesforce REST over the shared transport: OAuth client credentials, SOQL, Collections, Bulk 2.0."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlencode
+
+import requests
+
+from plg_bridge.delivery.outcomes import RowOutcome, failed
+from plg_bridge.delivery.salesforce.mapping import (
+    _IDENTIFIER,
+    _USAGE,
+    BULK_FINAL_STATES,
+    COLLECTION_LIMIT,
+    DEFAULT_API_VERSION,
+    DEFAULT_CONN_ID,
+    RETRYABLE_ERROR_CODES,
+    _plain,
+    bulk_csv,
+    bulk_outcomes,
+    collection_outcomes,
+    error_of,
+)
+from plg_bridge.delivery.transport import (
+    DestinationError,
+    FatalDestinationError,
+    RateLimiter,
+    RestClient,
+    RetriesExhausted,
+    RetryPolicy,
+    body_snippet,
+    json_body,
+)
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+class SalesforceError(DestinationError):
+    """A call Salesforce refused; `code` is its errorCode (or HTTP_<status>)."""
+
+    def __init__(self, message: str, *, code: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message, status=status, body=body)
+        self.code = code
+
+
+class SalesforceStop(FatalDestinationError):
+    """Stop this destination for the run: daily API limit or credentials Salesforce refuses.
+
+    Once raised, the client refuses every further call with the same error (no network).
+    """
+
+    def __init__(self, message: str, *, code: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message, status=status, body=body)
+        self.code = code
+
+
+# -- Salesforce's transport policy ----------------------------------------------------------------
+
+
+def _error_codes(response: requests.Response) -> set[str]:
+    body = json_body(response)
+    if isinstance(body, list):
+        return {str(e.get("errorCode")) for e in body if isinstance(e, Mapping) and e.get("errorCode")}
+    return set()
+
+
+def salesforce_is_fatal(response: requests.Response) -> bool:
+    """The daily API request limit is spent: retrying in this run only burns what is left."""
+    return response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in _error_codes(response)
+
+
+def parse_limit_info(value: str | None) -> tuple[int, int] | None:
+    """(used, max) from `Sforce-Limit-Info: api-usage=N/M`."""
+    match = _USAGE.search(value or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def normalize_version(version: str) -> str:
+    """'v67.0', '67.0' and '67' all mean 'v67.0'."""
+    text = str(version).strip().lower().removeprefix("v")
+    if not re.fullmatch(r"\d+(\.\d+)?", text):
+        raise ValueError(f"Salesforce API version {version!r} is not like 'v67.0'")
+    return f"v{float(text):.1f}"
+
+
+def _soql_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class SalesforceClient:
+    """Salesforce REST over `RestClient` with an OAuth 2.0 client-credentials token.
+
+    `base_url` is the My Domain URL (https://<domain>.my.salesforce.com); the token's
+    `instance_url` is used for data calls, as Salesforce asks. The token is fetched on first use,
+    cached, and refreshed once when a call answers 401 (that call is then replayed: a 401 means
+    nothing was applied). A 403 REQUEST_LIMIT_EXCEEDED, or credentials the token endpoint refuses,
+    stop the client for the run (`stopped`): later calls raise the same `SalesforceStop` without
+    touching the network. No limiter by default: Salesforce meters a daily request count, not a
+    rate; pass `limiter` to cap concurrency-heavy runs.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        api_version: str = DEFAULT_API_VERSION,
+        *,
+        session: requests.Session | None = None,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+        use_instance_url: bool = True,
+    ) -> None:
+        if not base_url or "://" not in base_url:
+            raise ValueError(
+                f"Salesforce base URL {base_url!r} needs a scheme (https://...my.salesforce.com)"
+            )
+        if not client_id or not client_secret:
+            raise ValueError("SalesforceClient needs a client id and a client secret")
+        session = session or requests.Session()
+        session.auth = None  # the bearer header only; never basic auth with the client secret
+        self.base_url = base_url.rstrip("/")
+        self.api_version = normalize_version(api_version)
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.use_instance_url = use_instance_url
+        self.rest = RestClient(
+            session,
+            self.base_url,
+            policy=self.policy,
+            limiter=limiter,
+            timeout=timeout,
+            sleep=sleep,
+            is_fatal=salesforce_is_fatal,
+        )
+        self._client_id, self._client_secret = client_id, client_secret
+        self._token: str | None = None
+        self._instance_url = self.base_url
+        self._token_lock = threading.Lock()
+        self.token_fetches = 0
+        self.stopped: SalesforceStop | None = None
+        self.api_usage: tuple[int, int] | None = None
+        self._usage_warned = False
+        self._lead_statuses: dict[str, bool] | None = None
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient({self.base_url!r}, api_version={self.api_version!r})"
+
+    @classmethod
+    def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> SalesforceClient:
+        """Client for an Airflow HTTP connection: host = My Domain URL, login/password = client
+        id/secret, extra `{"api_version": "v67.0"}` (a keyword argument wins over the extra)."""
+        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    def _stop(self, code: str, message: str, status: int | None = None, body: str = "") -> SalesforceStop:
+        if self.stopped is None:
+            self.stopped = SalesforceStop(message, code=code, status=status, body=body)
+            log.error("Salesforce stopped for this run: %s %s", code, message)
+        return self.stopped
+
+    def token(self) -> str:
+        """The cached access token, fetched on first use."""
+        with self._token_lock:
+            if self._token is None:
+                self._fetch_token()
+            return cast("str", self._token)
+
+    def _refresh(self, stale: str) -> None:
+        with self._token_lock:
+            if self._token == stale:  # another thread may have refreshed it already
+                self._token = None
+                self._fetch_token()
+
+    def _fetch_token(self) -> None:
+        if self.stopped is not None:
+            raise self.stopped
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+        try:
+            response = self.rest.request(
+                "POST", "/services/oauth2/token", data=form, headers={"Accept": "application/json"}
+            )
+        except FatalDestinationError as exc:
+            code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
+            raise self._stop(code, f"token request refused: {message}", exc.status, exc.body) from exc
+        self.token_fetches += 1
+        body = json_body(response)
+        if response.status_code == 200 and isinstance(body, Mapping) and body.get("access_token"):
+            self._token = str(body["access_token"])
+            if self.use_instance_url and body.get("instance_url"):
+                self._instance_url = str(body["instance_url"]).rstrip("/")
+            log.info("Salesforce token obtained for %s", self._instance_url)
+            return
+        code, message = error_of(response.status_code, body, body_snippet(response))
+        message = f"token request refused: {message}"
+        if response.status_code in (400, 401, 403):  # wrong credentials or app setup: not fixable in-run
+            raise self._stop(code, message, response.status_code, body_snippet(response))
+        raise SalesforceError(message, code=code, status=response.status_code, body=body_snippet(response))
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def data_url(self, path: str) -> str:
+        """Absolute URL: as given, `/services/...` on the instance, else under /services/data/vXX.X/."""
+        if "://" in path:
+            return path
+        if path.startswith("/services/"):
+            return f"{self._instance_url}{path}"
+        return f"{self._instance_url}/services/data/{self.api_version}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> requests.Response:
+        """One authenticated call; returns the first answer that is not retried.
+
+        Retries (through `RestClient`) 429/5xx/network errors; here, a 4xx whose errorCode is
+        UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE, and a 401 once after a new token.
+        Raises `SalesforceStop` (daily limit, refused credentials) and `RetriesExhausted`.
+        """
+        if self.stopped is not None:
+            raise self.stopped
+        url = self.data_url(path)
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self.token()
+            try:
+                response = self.rest.request(
+                    method,
+                    url,
+                    json=json,
+                    data=data,
+                    headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                    idempotent=idempotent,
+                )
+            except FatalDestinationError as exc:
+                code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
+                raise self._stop(code, message, exc.status, exc.body) from exc
+            self._note_usage(response)
+            if response.status_code == 401:
+                if not refreshed:
+                    log.info("Salesforce session expired (%s %s): new token, replaying", method, path)
+                    refreshed = True
+                    self._refresh(token)
+                    continue
+                code, message = error_of(401, json_body(response), body_snippet(response))
+                raise self._stop(code, f"refused a fresh token: {message}", 401, body_snippet(response))
+            if (
+                400 <= response.status_code < 500
+                and _error_codes(response) & RETRYABLE_ERROR_CODES
+                and attempt < self.policy.max_attempts
+            ):
+                wait = self.policy.backoff(attempt)
+                log.warning("%s %s: %s, retry in %.2fs", method, path, _error_codes(response), wait)
+                self.sleep(wait)
+                continue
+            return response
+
+    def _note_usage(self, response: requests.Response) -> None:
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
+        if usage is None:
+            return
+        self.api_usage = usage
+        used, limit = usage
+        log.debug("Salesforce API usage %d/%d", used, limit)
+        if limit and used >= 0.9 * limit and not self._usage_warned:
+            self._usage_warned = True
+            log.warning("Salesforce API usage at %d/%d of the daily request limit", used, limit)
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """All records of a SOQL query, following `nextRecordsUrl`. Raises `SalesforceError`."""
+        records: list[dict[str, Any]] = []
+        path: str | None = f"query?{urlencode({'q': soql})}"
+        while path:
+            response = self.request("GET", path)
+            body = json_body(response)
+            if response.status_code != 200 or not isinstance(body, Mapping):
+                code, message = error_of(response.status_code, body, body_snippet(response))
+                raise SalesforceError(
+                    f"query failed: {code} {message}", code=code, status=response.status_code
+                )
+            records.extend(body.get("records") or [])
+            path = None if body.get("done", True) else body.get("nextRecordsUrl")
+        return records
+
+    def lead_statuses(self) -> dict[str, bool]:
+        """Lead status ApiName -> IsConverted, from `LeadStatus` (cached for this client)."""
+        if self._lead_statuses is None:
+            rows = self.query("SELECT ApiName, IsConverted FROM LeadStatus")
+            self._lead_statuses = {str(r["ApiName"]): bool(r.get("IsConverted")) for r in rows}
+        return dict(self._lead_statuses)
+
+    # -- sObject Collections --------------------------------------------------------------------
+
+    def _collection(
+        self, path: str, records: list[dict[str, Any]], keys: list[str], *, upsert: bool
+    ) -> list[RowOutcome]:
+        """One collections call (<= 200 records); records that failed with a transient error
+        (UNABLE_TO_LOCK_ROW, API_TEMPORARILY_UNAVAILABLE) are sent again, with backoff (upserts by
+        external id and updates by Id are safe to replay). Never raises: trouble is outcomes.
+        """
+        outcomes: list[RowOutcome | None] = [None] * len(records)
+        todo = list(range(len(records)))
+        for round_ in range(1, self.policy.max_attempts + 1):
+            payload = {"allOrNone": False, "records": [records[n] for n in todo]}
+            try:
+                response = self.request("PATCH", path, json=payload)
+            except (SalesforceStop, SalesforceError) as exc:
+                results = failed([keys[n] for n in todo], exc.code, str(exc))
+            except RetriesExhausted as exc:
+                results = failed([keys[n] for n in todo], "RETRIES_EXHAUSTED", str(exc))
+            else:
+                results = collection_outcomes(
+                    [keys[n] for n in todo],
+                    response.status_code,
+                    json_body(response),
+                    body_snippet(response),
+                    upsert=upsert,
+                )
+            for n, outcome in zip(todo, results, strict=True):
+                outcomes[n] = outcome
+            todo = [n for n, o in zip(todo, results, strict=True) if o.error_code in RETRYABLE_ERROR_CODES]
+            if not todo or round_ == self.policy.max_attempts:
+                break
+            wait = self.policy.backoff(round_)
+            log.warning("Salesforce: %d records locked/unavailable, resending in %.2fs", len(todo), wait)
+            self.sleep(wait)
+        return cast("list[RowOutcome]", outcomes)
+
+    def _batches(
+        self,
+        path: str,
+        records: list[dict[str, Any]],
+        keys: list[str],
+        *,
+        upsert: bool,
+        batch_size: int,
+        label: str,
+    ) -> list[RowOutcome]:
+        if not 1 <= batch_size <= COLLECTION_LIMIT:
+            raise ValueError(f"batch_size must be between 1 and {COLLECTION_LIMIT}")
+        outcomes: list[RowOutcome] = []
+        total = math.ceil(len(records) / batch_size)
+        for number, start in enumerate(range(0, len(records), batch_size), 1):
+            chunk, chunk_keys = records[start : start + batch_size], keys[start : start + batch_size]
+            if self.stopped is not None:
+                outcomes += failed(chunk_keys, self.stopped.code, f"not sent: {self.stopped}")
+                continue
+            results = self._collection(path, chunk, chunk_keys, upsert=upsert)
+            outcomes += results
+            log.info("Salesforce %s batch %d/%d: %s", label, number, total, _counts(results))
+        return outcomes
+
+    def upsert_collection(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Sequence[Mapping[str, Any]],
+        batch_size: int = COLLECTION_LIMIT,
+    ) -> list[RowOutcome]:
+        """Upsert `records` ({record_key, fields}) by `external_id_field`, <= 200 per call.
+
+        One outcome per record, in order. After a stop (daily limit, credentials) the remaining
+        batches are not sent and their rows fail with the stop's code.
+        """
+        _check_identifier(sobject, external_id_field)
+        payload = [_sobject_record(sobject, external_id_field, r) for r in records]
+        keys = [str(r["record_key"]) for r in records]
+        path = f"composite/sobjects/{sobject}/{external_id_field}"
+        return self._batches(
+            path, payload, keys, upsert=True, batch_size=batch_size, label=f"{sobject} upsert"
+        )
+
+    def update_collection(
+        self, sobject: str, records: Sequence[Mapping[str, Any]], batch_size: int = COLLECTION_LIMIT
+    ) -> list[RowOutcome]:
+        """Update records by `Id` (`{"Id": ..., field: value}`); outcomes keyed by record Id."""
+        _check_identifier(sobject)
+        payload = [{"attributes": {"type": sobject}, **r} for r in records]
+        keys = [str(r["Id"]) for r in records]
+        return self._batches(
+            "composite/sobjects",
+            payload,
+            keys,
+            upsert=False,
+            batch_size=batch_size,
+            label=f"{sobject} update",
+        )
+
+    # -- Bulk API 2.0 ---------------------------------------------------------------------------
+
+    def bulk_upsert(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        poll_interval: float = 5.0,
+        max_polls: int = 120,
+    ) -> list[RowOutcome]:
+        """Upsert through one Bulk API 2.0 ingest job; one outcome per record, in order.
+
+        Lifecycle: create job -> PUT the CSV -> UploadComplete -> poll (at most `max_polls`
+        GETs, `poll_interval` apart; a job still running then is aborted) -> read
+        successfulResults, failedResults and unprocessedrecords and map them back by external id.
+        """
+        _check_identifier(sobject, external_id_field)
+        keys = [str(r["record_key"]) for r in records]
+        if not records:
+            return []
+        if self.stopped is not None:
+            return failed(keys, self.stopped.code, f"not sent: {self.stopped}")
+        job_id: str | None = None
+        try:
+            job_id = self._create_job(sobject, external_id_field)
+            upload = self.request(
+                "PUT",
+                f"jobs/ingest/{job_id}/batches",
+                data=bulk_csv(records, external_id_field).encode("utf-8"),
+                headers={"Content-Type": "text/csv"},
+                idempotent=False,  # a second upload to one job is refused: never replay it
+            )
+            if upload.status_code not in (200, 201):
+                code, message = error_of(upload.status_code, json_body(upload), body_snippet(upload))
+                self._abort(job_id)
+                return failed(keys, code, f"Bulk job {job_id} upload refused: {message}")
+            closed = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"})
+            if closed.status_code != 200 and "INVALIDJOBSTATE" not in _error_codes(closed):
+                code, message = error_of(closed.status_code, json_body(closed), body_snippet(closed))
+                self._abort(job_id)
+                return failed(keys, code, f"Bulk job {job_id} could not be closed: {message}")
+            info = self._wait_for_job(job_id, poll_interval, max_polls)
+            note = f"job {job_id} {info.get('state')}"
+            if info.get("errorMessage"):
+                note += f": {info['errorMessage']}"
+            log.info(
+                "Salesforce Bulk %s: %s processed, %s failed",
+                note,
+                info.get("numberRecordsProcessed"),
+                info.get("numberRecordsFailed"),
+            )
+            results = {kind: self._job_results(job_id, kind) for kind in _RESULT_KINDS}
+        except SalesforceStop as stop:
+            return failed(keys, stop.code, str(stop))
+        except SalesforceError as exc:
+            if job_id is not None:
+                self._abort(job_id)
+            return failed(keys, exc.code, str(exc))
+        except RetriesExhausted as exc:
+            if job_id is not None:
+                self._abort(job_id)
+            return failed(keys, "RETRIES_EXHAUSTED", str(exc))
+        outcomes = bulk_outcomes(
+            keys,
+            external_id_field,
+            results["successfulResults"],
+            results["failedResults"],
+            results["unprocessedrecords"],
+            job_note=note,
+        )
+        log.info("Salesforce %s bulk upsert: %s", sobject, _counts(outcomes))
+        return outcomes
+
+    def _create_job(self, sobject: str, external_id_field: str) -> str:
+        spec = {
+            "object": sobject,
+            "operation": "upsert",
+            "externalIdFieldName": external_id_field,
+            "contentType": "CSV",
+            "lineEnding": "LF",
+        }
+        response = self.request("POST", "jobs/ingest", json=spec)
+        body = json_body(response)
+        if response.status_code not in (200, 201) or not isinstance(body, Mapping) or not body.get("id"):
+            code, message = error_of(response.status_code, body, body_snippet(response))
+            raise SalesforceError(f"Bulk job not created: {message}", code=code, status=response.status_code)
+        return str(body["id"])
+
+    def _wait_for_job(self, job_id: str, poll_interval: float, max_polls: int) -> dict[str, Any]:
+        info: dict[str, Any] = {}
+        for poll in range(1, max_polls + 1):
+            response = self.request("GET", f"jobs/ingest/{job_id}")
+            body = json_body(response)
+            if response.status_code != 200 or not isinstance(body, Mapping):
+                code, message = error_of(response.status_code, body, body_snippet(response))
+                raise SalesforceError(f"Bulk job {job_id} status: {message}", code=code)
+            info = dict(body)
+            if info.get("state") in BULK_FINAL_STATES:
+                return info
+            if poll < max_polls:
+                self.sleep(poll_interval)
+        log.warning(
+            "Salesforce Bulk job %s still %s after %d polls: aborting", job_id, info.get("state"), max_polls
+        )
+        aborted = self._abort(job_id)
+        info = {**info, **(aborted or {})}
+        info.setdefault("state", "Aborted")
+        info["errorMessage"] = f"not finished after {max_polls} polls, aborted"
+        return info
+
+    def _abort(self, job_id: str) -> dict[str, Any] | None:
+        """Best effort: abort a job we give up on (its unprocessed rows are retried next run)."""
+        try:
+            response = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "Aborted"})
+        except DestinationError as exc:
+            log.warning("Salesforce Bulk job %s not aborted: %s", job_id, exc)
+            return None
+        body = json_body(response)
+        return dict(body) if response.status_code == 200 and isinstance(body, Mapping) else None
+
+    def _job_results(self, job_id: str, kind: str) -> str | None:
+        response = self.request("GET", f"jobs/ingest/{job_id}/{kind}/", headers={"Accept": "text/csv"})
+        if response.status_code != 200:
+            log.warning(
+                "Salesforce Bulk job %s %s: HTTP %d %s",
+                job_id,
+                kind,
+                response.status_code,
+                body_snippet(response),
+            )
+            return None
+        return response.content.decode("utf-8-sig")
+
+
+_RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _check_identifier(*names: str) -> None:
+    for name in names:
+        if not _IDENTIFIER.match(name or ""):
+            raise ValueError(f"{name!r} is not a Salesforce API name")
+
+
+def _sobject_record(sobject: str, external_id_field: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {k: _plain(v) for k, v in record["fields"].items() if k.lower() != external_id_field.lower()}
+    return {"attributes": {"type": sobject}, external_id_field: str(record["record_key"]), **fields}
+
+
+def _counts(outcomes: Iterable[RowOutcome]) -> str:
+    counts = {"created": 0, "updated": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _dedupe(keys: Sequence[str]) -> tuple[list[int], dict[int, RowOutcome]]:
+    """Positions to send (first occurrence of each key) and DUPLICATE_ID outcomes for repeats."""
+    seen: set[str] = set()
+    send, repeats = [], {}
+    for n, key in enumerate(keys):
+        if key in seen:
+            repeats[n] = RowOutcome(
+                key, "failed", None, "DUPLICATE_ID", "record key repeated in this delivery"
+            )
+        else:
+            seen.add(key)
+            send.append(n)
+    return send, repeats
+
+
+# -- Airflow glue (imported lazily) ---------------------------------------------------------------
+
+_OWN_EXTRAS = ("api_version",)
+
+
+@functools.cache
+def _hook_class() -> type:
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk.log import mask_secret
+
+    class SalesforceHook(HttpHook):
+        """`HttpHook` for Salesforce: host = My Domain URL, login = client id, password = secret.
+
+        The one place a Salesforce connection is looked up. The session sends no basic auth (the
+        secret goes only to the token endpoint, in the form body); extra `api_version` selects the
+        REST version and is kept out of the session's headers.
+        """
+
+        hook_name = "Salesforce (client credentials)"
+
+        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
+            self._credentials: tuple[str, str] | None = None
+            self._api_version: str | None = None
+
+        def _configure_session_from_auth(
+            self, session: requests.Session, connection: Any
+        ) -> requests.Session:
+            if not connection.host:
+                raise ValueError(
+                    f"Airflow connection {self.http_conn_id!r} has no host: put the My Domain URL there"
+                )
+            if not connection.login or not connection.password:
+                raise ValueError(
+                    f"Airflow connection {self.http_conn_id!r} needs login (client id) and password "
+                    "(client secret) of the External Client App"
+                )
+            mask_secret(connection.password)
+            self._credentials = (connection.login, connection.password)
+            self._api_version = connection.extra_dejson.get("api_version")
+            session.auth = None
+            return session
+
+        def get_client(self, **kwargs: Any) -> SalesforceClient:
+            session = self.get_conn()
+            for name in _OWN_EXTRAS:
+                session.headers.pop(name, None)
+            if "timeout" not in kwargs and self.merged_extra.get("timeout") is not None:
+                kwargs["timeout"] = float(self.merged_extra["timeout"])
+            if self._api_version and "api_version" not in kwargs:
+                kwargs["api_version"] = self._api_version
+            client_id, client_secret = cast("tuple[str, str]", self._credentials)
+            return SalesforceClient(self.base_url, client_id, client_secret, session=session, **kwargs)
+
+    return SalesforceHook
+
+
+def __getattr__(name: str) -> Any:
+    """`SalesforceHook` is built on first access so importing this module never imports Airflow."""
+    if name == "SalesforceHook":
+        return _hook_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
