@@ -192,6 +192,9 @@ class ModelSettings:
     email_property: str = "email"  # person property ($set) holding the email
     internal_email_domains: tuple[str, ...] = ()  # e.g. ["plgapp.io"]: persons with such emails are excluded
     opt_out_property: str = "analytics_opt_out"  # person property ($set); a truthy value excludes the person
+    # "posthog": events strictly inside (signup, conversion or signup + horizon), PostHog's funnel
+    # correlation; "first_seen": an event's first occurrence before the window's end (earlier variant)
+    correlation_window: str = "posthog"
     test_org_ids: tuple[str, ...] = ()  # organizations (and their members) left out of every model
 
     def validate(self) -> None:
@@ -208,6 +211,11 @@ class ModelSettings:
             len(set(self.milestones)) == len(self.milestones) and all(self.milestones),
             "models.milestones",
             f"must be distinct, non-empty event names: {self.milestones}",
+        )
+        _require(
+            self.correlation_window in ("posthog", "first_seen"),
+            "models.correlation_window",
+            f"must be posthog or first_seen, not {self.correlation_window!r}",
         )
         steps = {self.signup_event, self.conversion_event}
         _require(

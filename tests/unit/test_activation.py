@@ -230,7 +230,7 @@ def test_correlation_counts_persons_in_their_window_and_flags_skew(tmp_path, set
     assert row["correlation_type"] == "success"
     assert bool(row["significant"])  # 5 >= min(25, 0.66)
     assert bool(row["skewed"])  # 31 / 3 > 10
-    assert corr.loc["$pageview", "correlation_type"] == "failure"  # everybody: (3+1)*1/(1*32)
+    assert "$pageview" not in corr.index  # only at the signup instant: not strictly after it
 
 
 def test_correlation_excludes_configured_events(tmp_path, settings):
@@ -238,5 +238,82 @@ def test_correlation_excludes_configured_events(tmp_path, settings):
         settings, models=dataclasses.replace(settings.models, correlation_exclude_events=("$pageview",))
     )
     rows = person("w", "2026-11-01", converted="2026-11-02") + person("l", "2026-11-01")
+    rows += [pageview(u, "2026-11-01T12:00") for u in ("w", "l")]
+    assert "$pageview" in set(run(tmp_path / "all", settings, rows).correlation["event"])
     result = run(tmp_path, settings, rows, cfg=cfg)
     assert "$pageview" not in set(result.correlation["event"])
+
+
+def _window_rows() -> list:
+    """Two converted and two lost persons, each with a `probe_*` event on one side of a boundary."""
+    rows = person("w1", "2026-11-01T10:00", converted="2026-11-03T10:00")
+    rows += person("w2", "2026-11-01T10:00", converted="2026-11-01T18:00")  # same-day conversion
+    rows += person("l1", "2026-11-01T10:00") + person("l2", "2026-11-01T10:00")
+    rows += [
+        # before signup (anonymous, stitched in later), never again: not counted
+        pageview("anon-w1", "2026-11-01T09:00", org=None),
+        event("probe_before", "2026-11-01T09:00", distinct_id="anon-w1"),
+        # at the signup instant: not strictly after it
+        event("probe_at_signup", "2026-11-01T10:00", distinct_id="w1"),
+        # before signup and again inside the window: counted (PostHog looks inside the window)
+        event("probe_repeated", "2026-10-31T10:00", distinct_id="l1"),
+        event("probe_repeated", "2026-11-05T10:00", distinct_id="l1"),
+        # after the conversion: not counted
+        event("probe_after_conversion", "2026-11-04T10:00", distinct_id="w1"),
+        # same day as signup and conversion: inside, then after
+        event("probe_same_day", "2026-11-01T12:00", distinct_id="w2"),
+        event("probe_same_day_after", "2026-11-01T19:00", distinct_id="w2"),
+        # at the conversion instant: not strictly before it
+        event("probe_at_conversion", "2026-11-03T10:00", distinct_id="w1"),
+        # lost person: inside the horizon, at its end, after it
+        event("probe_inside", "2026-11-14T23:00", distinct_id="l2"),
+        event("probe_at_window_end", "2026-11-15T10:00", distinct_id="l2"),
+        event("probe_after_window", "2026-11-16T10:00", distinct_id="l2"),
+    ]
+    return rows
+
+
+def test_correlation_counts_only_events_strictly_inside_posthogs_window(tmp_path, settings):
+    result = run(tmp_path, settings, _window_rows())
+    corr = result.correlation.set_index("event")
+    counted = {e: (int(r["success_count"]), int(r["failure_count"])) for e, r in corr.iterrows()}
+    assert counted.get("probe_repeated") == (0, 1)
+    assert counted.get("probe_same_day") == (1, 0)
+    assert counted.get("probe_inside") == (0, 1)
+    for name in (
+        "probe_before",
+        "probe_at_signup",
+        "probe_after_conversion",
+        "probe_same_day_after",
+        "probe_at_conversion",
+        "probe_at_window_end",
+        "probe_after_window",
+        "$pageview",
+    ):
+        assert name not in counted, name
+
+
+def test_first_seen_variant_counts_first_occurrences_before_the_window_end(tmp_path, settings):
+    cfg = dataclasses.replace(
+        settings, models=dataclasses.replace(settings.models, correlation_window="first_seen")
+    )
+    corr = run(tmp_path, settings, _window_rows(), cfg=cfg).correlation.set_index("event")
+    assert {"probe_before", "probe_at_signup", "probe_repeated", "$pageview"} <= set(corr.index)
+    assert "probe_after_conversion" not in corr.index and "probe_after_window" not in corr.index
+
+
+def test_customers_who_converted_before_signup_are_pre_existing_and_kept_apart(tmp_path, settings):
+    rows = person("old", "2026-11-05T10:00", milestones={API: "2026-11-06"})
+    rows.append(conversion("old", "2026-10-20T10:00"))  # a customer older than their first signup seen
+    rows += person("won", "2026-11-01T10:00", milestones={API: "2026-11-02"}, converted="2026-11-03T10:00")
+    rows += person("lost", "2026-11-01T10:00")
+    result = run(tmp_path, settings, rows)
+    assert cohort_of(result, "old") == "pre_existing"
+    assert pd.isna(result.persons.set_index("person_key").loc["old", "window_end"])
+    everyone = result.cohorts.set_index(["breakdown", "segment"]).loc[("all", "all")]
+    assert (everyone["signed_up"], everyone["converted"], everyone["not_converted"]) == (2, 1, 1)
+    assert everyone["pre_existing"] == 1 and everyone["conversion_rate"] == 0.5
+    assert stat(result, API, "converted")["reach"] == 1.0  # "old" would have dragged it to 0.5
+    corr = result.correlation.set_index("event")
+    assert (corr.loc[API, "success_total"], corr.loc[API, "failure_total"]) == (1, 1)
+    assert result.quality["persons_pre_existing"] == 1

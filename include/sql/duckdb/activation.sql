@@ -6,7 +6,7 @@
 --   plg_persons         (person_key, signup_at, signup_week, channel, cohort, converted_at,
 --                       window_end): persons who signed up in [T - cohort_days, T)
 --   plg_cohorts         (breakdown, segment, signed_up, converted, not_converted, pending,
---                       conversion_rate)
+--                       conversion_rate, pre_existing)
 --   plg_milestones      (breakdown, segment, cohort, milestone, persons, reached, reach,
 --                       median_hours, p75_hours)
 --   plg_aha             (breakdown, segment, milestone, reach_converted, reach_not_converted, gap,
@@ -14,10 +14,15 @@
 --   plg_correlation     (event, success_count, failure_count, success_total, failure_total,
 --                       odds_ratio, correlation_type, significant, skewed)
 --
--- Definitions (see models/activation.py): cohort 'pending' while signup_at + horizon > T, else
--- 'converted' when the first conversion came before signup_at + horizon, else 'not_converted';
--- a person's window ends at the conversion (converted) or at signup_at + horizon; a milestone or
--- event counts when its first occurrence is before the window's end; hours are clipped at 0.
+-- Definitions (see models/activation.py and docs/models.md): 'pre_existing' when the first
+-- conversion came before the first signup (kept out of every comparison, counted apart), else
+-- 'pending' while signup_at + horizon > T, else 'converted' when the first conversion came before
+-- signup_at + horizon, else 'not_converted'; a person's window ends at the conversion (converted)
+-- or at signup_at + horizon; a milestone counts when its first occurrence is before the window's
+-- end (hours clipped at 0). Correlation (PostHog's funnel correlation): an event counts for a
+-- person who sent it strictly after signup_at and strictly before window_end, once per person
+-- (correlation_window = 'posthog'); with 'first_seen', when its first occurrence is before the
+-- window's end.
 -- Breakdowns: 'all', 'channel' (paid / organic) and 'signup_week' (Monday, UTC).
 -- Odds ratio (PostHog): ((s + 1) * (F - f + 1)) / ((S - s + 1) * (f + 1)); insignificant when
 -- s + f < least(25, 0.02 * (S + F)); skewed when S / F or F / S > 10; empty when S or F is 0.
@@ -41,14 +46,15 @@ conversions AS (
 ),
 judged AS (
     SELECT u.*, c.converted_at,
-           CASE WHEN u.deadline > getvariable('as_of') THEN 'pending'
+           CASE WHEN c.converted_at < u.signup_at THEN 'pre_existing'
+                WHEN u.deadline > getvariable('as_of') THEN 'pending'
                 WHEN c.converted_at < u.deadline THEN 'converted'
                 ELSE 'not_converted' END AS cohort
     FROM signups u LEFT JOIN conversions c USING (person_key)
 )
 SELECT j.person_key, j.signup_at, strftime(date_trunc('week', j.signup_at), '%Y-%m-%d') AS signup_week,
        coalesce(t.channel, 'organic') AS channel, j.cohort, j.converted_at,
-       CASE j.cohort WHEN 'pending' THEN NULL WHEN 'converted' THEN j.converted_at ELSE j.deadline END
+       CASE j.cohort WHEN 'converted' THEN j.converted_at WHEN 'not_converted' THEN j.deadline END
            AS window_end
 FROM judged j LEFT JOIN plg_first_touch t USING (person_key)
 ORDER BY j.person_key;
@@ -65,12 +71,14 @@ UNION ALL SELECT 'signup_week', signup_week, * FROM plg_persons;
 
 CREATE OR REPLACE TEMP TABLE plg_cohorts AS
 SELECT g.breakdown, g.segment,
-       count(p.person_key) AS signed_up,
+       count(p.person_key) FILTER (WHERE p.cohort <> 'pre_existing') AS signed_up,
        count(p.person_key) FILTER (WHERE p.cohort = 'converted') AS converted,
        count(p.person_key) FILTER (WHERE p.cohort = 'not_converted') AS not_converted,
        count(p.person_key) FILTER (WHERE p.cohort = 'pending') AS pending,
        (count(p.person_key) FILTER (WHERE p.cohort = 'converted'))::DOUBLE
-           / nullif(count(p.person_key) FILTER (WHERE p.cohort <> 'pending'), 0) AS conversion_rate
+           / nullif(count(p.person_key) FILTER (WHERE p.cohort IN ('converted', 'not_converted')), 0)
+           AS conversion_rate,
+       count(p.person_key) FILTER (WHERE p.cohort = 'pre_existing') AS pre_existing
 FROM plg_segments g LEFT JOIN plg_persons_by_segment p USING (breakdown, segment)
 GROUP BY ALL;
 
@@ -79,7 +87,7 @@ CREATE OR REPLACE TEMP TABLE plg_done AS
 SELECT f.person_key, f.event,
        greatest(0.0, (epoch_us(f.timestamp) - epoch_us(p.signup_at)) / 3600e6) AS hours
 FROM plg_person_firsts f JOIN plg_persons p USING (person_key)
-WHERE p.cohort <> 'pending' AND f.timestamp < p.window_end;
+WHERE p.cohort IN ('converted', 'not_converted') AND f.timestamp < p.window_end;
 
 CREATE OR REPLACE TEMP TABLE plg_milestones AS
 WITH s AS (SELECT * FROM plg_settings),
@@ -90,13 +98,13 @@ grid AS (
 ),
 sizes AS (
     SELECT breakdown, segment, cohort, count(*) AS persons
-    FROM plg_persons_by_segment WHERE cohort <> 'pending' GROUP BY ALL
+    FROM plg_persons_by_segment WHERE cohort IN ('converted', 'not_converted') GROUP BY ALL
 ),
 reached AS (
     SELECT p.breakdown, p.segment, p.cohort, d.event AS milestone, count(*) AS reached,
            quantile_cont(d.hours, 0.5) AS median_hours, quantile_cont(d.hours, 0.75) AS p75_hours
     FROM plg_persons_by_segment p JOIN plg_done d USING (person_key)
-    WHERE p.cohort <> 'pending'
+    WHERE p.cohort IN ('converted', 'not_converted')
     GROUP BY ALL
 )
 SELECT g.breakdown, g.segment, g.cohort, g.milestone,
@@ -131,11 +139,24 @@ totals AS (
            count(*) FILTER (WHERE cohort = 'not_converted') AS failure_total
     FROM plg_persons
 ),
+-- PostHog: events strictly after the first step and before the conversion / end of the window
+inside AS (
+    SELECT DISTINCT coalesce(k.person_key, e.distinct_id) AS person_key, e.event
+    FROM plg_events e LEFT JOIN plg_person_keys k USING (distinct_id)
+    JOIN plg_persons p ON p.person_key = coalesce(k.person_key, e.distinct_id)
+    WHERE p.cohort IN ('converted', 'not_converted') AND e.event IS NOT NULL
+      AND e.timestamp > p.signup_at AND e.timestamp < p.window_end
+),
+done AS (
+    SELECT person_key, event FROM inside, s WHERE s.correlation_window = 'posthog'
+    UNION ALL
+    SELECT person_key, event FROM plg_done, s WHERE s.correlation_window = 'first_seen'
+),
 counts AS (
     SELECT d.event,
            count(*) FILTER (WHERE p.cohort = 'converted') AS success_count,
            count(*) FILTER (WHERE p.cohort = 'not_converted') AS failure_count
-    FROM plg_done d JOIN plg_persons p USING (person_key), s
+    FROM done d JOIN plg_persons p USING (person_key), s
     WHERE d.event <> s.signup_event AND d.event <> s.conversion_event
       AND NOT list_contains(s.correlation_exclude_events, d.event)
     GROUP BY d.event

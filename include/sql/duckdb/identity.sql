@@ -45,6 +45,7 @@ SELECT
     coalesce(getvariable('conversion_horizon_days'), 14) AS conversion_horizon_days,
     coalesce(getvariable('cohort_days'), 90) AS cohort_days,
     coalesce(getvariable('correlation_exclude_events'), []::VARCHAR[]) AS correlation_exclude_events,
+    coalesce(getvariable('correlation_window'), 'posthog') AS correlation_window,
     coalesce(getvariable('revenue_window_days'), 90) AS revenue_window_days,
     coalesce(getvariable('paid_mediums'),
              ['cpc', 'ppc', 'cpm', 'paid', 'paid_search', 'paid_social', 'display']) AS paid_mediums,

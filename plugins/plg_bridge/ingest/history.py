@@ -53,6 +53,7 @@ FOLD_KEYS = {
     "profiles": "distinct_id",
     "memberships": "distinct_id",
     "occurrences": "org_id",
+    "spans": "distinct_id",
 }
 
 

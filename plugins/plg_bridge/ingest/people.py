@@ -23,6 +23,10 @@ only reads small frames and applies T at the end (every table keeps a time to fi
 - occurrences: org_id, event, detail, distinct_id, day, timestamp   first time per day a distinct id
                                         sent a signal event (usage ceiling, enterprise feature,
                                         integration) in an organization, with its detail property
+- spans:       distinct_id, event, day, first, last   first and last time per UTC day each distinct
+                                        id sent each event: enough to tell whether it sent it
+                                        strictly inside a window (PostHog's correlation window,
+                                        models/activation.py)
 
 Rows whose distinct_id is a placeholder ("anonymous", "null", ...) describe no one: they are left
 out of every table and counted.
@@ -75,6 +79,7 @@ TABLES: dict[str, dict[str, str]] = {
         "day": _TS,
         "timestamp": _TS,
     },
+    "spans": {"distinct_id": "str", "event": "str", "day": _TS, "first": _TS, "last": _TS},
 }
 
 
@@ -205,6 +210,13 @@ def from_slim(
 
     tables["profiles"] = reduce("profiles", _profiles(flat, names, cfg))
     tables["occurrences"] = _occurrences(flat.filter(has_org), names, signal_details or {})
+    events = flat.filter(has_event).select(["distinct_id", "event", "timestamp"])
+    day = pc.floor_temporal(events.column("timestamp"), unit="day")
+    spans = events.append_column("day", day).group_by(["distinct_id", "event", "day"], use_threads=False)
+    spans = spans.aggregate([("timestamp", "min"), ("timestamp", "max")])
+    tables["spans"] = _typed(
+        "spans", spans.rename_columns(["distinct_id", "event", "day", "first", "last"]).to_pandas()
+    )
     return tables, placeholder_rows
 
 
@@ -305,6 +317,10 @@ def reduce(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     if name in ("links", "firsts", "memberships", "occurrences"):
         keys = [c for c in TABLES[name] if c != "timestamp"]
         frame = frame.groupby(keys, as_index=False, sort=False, dropna=False)["timestamp"].min()
+    elif name == "spans":
+        frame = frame.groupby(["distinct_id", "event", "day"], as_index=False, sort=False).agg(
+            first=("first", "min"), last=("last", "max")
+        )
     elif name == "touches":
         order = ["distinct_id", "origin", "tagged", "timestamp", *TOUCH_VALUES]
         frame = frame.sort_values(order, na_position="last", kind="stable")

@@ -52,6 +52,7 @@ class Partial:
     profiles: pd.DataFrame = field(default_factory=lambda: people_tables.empty("profiles"))
     memberships: pd.DataFrame = field(default_factory=lambda: people_tables.empty("memberships"))
     occurrences: pd.DataFrame = field(default_factory=lambda: people_tables.empty("occurrences"))
+    spans: pd.DataFrame = field(default_factory=lambda: people_tables.empty("spans"))
     people: bool = False  # True when every file behind this partial was rolled up with people=True
 
     TABLES = ("counts", "creators", "groups", "quarantine")

@@ -4,9 +4,13 @@ Definitions (all over stitched persons, exclusions applied, only facts known bef
 
 - signup_at: the person's first `models.signup_event` (default `$identify`). Persons who signed up
   in [T - cohort_days, T) are in scope.
+- pre-existing customers: a person whose first `models.conversion_event` came before their first
+  observed signup (a customer older than the export history, or identified late) is "pre_existing":
+  kept out of the activation cohorts, milestones and odds ratios and counted apart
+  (`cohorts.pre_existing`). Judging them would end their window before it began.
 - cohort: a person is judged only once their horizon is over (signup_at + horizon <= T), so a
   recent signup is never counted as "not converted" just because it had no time yet:
-  "converted" when their first `models.conversion_event` came before signup_at + horizon,
+  "converted" when their first `models.conversion_event` came in [signup_at, signup_at + horizon),
   else "not_converted"; persons still inside their horizon are "pending" (counted, not compared).
 - observation window: [signup, conversion) for converted persons, [signup, signup + horizon) for
   the others, like PostHog's correlation which looks at events before the conversion step; so a
@@ -28,10 +32,19 @@ for each event, s / f = converted / not-converted persons who did it in their wi
 converted / not-converted persons, odds_ratio = ((s + 1) * (F - f + 1)) / ((S - s + 1) * (f + 1)),
 an event is insignificant (PostHog drops it; we keep it flagged) when s + f < min(25, 0.02 * (S + F)),
 the result is skewed when S / F or F / S exceeds 10, and nothing is returned when S or F is 0. The
-signup and conversion events (the funnel steps) are not candidates. One difference: we keep only
-each person's first occurrence of an event, so an event first done before signup (an anonymous
-pageview) counts as done; PostHog would count it only if repeated inside the window. For the
-one-off milestone events the two agree.
+signup and conversion events (the funnel steps) are not candidates.
+
+Correlation window (`models.correlation_window`):
+- "posthog" (default), PostHog's funnel correlation: an event counts for a person when they sent
+  it strictly after their signup (the first step) and strictly before their conversion
+  (converted) or signup + horizon (not converted); an anonymous pre-signup pageview does not count,
+  a pageview repeated after signup does, an event at the signup instant does not. Read from the
+  `spans` person table (first and last time per distinct id, event and UTC day), which decides
+  every case exactly but one: a single day holding the signup and the conversion on which the
+  person sent the event before the signup and after the conversion, under one distinct id; that
+  event is counted as done in between (see docs/models.md).
+- "first_seen", the earlier variant: an event counts when its first occurrence (ever) is before
+  the window's end, the same rule as the milestones.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ if TYPE_CHECKING:
     from plg_bridge.models.exclusions import Exclusions
 
 CONVERTED, NOT_CONVERTED, PENDING = "converted", "not_converted", "pending"
+PRE_EXISTING = "pre_existing"
 COHORTS = (CONVERTED, NOT_CONVERTED)
 BREAKDOWNS = ("all", "channel", "signup_week")
 PERSONS = ["person_key", "signup_at", "signup_week", "channel", "cohort", "converted_at", "window_end"]
@@ -60,6 +74,7 @@ COHORT_COLUMNS = [
     "not_converted",
     "pending",
     "conversion_rate",
+    "pre_existing",
 ]
 MILESTONES = [
     "breakdown",
@@ -142,10 +157,10 @@ def persons(
     deadline = out["signup_at"] + horizon
     matured = deadline <= t
     won = out["converted_at"].notna() & (out["converted_at"] < deadline)
-    out["cohort"] = pd.Series(
-        np.where(~matured, PENDING, np.where(won, CONVERTED, NOT_CONVERTED)), index=out.index, dtype="str"
-    )
-    out["window_end"] = out["converted_at"].where(won, deadline).where(matured)
+    old = out["converted_at"].notna() & (out["converted_at"] < out["signup_at"])
+    cohort = np.where(~matured, PENDING, np.where(won, CONVERTED, NOT_CONVERTED))
+    out["cohort"] = pd.Series(np.where(old, PRE_EXISTING, cohort), index=out.index, dtype="str")
+    out["window_end"] = out["converted_at"].where(won, deadline).where(matured & ~old)
     return out.sort_values("person_key")[PERSONS].reset_index(drop=True)
 
 
@@ -184,16 +199,19 @@ def _grid(people: pd.DataFrame, extra: dict[str, Sequence[str]]) -> pd.DataFrame
 
 
 def cohorts(people: pd.DataFrame) -> pd.DataFrame:
-    """Signups and outcomes per breakdown and segment (columns COHORT_COLUMNS)."""
+    """Signups and outcomes per breakdown and segment (columns COHORT_COLUMNS).
+
+    `signed_up` counts the cohort (converted + not converted + pending); pre-existing customers
+    are only in `pre_existing`.
+    """
     import pandas as pd
 
     long = _by_segment(people)
     counts = pd.crosstab([long["breakdown"], long["segment"]], long["cohort"])
-    counts = counts.reindex(columns=[CONVERTED, NOT_CONVERTED, PENDING], fill_value=0).reset_index()
+    outcomes = [CONVERTED, NOT_CONVERTED, PENDING, PRE_EXISTING]
+    counts = counts.reindex(columns=outcomes, fill_value=0).reset_index()
     out = _grid(people, {}).merge(counts, on=["breakdown", "segment"], how="left")
-    out[[CONVERTED, NOT_CONVERTED, PENDING]] = (
-        out[[CONVERTED, NOT_CONVERTED, PENDING]].fillna(0).astype("int64")
-    )
+    out[outcomes] = out[outcomes].fillna(0).astype("int64")
     out["signed_up"] = out[[CONVERTED, NOT_CONVERTED, PENDING]].sum(axis=1).astype("int64")
     judged = out[CONVERTED] + out[NOT_CONVERTED]
     out["conversion_rate"] = (out[CONVERTED] / judged.where(judged > 0)).astype("float64")
@@ -202,7 +220,7 @@ def cohorts(people: pd.DataFrame) -> pd.DataFrame:
 
 def _done(people: pd.DataFrame, firsts: pd.DataFrame, events: Sequence[str] | None) -> pd.DataFrame:
     """(person, event) pairs done inside the person's window, with hours from signup (judged persons)."""
-    judged = people[people["cohort"] != PENDING]
+    judged = people[people["cohort"].isin(COHORTS)]
     rows = firsts if events is None else firsts[firsts["event"].isin(list(events))]
     rows = rows.merge(judged[["person_key", "signup_at", "window_end"]], on="person_key")
     rows = rows[rows["timestamp"] < rows["window_end"]]
@@ -227,7 +245,7 @@ def milestones(people: pd.DataFrame, firsts: pd.DataFrame, names: Sequence[str])
     """
     import pandas as pd
 
-    judged = _by_segment(people[people["cohort"] != PENDING])
+    judged = _by_segment(people[people["cohort"].isin(COHORTS)])
     done = _done(people, firsts, names).rename(columns={"event": "milestone"})
     sizes = judged.groupby(["breakdown", "segment", "cohort"]).size().rename("persons").reset_index()
     reached = judged[["person_key", "breakdown", "segment", "cohort"]].merge(done, on="person_key")
@@ -292,22 +310,57 @@ def significant(s, f, success_total, failure_total):
     return (s + f) >= np.minimum(MIN_PERSON_COUNT, MIN_PERSON_PERCENTAGE * (success_total + failure_total))
 
 
-def correlation(people: pd.DataFrame, firsts: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
+def inside_windows(people: pd.DataFrame, spans: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """(person_key, event) pairs a judged person sent strictly inside (signup_at, window_end).
+
+    `spans` is the `spans` person table (first / last per distinct id, event and day). A day's span
+    proves an occurrence inside the window when its first or its last time lies inside; a span
+    that starts at or before the signup and ends at or after the window's end (one day holding
+    both) is taken as done in between.
+    """
+    from plg_bridge.models.identity import person_of
+
+    judged = people[people["cohort"].isin(COHORTS)][["person_key", "signup_at", "window_end"]]
+    lo = judged["signup_at"].dt.floor("D").min()
+    rows = (
+        spans[(spans["day"] >= lo) & (spans["day"] < judged["window_end"].max())]
+        if len(judged)
+        else spans[:0]
+    )
+    rows = rows.assign(person_key=person_of(rows["distinct_id"], keys)).merge(judged, on="person_key")
+    s, e = rows["signup_at"], rows["window_end"]
+    first, last = rows["first"], rows["last"]
+    inside = ((first > s) & (first < e)) | ((last > s) & (last < e)) | ((first <= s) & (last >= e))
+    return rows.loc[inside, ["person_key", "event"]].drop_duplicates(ignore_index=True)
+
+
+def correlation(
+    people: pd.DataFrame,
+    firsts: pd.DataFrame,
+    exclude: Sequence[str],
+    spans: pd.DataFrame | None = None,
+    keys: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Odds ratio of every event done by judged persons in their window (columns CORRELATION).
 
-    Events in `exclude` (the funnel steps and configured exclusions) are skipped. Sorted:
-    significant first, then by odds ratio (highest first), then event name. Empty when either
-    cohort is empty, as in PostHog.
+    With `spans` and `keys` (stitch output): PostHog's window, strictly after signup and before
+    the window's end (`inside_windows`); without: the "first_seen" variant (first occurrence
+    before the window's end). Events in `exclude` (the funnel steps and configured exclusions)
+    are skipped. Sorted: significant first, then by odds ratio (highest first), then event name.
+    Empty when either cohort is empty, as in PostHog.
     """
     import numpy as np
     import pandas as pd
 
-    judged = people[people["cohort"] != PENDING]
+    judged = people[people["cohort"].isin(COHORTS)]
     total_s = int((judged["cohort"] == CONVERTED).sum())
     total_f = int((judged["cohort"] == NOT_CONVERTED).sum())
     if not total_s or not total_f:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _CORRELATION_TYPES.items()})
-    done = _done(people, firsts[~firsts["event"].isin(list(exclude))], None)
+    if spans is not None and keys is not None:
+        done = inside_windows(people, spans[~spans["event"].isin(list(exclude))], keys)
+    else:
+        done = _done(people, firsts[~firsts["event"].isin(list(exclude))], None)
     done = done.merge(judged[["person_key", "cohort"]], on="person_key")
     counts = pd.crosstab(done["event"], done["cohort"]).reindex(columns=list(COHORTS), fill_value=0)
     s = counts[CONVERTED].to_numpy(np.int64)
@@ -370,12 +423,15 @@ def run(
     people = persons(firsts, touches, as_of, cfg, found)
     stats = milestones(people, firsts, cfg.milestones)
     steps = [cfg.signup_event, cfg.conversion_event, *cfg.correlation_exclude_events]
-    quality = {f"persons_{c}": int((people["cohort"] == c).sum()) for c in (*COHORTS, PENDING)}
+    quality = {f"persons_{c}": int((people["cohort"] == c).sum()) for c in (*COHORTS, PENDING, PRE_EXISTING)}
+    posthog = cfg.correlation_window == "posthog"
     return Activation(
         persons=people,
         cohorts=cohorts(people),
         milestones=stats,
         aha=aha_candidates(stats, cfg.milestones),
-        correlation=correlation(people, firsts, steps),
+        correlation=correlation(
+            people, firsts, steps, partial.spans if posthog else None, keys if posthog else None
+        ),
         quality={**quality, **found.counts()},
     )
