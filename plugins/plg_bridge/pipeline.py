@@ -55,13 +55,10 @@ def partial_prefix(file: ExportFile) -> str:
 
 
 def pending(work: Location, files: list[ExportFile]) -> list[ExportFile]:
-    """Files whose current version has no finished partial yet (one LIST, not one request per file)."""
-    done = {
-        o.key.removesuffix("/quality.json")
-        for o in work.child("partials").list()
-        if o.key.endswith("quality.json")
-    }
-    return [f for f in files if partial_prefix(f).removeprefix("partials/") not in done]
+    """Files whose current version has no sound partial yet (one LIST, not one request per file);
+    a damaged partial is quarantined there, so it is rolled up again (rollup.finished)."""
+    done = rollup.finished(work)
+    return [f for f in files if partial_prefix(f) not in done]
 
 
 def rollup_or_quarantine(
@@ -163,6 +160,8 @@ def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:
 
     result = score_from_work(ws.work, files, as_of, ws.settings)
     outputs = write_outputs(result, ws.work, run_prefix(as_of))
+    outputs["history"] = ws.work.uri_of(f"{run_prefix(as_of)}/history.json")
+    ws.work.write_bytes(f"{run_prefix(as_of)}/history.json", json.dumps(result.history).encode())
     return {"outputs": outputs, "quality": result.quality, "history": result.history}
 
 

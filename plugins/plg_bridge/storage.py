@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -161,23 +162,49 @@ class Location:
             return f.read()
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        if not self.is_s3:
-            Path(self.path(key)).parent.mkdir(parents=True, exist_ok=True)
+        """Write an object whole or not at all: an S3 PUT is atomic per object; locally the bytes go
+        to a temporary file beside the target, flushed to disk, then renamed over it."""
+        if self.is_s3:
+            try:
+                with self.fs.open_output_stream(self.path(key), compression=None) as out:
+                    out.write(data)
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.uri_of(key)}: {exc}") from exc
+            return
+        target = Path(self.path(key))
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            with self.fs.open_output_stream(self.path(key), compression=None) as out:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as out:
                 out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             raise StorageError(f"cannot write {self.uri_of(key)}: {exc}") from exc
 
     def write_frame(self, key: str, frame) -> str:
-        """A pandas frame as zstd Parquet; returns the object's URI."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
-        self.write_bytes(key, sink.getvalue().to_pybytes())
+        """A pandas frame as zstd Parquet (written atomically); returns the object's URI."""
+        self.write_bytes(key, parquet_bytes(frame))
         return self.uri_of(key)
+
+    def move(self, source: str, target: str) -> None:
+        """Move one object to another key (a rename locally; copy then delete on S3)."""
+        try:
+            if self.is_s3:
+                self.s3_client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.path(target).split("/", 1)[1],
+                    CopySource={"Bucket": self.bucket, "Key": self.path(source).split("/", 1)[1]},
+                )
+                self.s3_client.delete_object(Bucket=self.bucket, Key=self.path(source).split("/", 1)[1])
+                return
+            Path(self.path(target)).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path(source), self.path(target))
+        except Exception as exc:  # botocore's ClientError or OSError: name both objects
+            raise StorageError(f"cannot move {self.uri_of(source)} to {self.uri_of(target)}: {exc}") from exc
 
     def read_frame(self, key: str):
         import pyarrow.parquet as pq
@@ -207,6 +234,16 @@ class Location:
             self.s3_client.head_bucket(Bucket=self.bucket)
         except ClientError:
             self.s3_client.create_bucket(Bucket=self.bucket)
+
+
+def parquet_bytes(frame) -> bytes:
+    """A pandas frame as zstd Parquet bytes (to write, or to record their size)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 def location(uri: str, endpoint_url: str | None = None) -> Location:

@@ -1,62 +1,96 @@
-"""Per-file partial aggregates and their merge.
+"""Per-file partial aggregates, their merge with one count per event, and their storage.
 
-An export file is read once and boiled down to a few small tables that merge by concatenation:
-event counts per organization x event-time day x event, creators per organization x day, the
-latest group properties per organization, quarantined rows, and data-quality counters. A run as
-of T merges the partials of the files it may see and applies T only then, so the expensive
-part never depends on the run's date and each file's work is done once.
+An export file is read once, one record batch at a time, and boiled down to a few small tables
+that merge: event counts per organization x event-time day x event, creators per organization x
+day x user, the latest group properties per organization, quarantined rows, data-quality
+counters, and the fingerprints of the events it counted. A run as of T merges the partials of
+the files it may see and applies T only then, so the expensive part never depends on the run's
+date and each file's work is done once.
 
-Duplicates (PostHog delivers at least once) are dropped by uuid within a file.
+One count per event (PostHog delivers at least once; a re-delivered event keeps its `uuid`, gets
+a later `_inserted_at` and can land in any later file): a uuid counts once across every file
+merged, and the copy kept is the one with the earliest `_inserted_at` (ties: the earliest export
+interval, then file order, then row order). A file keeps one copy per uuid itself; `seen` holds,
+per counted PQL-event copy, a 64-bit hash of its uuid, its `_inserted_at`, its file (`sources`)
+and the count cells it added to (org x day x event, and org x day x user for creators). `merge`
+finds the uuids seen in more than one partial (one sort of int64 hashes) and takes every later
+copy's contribution back out of the counts and creators, so merge memory and time follow the
+counted events in compact numpy form, never the rows. A 64-bit hash collision between two
+different uuids would drop one event: about 1e-5 odds at 20 M events. The person tables (links,
+firsts, touches, profiles, memberships, occurrences, spans: first / min / max / latest per key; conversions:
+one per uuid) give the same result whichever copies of an event they saw, so they need no undo.
+Quality counters: `duplicates` (copies dropped within a file), `duplicates_across_files` (copies
+dropped by the merge).
 
 With `people=True` (the default) the same single read also produces the person-level tables of
-plg_bridge.ingest.people (identity links, first times, touches, conversions, profiles, memberships);
-the PQL tables are computed from the PQL events exactly as without it.
+plg_bridge.ingest.people; the PQL tables are computed from the PQL events exactly as without it.
+
+Storage: `write` puts every table, then a completion marker `_complete-<digest>.json` LAST whose
+name is a digest of the other objects' names and sizes (local writes are tmp + rename; S3 puts are
+atomic per object). A prefix without a marker is missing (an unfinished write); one whose listed
+sizes do not match its marker, or that cannot be parsed, is damaged: it is named in the log and the
+partial's quarantine rows, moved under `quarantine/`, and rebuilt from its export file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import queue
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plg_bridge.ingest import people as people_tables
 from plg_bridge.ingest import reader
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     from plg_bridge.config import Settings
     from plg_bridge.storage import Location
 
+log = logging.getLogger(__name__)
+
 GROUP_FIELDS = ("name", "plan", "seat_count", "mrr")
-QUALITY_COUNTERS = ("rows_read", "rows_used", "duplicates", "missing_org", "placeholder_users")
+QUALITY_COUNTERS = (
+    "rows_read",
+    "rows_used",
+    "duplicates",
+    "duplicates_across_files",
+    "missing_org",
+    "placeholder_users",
+)
 # person-level reading: rows parsed, rows left out for a placeholder distinct_id, rows set aside
 # for unparseable properties (any event; `quarantined_*` count those of the PQL events only)
 PEOPLE_COUNTERS = ("people_rows", "people_placeholder_ids", "people_quarantined")
+MARKER = "_complete-"  # + digest + ".json": the completion marker, written last
+QUARANTINE_ROOT = "quarantine"
+DAY_US = 86_400_000_000
+NO_TIME = (1 << 63) - 1  # `_inserted_at` missing: after any real time
+PLACEHOLDER = -1  # ucell of a creation event whose user is a placeholder (not a creator)
+PEOPLE_COMPACT = 16  # person tables are re-reduced every this many batches (bounds a big file)
 
 
-@dataclass
-class Partial:
-    counts: pd.DataFrame  # org_id, day, event, n
-    creators: pd.DataFrame  # org_id, day, user
-    groups: pd.DataFrame  # org_id, timestamp, name, plan, seat_count, mrr
-    quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties (PQL events)
-    quality: Counter = field(default_factory=Counter)
-    # person-level tables (plg_bridge.ingest.people); empty unless `people` is True
-    links: pd.DataFrame = field(default_factory=lambda: people_tables.empty("links"))
-    firsts: pd.DataFrame = field(default_factory=lambda: people_tables.empty("firsts"))
-    touches: pd.DataFrame = field(default_factory=lambda: people_tables.empty("touches"))
-    conversions: pd.DataFrame = field(default_factory=lambda: people_tables.empty("conversions"))
-    profiles: pd.DataFrame = field(default_factory=lambda: people_tables.empty("profiles"))
-    memberships: pd.DataFrame = field(default_factory=lambda: people_tables.empty("memberships"))
-    occurrences: pd.DataFrame = field(default_factory=lambda: people_tables.empty("occurrences"))
-    spans: pd.DataFrame = field(default_factory=lambda: people_tables.empty("spans"))
-    people: bool = False  # True when every file behind this partial was rolled up with people=True
+class PartialError(RuntimeError):
+    """A stored partial cannot be used; `prefix` names it."""
 
-    TABLES = ("counts", "creators", "groups", "quarantine")
-    PEOPLE_TABLES = tuple(people_tables.TABLES)
+    def __init__(self, message: str, prefix: str) -> None:
+        super().__init__(message)
+        self.prefix = prefix
+
+
+class MissingPartialError(PartialError):
+    """No completion marker: never written, or the write did not finish."""
+
+
+class DamagedPartialError(PartialError):
+    """The partial's objects do not match its marker or cannot be parsed (it was quarantined)."""
 
 
 def _empty(columns: dict[str, str]) -> pd.DataFrame:
@@ -65,9 +99,10 @@ def _empty(columns: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
 
 
-COUNTS = {"org_id": "str", "day": "datetime64[us, UTC]", "event": "str", "n": "int64"}
-CREATORS = {"org_id": "str", "day": "datetime64[us, UTC]", "user": "str"}
-GROUPS = {"org_id": "str", "timestamp": "datetime64[us, UTC]", **dict.fromkeys(GROUP_FIELDS, "str")}
+_TS = "datetime64[us, UTC]"
+COUNTS = {"org_id": "str", "day": _TS, "event": "str", "n": "int64", "cell": "int64"}
+CREATORS = {"org_id": "str", "day": _TS, "user": "str", "n": "int64", "cell": "int64"}
+GROUPS = {"org_id": "str", "timestamp": _TS, **dict.fromkeys(GROUP_FIELDS, "str")}
 QUARANTINE = {
     "file": "str",
     "row": "int64",
@@ -76,6 +111,47 @@ QUARANTINE = {
     "reason": "str",
     "properties": "str",
 }
+# one row per counted PQL-event copy: uuid hash, _inserted_at (us, NO_TIME when absent), file
+# (index into `sources`), the counts cell it added to (0: none) and its creators cell (0: none)
+SEEN = {"hash": "int64", "inserted": "int64", "source": "int32", "cell": "int64", "ucell": "int64"}
+SOURCES = {"source": "int32", "key": "str", "start": _TS}  # export file and interval start
+SCHEMAS = {
+    "counts": COUNTS,
+    "creators": CREATORS,
+    "groups": GROUPS,
+    "quarantine": QUARANTINE,
+    "seen": SEEN,
+    "sources": SOURCES,
+}
+
+
+@dataclass
+class Partial:
+    counts: pd.DataFrame  # org_id, day, event, n, cell
+    creators: pd.DataFrame  # org_id, day, user, n (creation events), cell
+    groups: pd.DataFrame  # org_id, timestamp, name, plan, seat_count, mrr
+    quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties (PQL events)
+    quality: Counter = field(default_factory=Counter)
+    # fingerprints of the counted events and the files they came from (see the module docstring)
+    seen: pd.DataFrame = field(default_factory=lambda: _empty(SEEN))
+    sources: pd.DataFrame = field(default_factory=lambda: _empty(SOURCES))
+    # person-level tables (plg_bridge.ingest.people); empty unless `people` is True
+    links: pd.DataFrame = field(default_factory=lambda: people_tables.empty("links"))
+    firsts: pd.DataFrame = field(default_factory=lambda: people_tables.empty("firsts"))
+    touches: pd.DataFrame = field(default_factory=lambda: people_tables.empty("touches"))
+    conversions: pd.DataFrame = field(default_factory=lambda: people_tables.empty("conversions"))
+    profiles: pd.DataFrame = field(default_factory=lambda: people_tables.empty("profiles"))
+    memberships: pd.DataFrame = field(default_factory=lambda: people_tables.empty("memberships"))
+    occurrences: pd.DataFrame = field(default_factory=lambda: people_tables.empty("occurrences"))
+    spans: pd.DataFrame = field(default_factory=lambda: _person_default("spans"))
+    people: bool = False  # True when every file behind this partial was rolled up with people=True
+
+    TABLES = tuple(SCHEMAS)
+    PEOPLE_TABLES = tuple(people_tables.TABLES)
+
+
+def _person_default(name: str) -> pd.DataFrame | None:
+    return people_tables.empty(name) if name in people_tables.TABLES else None
 
 
 def _group_rows(groups: pd.DataFrame, group_type: str) -> pd.DataFrame:
@@ -114,16 +190,318 @@ def latest_groups(groups: pd.DataFrame, per_day: bool = False) -> pd.DataFrame:
     return ordered[~ordered.groupby(keys).cumcount(ascending=False).astype(bool)].reset_index(drop=True)
 
 
-def rollup_file(location: Location, key: str, settings: Settings, people: bool = True) -> Partial:
+# -- fingerprints -------------------------------------------------------------------------------
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 (wrapping arithmetic): spreads every input bit."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def hash_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A 64-bit hash (uint64) of each string's UTF-8 bytes, the same in every batch and file.
+
+    Vectorised over Arrow's buffers: each value is folded 8 bytes at a time (zero-padded), seeded
+    with its length; nulls get their own seed (they form one group, as SQL's PARTITION BY does).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset : values.offset + n + 1]
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    data = values.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    seeds = lengths.astype(np.uint64)
+    if values.null_count:
+        seeds[~np.asarray(values.is_valid(), bool)] = np.uint64(1 << 40)
+    width = int(lengths.max())
+    if width and (lengths == width).all() and (np.diff(starts) == width).all():  # uuids: one reshape
+        rows = data[starts[0] : starts[0] + n * width].reshape(n, width)
+        return _fold(rows, seeds, np.full(n, -(-width // 8)))
+    out = np.empty(n, np.uint64)
+    step = max(1, (8 << 20) // max(8, width))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        w = max(1, int(lengths[a:b].max()))
+        span = np.arange(w)
+        inside = span[None, :] < lengths[a:b, None]
+        index = np.where(inside, starts[a:b, None] + span[None, :], 0)
+        rows = np.where(inside, data[index] if len(data) else 0, 0).astype(np.uint8)
+        out[a:b] = _fold(rows, seeds[a:b], -(-lengths[a:b] // 8))
+    return out
+
+
+def _fold(rows: np.ndarray, seeds: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Hash each row of a zero-padded byte matrix over its first `words` 8-byte lanes."""
+    import numpy as np
+
+    n, width = rows.shape
+    lanes_n = -(-width // 8)
+    if width != lanes_n * 8:
+        padded = np.zeros((n, lanes_n * 8), np.uint8)
+        padded[:, :width] = rows
+        rows = padded
+    lanes = np.ascontiguousarray(rows).view(np.uint64)
+    h = _mix(seeds ^ np.uint64(0x9E3779B97F4A7C15))
+    for i in range(lanes_n):
+        h = np.where(i < words, _mix(h ^ lanes[:, i]), h)
+    return h
+
+
+def _combine(*parts: np.ndarray) -> np.ndarray:
+    """One int64 key from several uint64 hashes / int64 values, never 0 or PLACEHOLDER."""
+    import numpy as np
+
+    h = np.full(len(parts[0]), np.uint64(0x9E3779B97F4A7C15), np.uint64)
+    for part in parts:
+        h = _mix(h ^ part.astype(np.uint64, copy=False))
+    out = h.view(np.int64)
+    out[(out == 0) | (out == PLACEHOLDER)] = 2
+    return out
+
+
+def _int64(values: pa.ChunkedArray | pa.Array, null: int) -> np.ndarray:
+    """A timestamp / integer column as int64 numpy, nulls replaced by `null`."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(pa.int64()).fill_null(null).to_numpy(zero_copy_only=False)
+
+
+def first_copies(keys: np.ndarray, *order: np.ndarray) -> np.ndarray:
+    """True at the first row of each distinct `keys` value when rows are ordered by `order`
+    (then by position). One sort of the keys; only rows whose key repeats are ordered further."""
+    import numpy as np
+
+    n = len(keys)
+    keep = np.ones(n, bool)
+    if n < 2:
+        return keep
+    by_key = np.argsort(keys, kind="stable")
+    sorted_keys = keys[by_key]
+    repeat = sorted_keys[1:] == sorted_keys[:-1]
+    if not repeat.any():
+        return keep
+    in_group = np.zeros(n, bool)
+    in_group[1:] |= repeat
+    in_group[:-1] |= repeat
+    rows = by_key[in_group]  # every row sharing its key with another, grouped by key
+    ranked = rows[np.lexsort((rows, *(o[rows] for o in reversed(order)), keys[rows]))]
+    later = np.zeros(len(ranked), bool)
+    later[1:] = keys[ranked[1:]] == keys[ranked[:-1]]
+    keep[ranked[later]] = False
+    return keep
+
+
+# -- one file -----------------------------------------------------------------------------------
+
+
+class _Counter:
+    """The PQL rows of one file, batch by batch, as fingerprints plus the cells they add to."""
+
+    def __init__(self, settings: Settings) -> None:
+        import pyarrow as pa
+
+        self.breadth = settings.pql.breadth_event
+        self.placeholders = pa.array(
+            sorted({p.lower() for p in settings.exports.placeholder_ids}), pa.string()
+        )
+        self.columns: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("hash", "inserted", "row", "cell", "ucell")
+        }
+        self.no_org: list[np.ndarray] = []
+        self.cells: list[pa.Table] = []
+        self.ucells: list[pa.Table] = []
+
+    def add(self, events: pa.Table) -> None:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not events.num_rows:
+            return
+        org = events.column("org_id")
+        has_org = pc.fill_null(pc.not_equal(org, ""), False)
+        ts = _int64(events.column("timestamp"), -1)
+        day = np.where(ts >= 0, ts // DAY_US * DAY_US, -1)
+        counted = np.asarray(has_org, bool) & (ts >= 0)
+        h_org = hash_text(org)
+        cell = np.where(counted, _combine(h_org, day, hash_text(events.column("event"))), 0)
+
+        person = events.column("person_id")
+        person = pc.if_else(
+            pc.fill_null(pc.not_equal(person, ""), False), person, pa.scalar(None, pa.string())
+        )
+        user = pc.coalesce(person, events.column("distinct_id"))
+        made = counted & np.asarray(pc.fill_null(pc.equal(events.column("event"), self.breadth), False), bool)
+        placeholder = np.asarray(
+            pc.fill_null(pc.is_in(pc.utf8_lower(user), value_set=self.placeholders), True), bool
+        )
+        ucell = np.where(made & ~placeholder, _combine(h_org, day, hash_text(user)), 0)
+        ucell[made & placeholder] = PLACEHOLDER
+
+        self.columns["hash"].append(hash_text(events.column("uuid")).view(np.int64))
+        self.columns["inserted"].append(_int64(events.column("inserted_at"), NO_TIME))
+        self.columns["row"].append(_int64(events.column("row"), 0))
+        self.columns["cell"].append(cell)
+        self.columns["ucell"].append(ucell)
+        self.no_org.append(~np.asarray(has_org, bool))
+
+        days = pa.array(day, pa.int64()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        for out, keys, names in (
+            (self.cells, cell, ("org_id", "day", "event")),
+            (self.ucells, ucell, ("org_id", "day", "user")),
+        ):
+            wanted = np.flatnonzero((keys != 0) & (keys != PLACEHOLDER))
+            if not len(wanted):
+                continue
+            _, first = np.unique(keys[wanted], return_index=True)
+            take = pa.array(wanted[first])
+            values = {"org_id": org, "day": days, "event": events.column("event"), "user": user}
+            out.append(
+                pa.table(
+                    {name: pc.take(values[name], take) for name in names} | {"cell": pa.array(keys[take])}
+                )
+            )
+
+    def finish(
+        self, quality: Counter, key: str
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """counts, creators, seen and sources of the file; one copy per uuid (earliest
+        `_inserted_at`, then row order)."""
+        import numpy as np
+        import pandas as pd
+
+        from plg_bridge.ingest.layout import parse_key
+
+        cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self.columns.items()}
+        keep = first_copies(cols["hash"], cols["inserted"], cols["row"])
+        no_org = np.concatenate(self.no_org) if self.no_org else np.zeros(0, bool)
+        quality["duplicates"] += int((~keep).sum())
+        quality["missing_org"] += int((keep & no_org).sum())
+        quality["rows_used"] += int((keep & ~no_org).sum())
+        quality["placeholder_users"] += int((keep & (cols["ucell"] == PLACEHOLDER)).sum())
+        counts = _cell_totals(self.cells, cols["cell"][keep], COUNTS)
+        creators = _cell_totals(self.ucells, cols["ucell"][keep], CREATORS)
+        seen = pd.DataFrame(
+            {
+                "hash": cols["hash"][keep],
+                "inserted": cols["inserted"][keep],
+                "source": np.zeros(int(keep.sum()), np.int32),
+                "cell": cols["cell"][keep],
+                "ucell": cols["ucell"][keep],
+            }
+        )
+        start = parse_key(key).start
+        sources = pd.DataFrame({"source": [0], "key": [key], "start": [start]}).astype(SOURCES)
+        return counts, creators, seen, sources
+
+
+def _cell_totals(dictionary: list[pa.Table], cells: np.ndarray, columns: dict[str, str]) -> pd.DataFrame:
+    """How many kept copies added to each cell, with the cell's key columns."""
+    import numpy as np
+    import pyarrow as pa
+
+    cells = cells[(cells != 0) & (cells != PLACEHOLDER)]
+    if not len(cells) or not dictionary:
+        return _empty(columns)
+    keys, n = np.unique(cells, return_counts=True)
+    known = pa.concat_tables(dictionary).to_pandas().drop_duplicates("cell").set_index("cell")
+    frame = known.reindex(keys).reset_index().assign(n=n)
+    return _sorted(frame[list(columns)].astype(columns), columns)
+
+
+def _sorted(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    keys = [c for c in columns if c not in ("n", "cell")]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """`items` produced by a background thread, at most `depth` ahead of the consumer.
+
+    Arrow releases the GIL while it decodes Parquet and parses JSON, so reading the next batch
+    overlaps aggregating this one: one rollup uses two cores. Errors re-raise in the consumer.
+    """
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failure(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="rollup-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def rollup_file(
+    location: Location,
+    key: str,
+    settings: Settings,
+    people: bool = True,
+    *,
+    threads: bool = True,
+) -> Partial:
     """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it.
 
     `people=False` reads only the PQL events and skips the person tables (`plg-bridge score`).
+    Memory follows the record batch (plus the file's compact fingerprints and small tables);
+    with `threads` the next batch is read while this one is aggregated (same result).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     events = settings.pql.events
-    slim, groups, quarantine = [], [], []
+    groups, quarantine = [], []
     person_parts: dict[str, list[pd.DataFrame]] = {name: [] for name in Partial.PEOPLE_TABLES}
     quality: Counter = Counter(dict.fromkeys(QUALITY_COUNTERS, 0))
     if people:
@@ -140,8 +518,9 @@ def rollup_file(location: Location, key: str, settings: Settings, people: bool =
         # used when the export's person_properties column is read (exports.schema.OPTIONAL)
         person_properties=people_tables.person_properties(settings.models) if people else None,
     )
+    counter = _Counter(settings)
     wanted = pa.array(list(events))
-    for batch in batches:
+    for n, batch in enumerate(prefetched(batches) if threads else batches, 1):
         quality["rows_read"] += batch.rows
         if people:
             tables, placeholder_rows = people_tables.from_slim(
@@ -149,64 +528,84 @@ def rollup_file(location: Location, key: str, settings: Settings, people: bool =
             )
             for name, table in tables.items():
                 person_parts[name].append(table)
+                if n % PEOPLE_COMPACT == 0:
+                    person_parts[name] = [people_tables.merge(name, person_parts[name])]
             quality["people_rows"] += batch.events.num_rows
             quality["people_placeholder_ids"] += placeholder_rows
             quality["people_quarantined"] += batch.quarantine.num_rows
             # the PQL tables see exactly the rows a PQL-only read would have kept
             is_pql = pc.fill_null(pc.is_in(batch.events.column("event"), value_set=wanted), False)
-            slim.append(batch.events.filter(is_pql).select(reader.slim_schema().names))
+            counter.add(batch.events.filter(is_pql).select(reader.slim_schema().names))
             is_pql = pc.fill_null(pc.is_in(batch.quarantine.column("event"), value_set=wanted), False)
             quarantine.append(batch.quarantine.filter(is_pql))
         else:
-            slim.append(batch.events)
+            counter.add(batch.events)
             quarantine.append(batch.quarantine)
         groups.append(batch.groups)
 
-    frame = pa.concat_tables(slim or [reader.slim_schema().empty_table()]).to_pandas()
     quarantined = (
         pa.concat_tables(quarantine).to_pandas() if quarantine else _empty(QUARANTINE).drop(columns="file")
     )
-    for reason, n in quarantined["reason"].value_counts().items():
-        quality[f"quarantined_{reason}"] += int(n)
+    for reason, count in quarantined["reason"].value_counts().items():
+        quality[f"quarantined_{reason}"] += int(count)
     quarantined.insert(0, "file", location.uri_of(key))
-
-    duplicated = frame["uuid"].duplicated(keep="first")
-    quality["duplicates"] += int(duplicated.sum())
-    frame = frame[~duplicated]
-    has_org = frame["org_id"].notna() & (frame["org_id"] != "")
-    quality["missing_org"] += int((~has_org).sum())
-    frame = frame[has_org]
-    quality["rows_used"] += len(frame)
-
-    frame = frame.assign(day=frame["timestamp"].dt.floor("D"))
-    counts = frame.groupby(["org_id", "day", "event"], as_index=False, observed=True).size()
-    counts = counts.rename(columns={"size": "n"}).astype(COUNTS)
-
-    made = frame[frame["event"] == settings.pql.breadth_event]
-    person = made["person_id"].where(made["person_id"].notna() & (made["person_id"] != ""))
-    user = person.fillna(made["distinct_id"])
-    placeholder = user.isna() | user.str.lower().isin(settings.exports.placeholder_ids)
-    quality["placeholder_users"] += int(placeholder.sum())
-    creators = (
-        made.assign(user=user)[~placeholder][["org_id", "day", "user"]].drop_duplicates().astype(CREATORS)
-    )
+    counts, creators, seen, sources = counter.finish(quality, key)
 
     group_table = (
         pa.concat_tables(groups).to_pandas() if groups else _empty({"timestamp": "str", "properties": "str"})
     )
     return Partial(
-        counts=counts.reset_index(drop=True),
-        creators=creators.reset_index(drop=True),
+        counts=counts,
+        creators=creators,
         groups=_group_rows(group_table, settings.exports.group_type),
         quarantine=quarantined.astype(QUARANTINE).reset_index(drop=True),
         quality=quality,
+        seen=seen,
+        sources=sources,
         **{name: people_tables.merge(name, parts) for name, parts in person_parts.items()},
         people=people,
     )
 
 
+def rollup_files(
+    location: Location,
+    keys: list[str],
+    rollup: Callable[[str], Partial],
+    workers: int | None = None,
+) -> Iterator[Partial]:
+    """`rollup(key)` for every key on a few threads (the machine's cores), yielded in key order.
+
+    At most `workers` files are read at once (default: the cores, at most 4), so memory stays a
+    few files' batches. Results are those of the serial loop: each file's partial is its own.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers <= 1 or len(keys) <= 1:
+        yield from (rollup(k) for k in keys)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollup") as pool:
+        futures = [pool.submit(rollup, k) for k in keys[:workers]]
+        for i in range(len(keys)):
+            result = futures[i].result()
+            futures[i] = None  # type: ignore[call-overload]  # let the partial go once yielded
+            if i + workers < len(keys):
+                futures.append(pool.submit(rollup, keys[i + workers]))
+            yield result
+
+
+# -- merge --------------------------------------------------------------------------------------
+
+
 def merge(partials: Iterable[Partial]) -> Partial:
-    """Combine partials of different files; the result is again a Partial."""
+    """Combine partials of different files; the result is again a Partial.
+
+    One count per event: a uuid seen in several partials keeps its earliest copy (`_inserted_at`,
+    then export interval, then file); the later copies' counts and creators are taken back out.
+    The result does not depend on the order of `partials`.
+    """
+    import numpy as np
     import pandas as pd
 
     parts = list(partials)
@@ -217,16 +616,50 @@ def merge(partials: Iterable[Partial]) -> Partial:
         frames = [getattr(p, name) for p in parts if len(getattr(p, name))]
         return pd.concat(frames, ignore_index=True).astype(columns) if frames else _empty(columns)
 
-    counts = cat("counts", COUNTS).groupby(["org_id", "day", "event"], as_index=False)["n"].sum()
+    # sources renumbered 0..k-1 across the parts; each part's seen.source shifted alike
+    offsets, total = [], 0
+    for p in parts:
+        offsets.append(total)
+        total += len(p.sources)
+    sources = cat("sources", SOURCES)
+    sources["source"] = np.arange(len(sources), dtype=np.int32)
+    seen_parts = [(p.seen, off) for p, off in zip(parts, offsets, strict=True) if len(p.seen)]
+    column = {
+        name: np.concatenate([s[name].to_numpy() for s, _ in seen_parts]) if seen_parts else np.zeros(0, dt)
+        for name, dt in (("hash", np.int64), ("inserted", np.int64), ("cell", np.int64), ("ucell", np.int64))
+    }
+    column["source"] = (
+        np.concatenate([s["source"].to_numpy(np.int32) + off for s, off in seen_parts])
+        if seen_parts
+        else np.zeros(0, np.int32)
+    )
+    # rank of each source: export interval start (files without one last), then key
+    order = sources.assign(unknown=sources["start"].isna()).sort_values(
+        ["unknown", "start", "key", "source"], kind="stable"
+    )
+    rank = np.empty(len(sources), np.int64)
+    rank[order["source"].to_numpy()] = np.arange(len(sources))
+    keep = first_copies(
+        column["hash"], column["inserted"], rank[column["source"]] if len(rank) else column["source"]
+    )
+    lost = ~keep
+
     quality: Counter = Counter()
     for p in parts:
         quality.update(p.quality)
+    if lost.any():
+        quality["duplicates_across_files"] += int(lost.sum())
+        quality["rows_used"] -= int((lost & (column["cell"] != 0)).sum())
+        quality["placeholder_users"] -= int((lost & (column["ucell"] == PLACEHOLDER)).sum())
+    seen = pd.DataFrame({name: column[name][keep] for name in SEEN}).astype(SEEN)
     return Partial(
-        counts=counts.astype(COUNTS),
-        creators=cat("creators", CREATORS).drop_duplicates(ignore_index=True),
+        counts=_undo(cat("counts", COUNTS), column["cell"][lost], COUNTS),
+        creators=_undo(cat("creators", CREATORS), column["ucell"][lost], CREATORS),
         groups=latest_groups(cat("groups", GROUPS), per_day=True),
         quarantine=cat("quarantine", QUARANTINE),
         quality=quality,
+        seen=seen,
+        sources=sources,
         **{
             name: people_tables.merge(name, (getattr(p, name) for p in parts))
             for name in Partial.PEOPLE_TABLES
@@ -235,29 +668,186 @@ def merge(partials: Iterable[Partial]) -> Partial:
     )
 
 
+def _undo(frame: pd.DataFrame, lost_cells: np.ndarray, columns: dict[str, str]) -> pd.DataFrame:
+    """Sum `n` per cell, less one for every dropped copy that had added to it."""
+    import numpy as np
+    import pandas as pd
+
+    if frame.empty:
+        return frame
+    codes, cells = pd.factorize(frame["cell"])
+    n = np.bincount(codes, weights=frame["n"].to_numpy(np.float64), minlength=len(cells)).astype(np.int64)
+    lost_cells = lost_cells[(lost_cells != 0) & (lost_cells != PLACEHOLDER)]
+    if len(lost_cells):
+        keys, times = np.unique(lost_cells, return_counts=True)
+        at = pd.Index(cells).get_indexer(keys)
+        if (at < 0).any():
+            raise ValueError(
+                "a dropped copy names a count cell that no partial holds (partials of another format?)"
+            )
+        np.subtract.at(n, at, times)
+    _, first = np.unique(codes, return_index=True)
+    out = frame.iloc[first].assign(n=n)
+    return _sorted(out[out["n"] > 0][list(columns)].astype(columns), columns)
+
+
+# -- storage ------------------------------------------------------------------------------------
+
+
+def _digest(sizes: dict[str, int]) -> str:
+    return hashlib.sha256(json.dumps(sorted(sizes.items())).encode()).hexdigest()[:16]
+
+
 def write(partial: Partial, location: Location, prefix: str) -> None:
-    """Store a Partial as one Parquet per table plus its quality counters under `prefix`.
+    """Store a Partial under `prefix`: one Parquet per table, quality.json, then the marker LAST.
 
     The person tables are written only when computed (`partial.people`), under `{prefix}/people/`.
+    A partial rebuilt after its damaged predecessor was quarantined says so (quality
+    `partials_rebuilt`, and a quarantine row naming the damaged object and the damage).
     """
-    for name in Partial.TABLES:
-        location.write_frame(f"{prefix}/{name}.parquet", getattr(partial, name))
-    if partial.people:
-        for name in Partial.PEOPLE_TABLES:
-            location.write_frame(f"{prefix}/people/{name}.parquet", getattr(partial, name))
-    location.write_bytes(f"{prefix}/quality.json", json.dumps(dict(partial.quality), sort_keys=True).encode())
+    from plg_bridge.storage import parquet_bytes
+
+    note = f"{QUARANTINE_ROOT}/{prefix}/reason.json"
+    if location.exists(note):
+        reason = json.loads(location.read_bytes(note))
+        partial.quality["partials_rebuilt"] += 1
+        row = [
+            reason.get("object", location.uri_of(prefix)),
+            -1,
+            None,
+            None,
+            "damaged_partial",
+            reason["reason"],
+        ]
+        partial.quarantine = _with_row(partial.quarantine, row)
+        location.write_bytes(f"{QUARANTINE_ROOT}/{prefix}/rebuilt.json", json.dumps(reason).encode())
+        location.delete(note)
+    for obj in location.child(prefix).list():  # an older marker must not vouch for the new objects
+        if obj.key.rsplit("/", 1)[-1].startswith(MARKER):
+            location.delete(f"{prefix}/{obj.key}")
+    sizes: dict[str, int] = {}
+    names = list(Partial.TABLES) + ([f"people/{n}" for n in Partial.PEOPLE_TABLES] if partial.people else [])
+    for name in names:
+        data = parquet_bytes(getattr(partial, name.removeprefix("people/")))
+        location.write_bytes(f"{prefix}/{name}.parquet", data)
+        sizes[f"{name}.parquet"] = len(data)
+    quality = json.dumps(dict(partial.quality), sort_keys=True).encode()
+    location.write_bytes(f"{prefix}/quality.json", quality)
+    sizes["quality.json"] = len(quality)
+    body = json.dumps({"objects": sizes, "people": partial.people}, sort_keys=True).encode()
+    location.write_bytes(f"{prefix}/{MARKER}{_digest(sizes)}.json", body)
+
+
+def _with_row(frame: pd.DataFrame, row: list) -> pd.DataFrame:
+    import pandas as pd
+
+    added = pd.DataFrame([row], columns=list(QUARANTINE)).astype(QUARANTINE)
+    return pd.concat([frame, added], ignore_index=True) if len(frame) else added
+
+
+def check(location: Location, prefix: str, listed: dict[str, int] | None = None) -> dict[str, int]:
+    """The objects of a finished partial (relative name -> size), after checking them against the
+    marker: MissingPartialError without a marker, DamagedPartialError naming what differs."""
+    if listed is None:
+        listed = {o.key: o.size for o in location.child(prefix).list()}
+    markers = [k for k in listed if k.rsplit("/", 1)[-1].startswith(MARKER)]
+    if not markers:
+        raise MissingPartialError(
+            f"{location.uri_of(prefix)}: no completion marker (not written, or unfinished)", prefix
+        )
+    marker = markers[0]
+    base = [f"{name}.parquet" for name in Partial.TABLES] + ["quality.json"]
+    for names in (base, base + [f"people/{name}.parquet" for name in Partial.PEOPLE_TABLES]):
+        objects = {name: listed[name] for name in names if name in listed}  # others (a manifest) aside
+        if len(objects) == len(names) and marker == f"{MARKER}{_digest(objects)}.json":
+            return objects
+    try:
+        expected = json.loads(location.read_bytes(f"{prefix}/{marker}"))["objects"]
+        why = []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        expected, why = {}, [f"{location.uri_of(f'{prefix}/{marker}')}: unreadable marker ({exc})"]
+    for name in sorted(expected):
+        if name not in listed:
+            why.append(f"{location.uri_of(f'{prefix}/{name}')}: missing")
+        elif expected[name] != listed[name]:
+            why.append(
+                f"{location.uri_of(f'{prefix}/{name}')}: {listed[name]} bytes, expected {expected[name]}"
+            )
+    raise DamagedPartialError("damaged partial: " + "; ".join(why or [f"{marker} does not match"]), prefix)
+
+
+def quarantine(location: Location, prefix: str, reason: str) -> str:
+    """Move every object of `prefix` under `quarantine/<prefix>/` with a reason.json; returns it."""
+    target = f"{QUARANTINE_ROOT}/{prefix}"
+    for obj in location.child(prefix).list():
+        location.move(f"{prefix}/{obj.key}", f"{target}/{obj.key}")
+    note = {"object": location.uri_of(prefix), "reason": reason}
+    location.write_bytes(f"{target}/reason.json", json.dumps(note, sort_keys=True).encode())
+    log.error(
+        "quarantined damaged partial %s to %s: %s", location.uri_of(prefix), location.uri_of(target), reason
+    )
+    return location.uri_of(target)
+
+
+def finished(location: Location, root: str = "partials") -> set[str]:
+    """Prefixes under `root` holding a sound partial, from one LIST. A damaged one (its objects'
+    sizes differ from its marker: an empty quality.json, a truncated Parquet) is quarantined and
+    left out, so the caller rebuilds it; one without a marker is left out (missing)."""
+    by_dir: dict[str, dict[str, int]] = {}
+    listed = location.child(root).list()
+    prefixes = {
+        o.key.rsplit("/", 1)[0] for o in listed if "/" in o.key and o.key.rsplit("/", 1)[1].startswith(MARKER)
+    }
+    for obj in listed:
+        parent = obj.key.rsplit("/", 1)[0] if "/" in obj.key else ""
+        for candidate in (parent, parent.rsplit("/", 1)[0] if "/" in parent else None):
+            if candidate in prefixes:
+                by_dir.setdefault(candidate, {})[obj.key[len(candidate) + 1 :]] = obj.size
+                break
+    sound = set()
+    for prefix, objects in by_dir.items():
+        full = f"{root}/{prefix}"
+        try:
+            check(location, full, objects)
+        except DamagedPartialError as exc:
+            quarantine(location, full, str(exc))
+            continue
+        sound.add(full)
+    return sound
 
 
 def read(location: Location, prefix: str) -> Partial:
-    """A stored Partial; one written without person tables reads back with `people=False`."""
-    tables = {
-        name: location.read_frame(f"{prefix}/{name}.parquet").astype(columns)
-        for name, columns in zip(Partial.TABLES, (COUNTS, CREATORS, GROUPS, QUARANTINE), strict=True)
-    }
-    people = location.exists(f"{prefix}/people/{Partial.PEOPLE_TABLES[-1]}.parquet")
-    if people:
-        for name in Partial.PEOPLE_TABLES:
-            frame = location.read_frame(f"{prefix}/people/{name}.parquet")
-            tables[name] = frame.astype(people_tables.TABLES[name])
-    quality = Counter(json.loads(location.read_bytes(f"{prefix}/quality.json")))
-    return Partial(**tables, quality=quality, people=people)
+    """A stored Partial; one written without person tables reads back with `people=False`.
+
+    Raises MissingPartialError (no marker) or DamagedPartialError (objects differ from the marker
+    or cannot be parsed; the partial is quarantined first, so the next rollup rebuilds it).
+    """
+    import pyarrow as pa
+
+    from plg_bridge.storage import StorageError
+
+    try:
+        objects = check(location, prefix)
+    except DamagedPartialError as exc:
+        quarantine(location, prefix, str(exc))
+        raise
+    people = f"people/{Partial.PEOPLE_TABLES[-1]}.parquet" in objects
+    current = prefix
+    try:
+        tables = {}
+        for name, columns in SCHEMAS.items():
+            current = f"{prefix}/{name}.parquet"
+            tables[name] = location.read_frame(current).astype(columns)
+        if people:
+            for name in Partial.PEOPLE_TABLES:
+                current = f"{prefix}/people/{name}.parquet"
+                tables[name] = location.read_frame(current).astype(people_tables.TABLES[name])
+        current = f"{prefix}/quality.json"
+        quality = json.loads(location.read_bytes(current))
+        if not isinstance(quality, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, StorageError, pa.ArrowException, ValueError, KeyError, TypeError) as exc:
+        reason = f"{location.uri_of(current)}: {type(exc).__name__}: {exc}"
+        quarantine(location, prefix, reason)
+        raise DamagedPartialError(f"damaged partial {reason}", prefix) from exc
+    return Partial(**tables, quality=Counter(quality), people=people)
