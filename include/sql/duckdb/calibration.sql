@@ -20,7 +20,7 @@
 -- Definitions (see models/calibration.py):
 -- * as-of dates D = T - horizon, T - horizon - step, ... back to T - horizon - lookback and not before
 --   the first day with a PQL event + 2 PQL weeks;
--- * the PQL score as of D is pql.sql's (rows deduplicated by uuid within a file, organization from
+-- * the PQL score as of D is pql.sql's (rows deduplicated by uuid across files, organization from
 --   $group_0 else $groups.organization, unparseable properties left out, half-open weeks), per D;
 -- * observations: organizations scored as of D, minus test_org_ids, minus those with a conversion
 --   before D; converted = a conversion of the organization in [D, D + horizon); conversions are the
@@ -58,7 +58,7 @@ SELECT
     coalesce(getvariable('test_org_ids'), []::VARCHAR[]) AS test_org_ids;
 
 CREATE OR REPLACE TEMP TABLE plg_calibration_raw AS
-SELECT filename, file_row_number, uuid, timestamp, event, distinct_id, person_id, properties,
+SELECT filename, file_row_number, uuid, timestamp, _inserted_at, event, distinct_id, person_id, properties,
        coalesce(
            json_extract_string(properties, '$."$group_0"'),
            json_extract_string(properties, '$."$groups".organization')
@@ -69,13 +69,15 @@ WHERE json_valid(properties) AND json_type(properties) = 'OBJECT';
 -- PQL events per organization and day (the partials' counts and creators)
 CREATE OR REPLACE TEMP TABLE plg_calibration_events AS
 WITH s AS (SELECT * FROM plg_calibration_settings)
-SELECT DISTINCT ON (r.filename, r.uuid)
-    r.org_id, r.event, date_trunc('day', r.timestamp) AS day,
-    coalesce(nullif(r.person_id, ''), r.distinct_id) AS user_key
-FROM plg_calibration_raw r, s
-WHERE r.event IN (s.velocity_event, s.breadth_event, s.integration_event)
-  AND r.org_id IS NOT NULL AND r.org_id <> ''
-ORDER BY r.filename, r.uuid, r.file_row_number;
+SELECT * EXCLUDE (keep) FROM (  -- one row per uuid across all files: the earliest _inserted_at, then file
+    SELECT r.org_id, r.event, date_trunc('day', r.timestamp) AS day,
+           coalesce(nullif(r.person_id, ''), r.distinct_id) AS user_key,
+           row_number() OVER (PARTITION BY r.uuid
+                              ORDER BY r._inserted_at NULLS LAST, r.filename, r.file_row_number) = 1 AS keep
+    FROM plg_calibration_raw r, s
+    WHERE r.event IN (s.velocity_event, s.breadth_event, s.integration_event)
+)
+WHERE keep AND org_id IS NOT NULL AND org_id <> '';
 
 CREATE OR REPLACE TEMP TABLE plg_calibration_conversions AS
 WITH s AS (SELECT * FROM plg_calibration_settings),

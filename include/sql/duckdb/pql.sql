@@ -3,15 +3,16 @@
 --
 -- Inputs (DuckDB variables):  files  = list of export Parquet paths
 --                             as_of  = T, TIMESTAMPTZ at 00:00 UTC (exclusive)
--- Same semantics as the pandas path: duplicates dropped by uuid within a file, organization from
+-- Same semantics as the pandas path: one row per uuid across all files (the copy with the earliest
+-- _inserted_at, then the earliest file name: PostHog names start with the interval), organization from
 -- properties.$group_0 else properties.$groups.organization, rows with unparseable properties set
 -- aside, creators = person_id else distinct_id minus placeholder ids, half-open weeks.
 WITH raw AS (
-    SELECT filename, file_row_number, uuid, timestamp, event, distinct_id, person_id, properties
+    SELECT filename, file_row_number, uuid, timestamp, _inserted_at, event, distinct_id, person_id, properties
     FROM read_parquet(getvariable('files'), filename = true, file_row_number = true)
 ),
 scoring AS (
-    SELECT DISTINCT ON (filename, uuid)
+    SELECT
         filename, uuid, timestamp, event, distinct_id, person_id,
         coalesce(
             json_extract_string(properties, '$."$group_0"'),
@@ -20,7 +21,8 @@ scoring AS (
     FROM raw
     WHERE event IN ('core_feature_used', 'creation_event', 'integration_connected')
       AND json_valid(properties) AND json_type(properties) = 'OBJECT'
-    ORDER BY filename, uuid, file_row_number
+    QUALIFY row_number() OVER (
+        PARTITION BY uuid ORDER BY _inserted_at NULLS LAST, filename, file_row_number) = 1
 ),
 windowed AS (
     SELECT *, coalesce(nullif(person_id, ''), distinct_id) AS user_key

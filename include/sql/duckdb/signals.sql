@@ -65,26 +65,27 @@ SELECT
     coalesce(getvariable('signals_integration_detail'), 'provider') AS integration_detail;
 
 -- PQL rows as pql.sql reads them: any distinct_id (placeholders are only left out of the creators),
--- properties a JSON object, one row per uuid and file.
+-- properties a JSON object, one row per uuid across all files (earliest _inserted_at, then file).
 CREATE OR REPLACE TEMP TABLE plg_pql_rows AS
 WITH s AS (SELECT * FROM plg_signal_settings),
 raw AS (
-    SELECT filename, file_row_number, uuid, timestamp, event, distinct_id, person_id, properties
+    SELECT filename, file_row_number, uuid, timestamp, _inserted_at, event, distinct_id, person_id, properties
     FROM (
         SELECT * FROM read_parquet(getvariable('files'), filename = true, file_row_number = true,
                                    union_by_name = true)
         UNION ALL BY NAME
-        SELECT NULL::VARCHAR AS person_id WHERE false  -- optional column
+        SELECT NULL::VARCHAR AS person_id, NULL::TIMESTAMPTZ AS _inserted_at WHERE false  -- optional
     )
 )
-SELECT DISTINCT ON (r.filename, r.uuid)
+SELECT
     r.filename, r.uuid, r.timestamp, r.event, r.distinct_id, r.person_id,
     coalesce(json_extract_string(r.properties, '$."$group_0"'),
              json_extract_string(r.properties, '$."$groups".organization')) AS org_id
 FROM raw r, s
 WHERE r.event IN (s.velocity_event, s.breadth_event, s.integration_event)
   AND json_valid(r.properties) AND json_type(r.properties) = 'OBJECT'
-ORDER BY r.filename, r.uuid, r.file_row_number;
+QUALIFY row_number() OVER (
+    PARTITION BY r.uuid ORDER BY r._inserted_at NULLS LAST, r.filename, r.file_row_number) = 1;
 
 CREATE OR REPLACE TEMP MACRO plg_pql_scores(t) AS TABLE
 WITH s AS (SELECT * FROM plg_signal_settings),
