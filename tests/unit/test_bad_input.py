@@ -138,3 +138,54 @@ def test_groupidentify_with_null_properties_is_skipped_not_fatal(tmp_path, setti
     broken["properties"] = None
     write_export(tmp_path, [event("core_feature_used", "2026-11-18"), named, broken])
     assert score_export(location(str(tmp_path)), AS_OF, settings).scores["org_name"].tolist() == ["Acme"]
+
+
+def test_unreadable_person_properties_are_listed_and_the_event_kept(tmp_path, settings):
+    from collections import Counter
+
+    from plg_bridge.ingest.people import person_properties
+    from plg_bridge.ingest.reader import iter_batches
+
+    rows = [event("core_feature_used", "2026-11-18", uuid=f"u{i}") for i in range(5)]
+    for row, doc in zip(rows, ['{"email":"a@b.c"}', "[1]", None, "null", '{"email":"\xff'], strict=True):
+        row["person_properties"] = doc
+    write_export(tmp_path, rows, name="p.parquet")
+    counters: Counter = Counter()
+    batches = list(
+        iter_batches(
+            location(str(tmp_path)),
+            "p.parquet",
+            settings.exports,
+            None,
+            person_properties=person_properties(settings.models),
+            counters=counters,
+        )
+    )
+    events = pa.concat_tables([b.events for b in batches])
+    assert events.column("uuid").to_pylist() == [f"u{i}" for i in range(5)]  # every event kept
+    emails = [p and p["email"] for p in events.column("person_properties").to_pylist()]
+    assert emails == ["a@b.c", None, None, None, None]
+    listed = pa.concat_tables([b.person_quarantine for b in batches]).to_pylist()
+    assert [(r["row"], r["uuid"], r["reason"]) for r in listed] == [
+        (1, "u1", "malformed_person_properties"),
+        (4, "u4", "malformed_person_properties"),
+    ]
+    assert listed[0]["properties"] == "[1]"
+    assert sum(b.quarantine.num_rows for b in batches) == 0
+
+
+def test_properties_that_are_not_utf8_are_quarantined_with_readable_text(tmp_path, settings):
+    rows = [event("core_feature_used", "2026-11-18", uuid=f"u{i}") for i in range(3)]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    raw = [r["properties"].encode() for r in rows]
+    raw[1] = b'{"$group_0":"org_\xff"}'  # Parquet does not check UTF-8; Arrow's JSON reader would pass it on
+    docs = pa.array(raw, pa.binary()).view(pa.string())
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("properties"), "properties", docs),
+        tmp_path / "x.parquet",
+    )
+    result = score_export(location(str(tmp_path)), AS_OF, settings)
+    assert result.scores["events_this_week"].tolist() == [2]
+    row = result.quarantine.iloc[0]
+    assert (row["row"], row["uuid"], row["reason"]) == (1, "u1", "malformed_properties")
+    assert row["properties"] == '{"$group_0":"org_\\xff"}' and row["file"].endswith("x.parquet")

@@ -1,17 +1,23 @@
 """Raw record batches from an export object, whatever format PostHog wrote.
 
 Parquet (any codec: the compression is inside the file, the extension only follows it) is read
-with column projection, one record batch at a time. JSON Lines (PostHog's default format, plain
-or compressed as the extension says) is streamed line by line; its nested `properties` objects
-are turned back into JSON text so both formats leave here with the same columns and types.
+with column projection, one row group and record batch at a time; given an event-time window, row
+groups whose `timestamp` statistics lie wholly outside it are skipped unread. JSON Lines (PostHog's
+default format, plain or compressed as the extension says) is streamed in fixed-size reads; its
+nested `properties` objects are turned back into JSON text so both formats leave here with the same
+columns and types. A line longer than `max_line_bytes` is never held in memory: it is skipped to
+its end and comes out as a row with only `_quarantine` set (file line, size), plus its `uuid` and
+`event` when they stand at the head of the line, for the reader to quarantine.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from plg_bridge.ingest.schema import OPTIONAL, REQUIRED, ExportSchemaError, columns_to_read
 
@@ -22,6 +28,12 @@ if TYPE_CHECKING:
 
 # PostHog's extension -> pyarrow codec name, for JSON Lines streams.
 JSONL_CODECS = {"gz": "gzip", "br": "brotli", "zst": "zstd", "lz4": "lz4"}
+MAX_LINE_BYTES = 16 << 20  # default of exports.max_line_bytes
+READ_BYTES = 1 << 20  # JSON Lines are read this much at a time
+HEAD_BYTES = 64 << 10  # of an over-long line, kept to find its uuid and event
+QUARANTINE = "_quarantine"  # column of rows the format could not read (JSON Lines only)
+OVERSIZED_LINE = "oversized_line"
+Window = tuple[datetime, datetime]  # event time, [start, end)
 
 
 class ExportReadError(RuntimeError):
@@ -33,15 +45,39 @@ def is_jsonl(key: str) -> bool:
 
 
 def raw_batches(
-    location: Location, key: str, batch_rows: int, extra: tuple[str, ...] = ()
+    location: Location,
+    key: str,
+    batch_rows: int,
+    extra: tuple[str, ...] = (),
+    *,
+    window: Window | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    counters: Counter | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches with the required columns, plus the optional and `extra` ones present."""
-    reader = _jsonl_batches if is_jsonl(key) else _parquet_batches
-    yield from reader(location, key, batch_rows, OPTIONAL + extra)
+    """Record batches with the required columns, plus the optional and `extra` ones present.
+
+    `window` (event time, [start, end)) lets Parquet skip row groups whose `timestamp` statistics
+    show every row outside it; the batches are then a superset of the window's rows, never a
+    filtered set (rows of the kept row groups come whole). `counters` receives row_groups_read and
+    row_groups_skipped.
+    """
+    counters = counters if counters is not None else Counter()
+    if is_jsonl(key):
+        yield from _jsonl_batches(location, key, batch_rows, OPTIONAL + extra, max_line_bytes)
+    else:
+        yield from _parquet_batches(
+            location, key, batch_rows, OPTIONAL + extra, window=window, counters=counters
+        )
 
 
 def _parquet_batches(
-    location: Location, key: str, batch_rows: int, optional: tuple[str, ...]
+    location: Location,
+    key: str,
+    batch_rows: int,
+    optional: tuple[str, ...],
+    *,
+    window: Window | None,
+    counters: Counter,
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -54,7 +90,62 @@ def _parquet_batches(
             raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
         columns = columns_to_read(parquet.schema_arrow, source, optional)
         for group in range(parquet.num_row_groups):  # one row group at a time bounds the buffered bytes
+            if window is not None and not _may_hold(parquet, group, window):
+                counters["row_groups_skipped"] += 1
+                continue
+            counters["row_groups_read"] += 1
             yield from parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group])
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def timestamp_bounds(parquet: Any, group: int) -> tuple[datetime, datetime] | None:
+    """[lowest, highest] event time a row group may hold, from its `timestamp` statistics.
+
+    None when unknown (no statistics, a type we cannot bound). Timestamps: naive ones are UTC,
+    as schema.to_utc_micros reads them. Epoch integers: the unit follows the magnitude, as in
+    to_utc_micros. ISO text: min / max are compared as text, so only their dates are trusted and
+    the bounds are widened by a day on each side (zone offsets, 'T' or ' ').
+    """
+    meta = parquet.metadata
+    index = next((i for i in range(meta.num_columns) if meta.schema.column(i).path == "timestamp"), None)
+    if index is None:
+        return None
+    stats = meta.row_group(group).column(index).statistics
+    if stats is None or not stats.has_min_max:
+        return None
+    low, high = stats.min, stats.max
+    try:
+        if isinstance(low, datetime) and isinstance(high, datetime):
+            return _utc(low), _utc(high)
+        if isinstance(low, int) and isinstance(high, int) and not isinstance(low, bool):
+            biggest = max(abs(low), abs(high))
+            scale = next((f for limit, f in ((1e11, 1), (1e14, 1e3), (1e17, 1e6)) if biggest < limit), 1e9)
+            epoch = datetime(1970, 1, 1, tzinfo=UTC)
+            return epoch + timedelta(seconds=low / scale), epoch + timedelta(seconds=high / scale)
+        if isinstance(low, bytes | str) and isinstance(high, bytes | str):
+            low, high = (v.decode() if isinstance(v, bytes) else v for v in (low, high))
+            if not (_DATE.match(low) and _DATE.match(high)):
+                return None
+            first = datetime.fromisoformat(low[:10]).replace(tzinfo=UTC) - timedelta(days=1)
+            last = datetime.fromisoformat(high[:10]).replace(tzinfo=UTC) + timedelta(days=2)
+            return first, last
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None
+    return None
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _may_hold(parquet: Any, group: int, window: Window) -> bool:
+    bounds = timestamp_bounds(parquet, group)
+    if bounds is None:
+        return True
+    low, high = bounds
+    return not (high < _utc(window[0]) or low >= _utc(window[1]))
 
 
 def _as_text(value: object) -> str | None:
@@ -63,8 +154,65 @@ def _as_text(value: object) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(values: list[str | None]) -> list[str | None]:
+    """Lone surrogates (valid in JSON escapes, not in UTF-8) back as `\\uXXXX` escapes."""
+    return [
+        _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", v) if isinstance(v, str) else v for v in values
+    ]
+
+
+def _lines(stream: Any, max_line_bytes: int) -> Iterator[tuple[int, bytes | None, int, bytes]]:
+    """(line number, line or None when over max_line_bytes, its size, its head when over)."""
+    pending = bytearray()
+    number = size = 0
+    over = False
+    head = b""
+    while True:
+        chunk = stream.read(READ_BYTES)
+        if not chunk:
+            break
+        at = 0
+        while True:
+            end = chunk.find(b"\n", at)
+            piece = chunk[at : end if end >= 0 else len(chunk)]
+            if over:
+                size += len(piece)
+            else:
+                pending += piece
+                if len(pending) > max_line_bytes:
+                    over, size, head = True, len(pending), bytes(pending[:HEAD_BYTES])
+                    pending = bytearray()
+            if end < 0:
+                break
+            number += 1
+            yield number, None if over else bytes(pending), size if over else len(pending), head
+            pending, over, size, head = bytearray(), False, 0, b""
+            at = end + 1
+    if pending or over:
+        yield number + 1, None if over else bytes(pending), size if over else len(pending), head
+
+
+_HEAD_FIELD = {
+    name: re.compile(rb'^\s*\{[^{\[]*?"' + name.encode() + rb'"\s*:\s*"([^"\\]*)"')
+    for name in ("uuid", "event")
+}
+
+
+def _oversized(number: int, size: int, head: bytes, limit: int) -> dict[str, str | None]:
+    """The row standing for an over-long line: its uuid / event when they lead the line."""
+    row: dict[str, str | None] = {}
+    for name, pattern in _HEAD_FIELD.items():
+        match = pattern.match(head)
+        row[name] = match.group(1).decode("utf-8", "replace") if match else None
+    row[QUARANTINE] = f"line {number}: {size} bytes, over exports.max_line_bytes ({limit}); not read"
+    return row
+
+
 def _jsonl_batches(
-    location: Location, key: str, batch_rows: int, optional: tuple[str, ...]
+    location: Location, key: str, batch_rows: int, optional: tuple[str, ...], max_line_bytes: int
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
 
@@ -74,31 +222,44 @@ def _jsonl_batches(
         raise ExportReadError(
             f"{source}: snappy-compressed JSON Lines are not supported; export Parquet instead"
         )
-    names = list(REQUIRED) + list(optional)
+    names = [*REQUIRED, *optional, QUARANTINE]
     with location.open(key) as raw:
         stream = pa.CompressedInputStream(raw, JSONL_CODECS[extension]) if extension in JSONL_CODECS else raw
-        lines = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8")
         columns: dict[str, list] = {n: [] for n in names}
         present: set[str] = set()
-        line_no = 0
+        number = 0
         try:
-            for line_no, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise ExportReadError(f"{source}: line {line_no} is not JSON: {exc}") from exc
-                present.update(record)
+            for number, line, size, head in _lines(stream, max_line_bytes):
+                if line is None:
+                    record: dict = _oversized(number, size, head, max_line_bytes)
+                else:
+                    if not line.strip():
+                        continue
+                    record = _record(line, number, source)
+                    present.update(record)
                 for name in names:
                     columns[name].append(_as_text(record.get(name)))
                 if len(columns["uuid"]) >= batch_rows:
                     yield _batch(columns, present, source)
                     columns = {n: [] for n in names}
         except (OSError, EOFError, pa.ArrowException) as exc:
-            raise ExportReadError(f"{source}: cannot read JSON Lines after line {line_no}: {exc}") from exc
+            raise ExportReadError(f"{source}: cannot read JSON Lines after line {number}: {exc}") from exc
         if columns["uuid"] or not present:
             yield _batch(columns, present, source)
+
+
+def _record(line: bytes, number: int, source: str) -> dict:
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ExportReadError(f"{source}: line {number} is not UTF-8: {exc}") from exc
+    except RecursionError as exc:
+        raise ExportReadError(f"{source}: line {number} is nested too deep to read") from exc
+    except ValueError as exc:
+        raise ExportReadError(f"{source}: line {number} is not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise ExportReadError(f"{source}: line {number} is not a JSON object")
+    return record
 
 
 def _batch(columns: dict[str, list], present: set[str], source: str) -> pa.RecordBatch:
@@ -108,5 +269,12 @@ def _batch(columns: dict[str, list], present: set[str], source: str) -> pa.Recor
         missing = [c for c in REQUIRED if c not in present]
         if missing:
             raise ExportSchemaError(f"{source}: missing required field(s) {', '.join(missing)}")
-    keep = [c for c in columns if c in REQUIRED or c in present]
-    return pa.record_batch({c: pa.array(columns[c], pa.string()) for c in keep})
+    problems = any(v is not None for v in columns[QUARANTINE])
+    keep = [c for c in columns if c in REQUIRED or c in present or (c == QUARANTINE and problems)]
+    arrays = {}
+    for c in keep:
+        try:
+            arrays[c] = pa.array(columns[c], pa.string())
+        except UnicodeEncodeError:
+            arrays[c] = pa.array(_encodable(columns[c]), pa.string())
+    return pa.record_batch(arrays)

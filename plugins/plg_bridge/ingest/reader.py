@@ -8,17 +8,28 @@ file), rows are kept only for the events the models use, and the organization is
 Extra keys asked for by the person-level models are strings; numbers and booleans under those
 keys (`"contract_value": 1200`, `"opt_out": true`) are quoted first so Arrow's fast JSON path
 still applies, and they arrive as their JSON text ("1200", "true"). Keys of the export's
-`person_properties` column can be extracted too; each distinct document is parsed once.
+`person_properties` column can be extracted too; each distinct document is parsed once, and
+one that is not a readable JSON object leaves the event's person properties null and is listed
+in `person_quarantine` (the event itself is kept).
+
+Pruning is opt-in per call: given an event-time `window`, whole files whose export interval (when
+the key names one) cannot hold events of the window are not opened, and Parquet row groups whose
+`timestamp` statistics lie wholly outside it are not read (opaque names: statistics only). Reads
+for models that need all of history (identity links, first touch, person profiles, milestones)
+must pass no window.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from plg_bridge.ingest import properties as props
-from plg_bridge.ingest.formats import ExportReadError, raw_batches
+from plg_bridge.ingest.formats import OVERSIZED_LINE, QUARANTINE, ExportReadError, Window, raw_batches
+from plg_bridge.ingest.layout import may_hold, parse_key
 from plg_bridge.ingest.schema import to_string, to_utc_micros
 
 __all__ = ["ExportReadError", "SlimBatch", "iter_batches", "slim_schema"]
@@ -50,14 +61,19 @@ class SlimBatch:
 
     events: row, uuid, timestamp, event, distinct_id, person_id, org_id (rows of wanted events)
     groups: timestamp, properties (raw text of `$groupidentify` rows, parsed later: they are rare)
-    quarantine: row, uuid, event, reason, properties
+    quarantine: row, uuid, event, reason, properties (rows set aside: unreadable `properties`, or a
+        JSON Lines line over exports.max_line_bytes, reason `oversized_line`, properties = why)
     rows: rows in the batch before any filtering
+    person_quarantine: row, uuid, event, reason, properties: `person_properties` documents that
+        are not readable JSON objects (reasons `malformed_person_properties`, ...); their events
+        stay in `events` with null person properties. Empty unless person_properties are asked.
     """
 
     events: pa.Table
     groups: pa.Table
     quarantine: pa.Table
     rows: int
+    person_quarantine: pa.Table | None = None
 
 
 def _property_schema(settings: ExportSettings, extra: pa.Schema | None) -> pa.Schema:
@@ -79,6 +95,8 @@ def iter_batches(
     properties: pa.Schema | None = None,
     *,
     person_properties: pa.Schema | None = None,
+    window: Window | None = None,
+    counters: Counter | None = None,
 ) -> Iterator[SlimBatch]:
     """Yield SlimBatches for one export object; raises ExportReadError / ExportSchemaError naming it.
 
@@ -86,10 +104,33 @@ def iter_batches(
     properties JSON to extract as columns (strings, or structs of strings), beside org_id.
     `person_properties` names keys of the `person_properties` column, returned as one struct
     column `person_properties` (all null when the file has no such column, or it is unreadable).
+
+    `window` = (start, end), event time, half-open, opts in to pruning: the file is skipped
+    unopened when its export interval cannot hold events of the window (layout.may_hold, with
+    exports.late_event_margin_hours), and Parquet row groups whose `timestamp` statistics lie
+    wholly outside it are not read. The batches then still hold every row of the window, plus
+    whatever else the kept row groups hold: callers filter on time as without a window. A window
+    also drops the `$groupidentify` rows, identity links and first events outside it, so reads
+    that need all of history (identity, first touch, person profiles, milestones) pass none.
+    `counters` receives files_skipped, row_groups_read and row_groups_skipped.
     """
     source = location.uri_of(key)
+    counters = counters if counters is not None else Counter()
+    if window is not None:
+        margin = timedelta(hours=settings.late_event_margin_hours)
+        if not may_hold(parse_key(key), window[0], window[1], margin):
+            counters["files_skipped"] += 1
+            return
     yield from _slim_batches(
-        raw_batches(location, key, settings.batch_rows, ("person_properties",) if person_properties else ()),
+        raw_batches(
+            location,
+            key,
+            settings.batch_rows,
+            ("person_properties",) if person_properties else (),
+            window=window,
+            max_line_bytes=settings.max_line_bytes,
+            counters=counters,
+        ),
         source,
         settings,
         events,
@@ -137,21 +178,29 @@ def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
     return props.extract(docs, schema)
 
 
-def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> pa.Array:
-    """The wanted keys of `person_properties`, parsing each distinct document once."""
+def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.Array, np.ndarray]:
+    """The wanted keys of `person_properties` (parsing each distinct document once) and, per row,
+    why its document could not be read (None: read, or no person properties at all)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     kind = pa.struct(list(schema))
     if "person_properties" not in sub.schema.names or sub.num_rows == 0:
-        return pa.nulls(sub.num_rows, kind)
+        return pa.nulls(sub.num_rows, kind), np.full(sub.num_rows, None, dtype=object)
     encoded = pc.dictionary_encode(to_string(sub.column("person_properties")))
     unique = quote_scalars(encoded.dictionary, _scalar_leaves(schema))
-    parsed, _ = extract(unique, schema)  # bad documents come back as nulls
+    parsed, reasons = extract(unique, schema)  # bad documents come back as nulls
     table = parsed.take(encoded.indices)  # null index (no person properties) -> null row
-    return pa.StructArray.from_arrays(
+    reasons = np.where(reasons == props.NULL, None, reasons)  # null / "" / `null`: no profile
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    valid = ~np.isnan(indices) if indices.dtype.kind == "f" else np.ones(len(indices), bool)
+    per_row = np.full(sub.num_rows, None, dtype=object)
+    per_row[valid] = reasons[indices[valid].astype(np.int64)]
+    struct = pa.StructArray.from_arrays(
         [table.column(f.name).combine_chunks() for f in schema], fields=list(schema)
     )
+    return struct, per_row
 
 
 def _slim_batches(
@@ -188,6 +237,10 @@ def _slim_batches(
             else pa.array(np.ones(n, bool))
         )
         is_group = pc.fill_null(pc.equal(event, GROUP_IDENTIFY), False)
+        unread = _unread(batch, rows)  # JSON Lines lines too long to read
+        if unread is not None:
+            readable = pc.is_null(batch.column(QUARANTINE))
+            keep, is_group = pc.and_(keep, readable), pc.and_(is_group, readable)
 
         sub = batch.filter(keep)
         docs = to_string(sub.column("properties"))
@@ -216,8 +269,9 @@ def _slim_batches(
         }
         for name in extracted.column_names[2:]:
             columns[name] = extracted.column(name).combine_chunks()
+        person_reasons = np.full(sub.num_rows, None, dtype=object)
         if person_properties is not None:
-            columns["person_properties"] = _person_struct(sub, person_properties)
+            columns["person_properties"], person_reasons = _person_struct(sub, person_properties)
         slim = pa.table(columns)
         bad = pc.invert(good)
         quarantine = pa.table(
@@ -229,6 +283,26 @@ def _slim_batches(
                 "properties": props.printable(docs.filter(bad)),  # invalid UTF-8 as \xNN escapes
             }
         )
+        if unread is not None:
+            quarantine = pa.concat_tables([quarantine, unread])
+        person_bad = pa.array(np.asarray(person_reasons != None) & np.asarray(good))  # noqa: E711
+        person_quarantine = pa.table(
+            {
+                "row": slim.column("row").filter(person_bad),
+                "uuid": slim.column("uuid").filter(person_bad),
+                "event": slim.column("event").filter(person_bad),
+                "reason": pa.array(
+                    [
+                        r.replace("_properties", "_person_properties")
+                        for r in person_reasons[np.asarray(person_bad)]
+                    ],
+                    type=pa.string(),
+                ),
+                "properties": props.printable(to_string(sub.column("person_properties")).filter(person_bad))
+                if person_properties is not None and "person_properties" in sub.schema.names
+                else pa.nulls(0, pa.string()),
+            }
+        )
         groups_batch = batch.filter(is_group)
         groups = pa.table(
             {
@@ -236,5 +310,30 @@ def _slim_batches(
                 "properties": to_string(groups_batch.column("properties")),
             }
         )
-        yield SlimBatch(events=slim.filter(good), groups=groups, quarantine=quarantine, rows=n)
+        yield SlimBatch(
+            events=slim.filter(good),
+            groups=groups,
+            quarantine=quarantine,
+            rows=n,
+            person_quarantine=person_quarantine,
+        )
         offset += n
+
+
+def _unread(batch: pa.RecordBatch, rows: pa.Array) -> pa.Table | None:
+    """Quarantine rows for what the format could not read (formats.QUARANTINE), or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if QUARANTINE not in batch.schema.names:
+        return None
+    problem = pc.is_valid(batch.column(QUARANTINE))
+    return pa.table(
+        {
+            "row": rows.filter(problem),
+            "uuid": to_string(batch.column("uuid")).filter(problem),
+            "event": to_string(batch.column("event")).filter(problem),
+            "reason": pa.array([OVERSIZED_LINE] * int(pc.sum(problem).as_py() or 0), pa.string()),
+            "properties": to_string(batch.column(QUARANTINE)).filter(problem),
+        }
+    )
