@@ -1,118 +1,106 @@
-"""The DAG path's daily increment, for `make bench`: run by bench/run.py as its own process.
+"""The DAG path for `make bench`: its cold run and its daily increment, as `plg-bridge plan` processes.
 
-    prepare   --events DIR --work DIR   roll up every export file but the newest into the work
-                                        folder (pipeline.rollup_to, as the mapped tasks do), from
-                                        scratch; prints per-file seconds and rows
-    increment --events DIR --work DIR --as-of DATE
-                                        forget the newest file's partial if present, then time what a
-                                        daily run does when the earlier partials are in place:
-                                        pipeline.pending + rollup_to(newest) + score_from_work
-                                        then, as a prototype (not the product): the same scores from the
-                                        same partials reading only their four PQL tables (rollup.read
-                                        also loads and merges the six person tables, which the PQL
-                                        score never uses)
+Imported by bench/run.py (which owns data generation, process measurement and the report). For
+one export folder ending at T (daily files) and a work folder:
 
-Each prints one JSON line.
+1. cold: an empty work folder, then `plg-bridge plan --as-of T`, one process doing what the DAG
+   does on its first run (discover, roll up every file with the person tables, merge, every model,
+   plan every enabled target; nothing sent). Its peak RSS bounds every task of the DAG from above.
+2. previous day: the newest file's partial and every snapshot deleted, `plg-bridge plan --as-of
+   T-1d` (untimed): the state the daily run finds, partials of every earlier file and the
+   history snapshot of T-1d.
+3. increment, `repeat` times: the newest partial and the snapshot of T deleted, then `plg-bridge
+   plan --as-of T` timed: roll up the one new file, fold it into the snapshot of T-1d, score, plan.
+   The scores it writes are compared with DuckDB's over the same files.
+
+Steps 2-3 are cached in .bench/work/<name> while the data and the package sources are unchanged
+(then step 1 is skipped too and reported from the cache).
 """
 
 from __future__ import annotations
 
-import argparse
+import datetime as dt
 import json
+import os
 import shutil
+import statistics
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 
-def _newest(files):
-    return max(files, key=lambda f: (f.end is not None, f.end, f.key))
+def plan_env(events: Path, work: Path) -> dict[str, str]:
+    """The environment of a `plg-bridge plan` over this export and work folder (no secrets)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLG_BRIDGE")}
+    env.update({"PLG_BRIDGE__EXPORTS__LOCATION": str(events), "PLG_BRIDGE__WORK_LOCATION": str(work)})
+    return env
 
 
-def _rows(path: Path) -> int:
+def newest_file(events: Path) -> tuple[str, int]:
+    """Key and rows of the export's newest file (by interval end)."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
-
-
-def _read_pql_tables(work, prefix: str):
-    """rollup.read without the person tables (prototype of a PQL-only score_from_work)."""
-    from collections import Counter
-
-    from plg_bridge.ingest import rollup
-
-    types = (rollup.COUNTS, rollup.CREATORS, rollup.GROUPS, rollup.QUARANTINE)
-    tables = {
-        name: work.read_frame(f"{prefix}/{name}.parquet").astype(columns)
-        for name, columns in zip(rollup.Partial.TABLES, types, strict=True)
-    }
-    quality = Counter(json.loads(work.read_bytes(f"{prefix}/quality.json")))
-    return rollup.Partial(**tables, quality=quality, people=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("prepare", "increment"))
-    parser.add_argument("--events", required=True)
-    parser.add_argument("--work", required=True)
-    parser.add_argument("--as-of", default="2026-11-20")
-    parser.add_argument("--output", help="increment: also write the scores here (CSV)")
-    args = parser.parse_args(argv)
-
-    from plg_bridge import pipeline
-    from plg_bridge.config import load_settings
-    from plg_bridge.models.pql import as_of_time
+    from plg_bridge.pipeline import discover
     from plg_bridge.storage import location
 
-    settings = load_settings()
-    exports, work = location(args.events), location(args.work)
-    as_of = as_of_time(args.as_of)
-    files = pipeline.discover(exports, as_of)
-    newest = _newest(files)
-    out: dict = {
-        "files": len(files),
-        "newest": newest.label,
-        "newest_rows": _rows(Path(args.events) / newest.key),
-    }
+    files = [f for f in discover(location(str(events))) if f.end is not None]
+    newest = max(files, key=lambda f: (f.end, f.key))
+    return newest.key, pq.ParquetFile(events / newest.key).metadata.num_rows
 
-    if args.mode == "prepare":
-        shutil.rmtree(args.work, ignore_errors=True)
-        Path(args.work).mkdir(parents=True)
-        todo = [f for f in files if f is not newest]
-        started = time.perf_counter()
-        per_file = []
-        for f in todo:
-            t0 = time.perf_counter()
-            q = pipeline.rollup_to(exports, work, f, settings)
-            per_file.append({"file": f.label, "rows": q["rows_read"], "seconds": time.perf_counter() - t0})
-        out["rollup_seconds"] = time.perf_counter() - started
-        out["rolled_up"] = per_file
+
+def forget(work: Path, key: str, as_of: dt.date | None = None) -> None:
+    """Delete the partial of export `key` and the history snapshots (of `as_of` only, if given)."""
+    shutil.rmtree(work / "partials" / key, ignore_errors=True)
+    history = work / "history"
+    for snap in history.glob("as_of=*") if history.is_dir() else []:
+        if as_of is None or snap.name == f"as_of={as_of.isoformat()}":
+            shutil.rmtree(snap)
+
+
+def dag_path(
+    events: Path,
+    work: Path,
+    as_of: dt.date,
+    *,
+    repeat: int,
+    measure: Callable,
+    cache_key: dict,
+    log: Callable[[str], None],
+) -> dict:
+    """Cold run and daily increments of the DAG path (module docstring); seconds and peak RSS."""
+    plg = [str(Path(sys.executable).parent / "plg-bridge"), "plan"]
+    env = plan_env(events, work)
+    key, new_rows = newest_file(events)
+    marker = work.with_suffix(".json")
+    stored = json.loads(marker.read_text()) if marker.exists() else {}
+    if stored.get("key") == cache_key and work.is_dir():
+        cold = stored["cold"]
+        log(f"{events.name}: DAG path: cold run cached in {work} (same data and code)")
     else:
-        shutil.rmtree(Path(args.work) / pipeline.partial_prefix(newest), ignore_errors=True)
-        started = time.perf_counter()
-        todo = pipeline.pending(work, files)
-        out["pending"] = [f.label for f in todo]
-        out["pending_seconds"] = time.perf_counter() - started
-        t0 = time.perf_counter()
-        for f in todo:
-            pipeline.rollup_to(exports, work, f, settings)
-        out["rollup_seconds"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = pipeline.score_from_work(work, files, as_of, settings)
-        out["score_seconds"] = time.perf_counter() - t0
-        out["seconds"] = time.perf_counter() - started
-        out["organizations"] = len(result.scores)
-        if args.output:
-            result.scores.to_csv(args.output, index=False)
-        t0 = time.perf_counter()
-        slim = pipeline.score_partials(
-            [_read_pql_tables(work, pipeline.partial_prefix(f)) for f in files], as_of, settings
-        )
-        out["score_pql_tables_seconds"] = time.perf_counter() - t0
-        out["score_pql_tables_equal"] = bool(slim.scores.equals(result.scores))
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        child = measure([*plg, "--as-of", as_of.isoformat()], env=env)
+        cold = {"seconds": child.seconds, "rss_mb": child.rss_mb, "cpu_seconds": child.cpu_seconds}
+        log(f"{events.name}: DAG path cold run: {child.seconds:.1f}s, {child.rss_mb:.0f} MB")
+        forget(work, key)
+        child = measure([*plg, "--as-of", (as_of - dt.timedelta(days=1)).isoformat()], env=env)
+        log(f"{events.name}: DAG path previous day (untimed state): {child.seconds:.1f}s")
+        marker.write_text(json.dumps({"key": cache_key, "cold": cold}))
+    runs = []
+    for i in range(repeat):
+        forget(work, key, as_of)
+        child = measure([*plg, "--as-of", as_of.isoformat()], env=env)
+        history = json.loads((work / "runs" / f"as_of={as_of.isoformat()}" / "history.json").read_text())
+        runs.append({"seconds": child.seconds, "rss_mb": child.rss_mb, "cpu_seconds": child.cpu_seconds})
+        log(f"{events.name}: daily increment {i + 1}/{repeat}: {child.seconds:.2f}s, {child.rss_mb:.0f} MB")
+    return {
+        "new_file": key,
+        "new_rows": new_rows,
+        "cold": cold,
+        "increments": runs,
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "rss_mb": statistics.median(r["rss_mb"] for r in runs),
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+        "history": history,
+        "scores_csv": str(work / "runs" / f"as_of={as_of.isoformat()}" / "scores.csv"),
+    }

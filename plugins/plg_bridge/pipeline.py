@@ -146,11 +146,16 @@ def score_from_work(
 ) -> ScoreResult:
     """Score from the partials the mapped rollup tasks stored (the DAG path): the kept history
     (ingest/history.py) of an earlier run plus the partials of the files it had not seen."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from plg_bridge.ingest import history
 
-    merged, info = history.fold(work, files, pql.as_of_time(as_of), settings)
-    result = score_merged(merged, as_of, settings)
-    return ScoreResult(**{**result.__dict__, "history": info})
+    folded = history.fold(work, files, pql.as_of_time(as_of), settings)
+    with ThreadPoolExecutor(1, thread_name_prefix="history") as pool:  # store while the models run
+        saving = pool.submit(folded.save)
+        result = score_merged(folded.partial, as_of, settings)
+        saving.result()
+    return ScoreResult(**{**result.__dict__, "history": folded.info})
 
 
 def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -109,36 +110,44 @@ def base_for(work: Location, files: list[ExportFile], as_of: datetime, settings:
     return None
 
 
-def fold(
-    work: Location, files: list[ExportFile], as_of: datetime, settings: Settings
-) -> tuple[rollup.Partial, dict]:
+@dataclass
+class Folded:
+    partial: rollup.Partial  # the merge of every visible file's partial
+    info: dict  # {"base": as-of of the snapshot started from or None (cold), "folded": partials merged}
+    save: Callable[[], None]  # stores `partial` as the run's snapshot (a no-op when it exists)
+
+
+def fold(work: Location, files: list[ExportFile], as_of: datetime, settings: Settings) -> Folded:
     """The merge of the partials of `files` (stored by the rollup step), from the best snapshot.
 
-    Writes the result as the snapshot of `as_of` and returns it with what was done:
-    {"base": as-of of the snapshot started from or None (cold), "folded": partials merged in}.
+    The caller runs `save()` (it may do so on another thread while the models run): it writes the
+    tables, then the manifest that commits the snapshot, then prunes old snapshots.
     """
     from plg_bridge.pipeline import partial_prefix
 
     visible = files_of(files)
     target = snapshot_prefix(as_of, visible, settings)
     if work.exists(f"{target}/manifest.json"):  # a rerun over the same files: already merged
-        return rollup.read(work, target), {"base": as_of.isoformat(), "folded": 0}
+        return Folded(rollup.read(work, target), {"base": as_of.isoformat(), "folded": 0}, lambda: None)
     base = base_for(work, files, as_of, settings)
     new = [f for f in files if base is None or base.files.get(f.key) != visible[f.key]]
     partials = [rollup.read(work, partial_prefix(f)) for f in new]
     merged = fold_into(rollup.read(work, base.prefix), partials) if base else rollup.merge(partials)
-    rollup.write(merged, work, target)
+    info = {"base": base.as_of.isoformat() if base else None, "folded": len(new)}
+    log.info("history as of %s: %s", f"{as_of:%Y-%m-%d}", info)
     manifest = {
         "format": FORMAT,
         "as_of": as_of.isoformat(),
         "files": visible,
         "settings": settings_digest(settings),
     }
-    work.write_bytes(f"{target}/manifest.json", json.dumps(manifest, sort_keys=True).encode())
-    prune(work)
-    info = {"base": base.as_of.isoformat() if base else None, "folded": len(new)}
-    log.info("history as of %s: %s", f"{as_of:%Y-%m-%d}", info)
-    return merged, info
+
+    def save() -> None:
+        rollup.write(merged, work, target)
+        work.write_bytes(f"{target}/manifest.json", json.dumps(manifest, sort_keys=True).encode())
+        prune(work)
+
+    return Folded(merged, info, save)
 
 
 def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.Partial:
