@@ -4,10 +4,11 @@
     new export file, the same partials plg_reverse_etl uses) -> report -> notify
 
 `report` runs the models as of T (activation / time-to-value, odds ratios, revenue by original
-source, PQL funnel, PQL threshold calibration) and writes report.html, summary.md, charts/*.png and
-data/*.csv under `<work_location>/insights/as_of=YYYY-MM-DD/`; `notify` posts a short Slack summary
-with the report's location (settings.slack). Task bodies call plg_bridge functions (see
-plg_bridge/report/insights.py); heavy imports stay inside the tasks. XCom carries URIs and counts only.
+source, PQL funnel, PQL trend, PQL threshold calibration) and writes report.html, summary.md,
+charts/*.png and data/*.csv under `<work_location>/insights/as_of=YYYY-MM-DD/`; `notify` posts a short
+Slack summary with the report's location (settings.slack). Task bodies call plg_bridge functions
+(plg_bridge/report/publish.py: build.py gathers the models, charts.py draws, render.py fills the
+Jinja2 templates); heavy imports stay inside the tasks. XCom carries URIs and counts only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def plg_insights_report():
     @task(trigger_rule="none_failed")
     def report(as_of: str, files: list[dict]) -> dict:
         from plg_bridge.ingest.layout import ExportFile
-        from plg_bridge.report.insights import write_report
+        from plg_bridge.report.publish import write_report
         from plg_bridge.workspace import Workspace
 
         return write_report(
@@ -45,7 +46,7 @@ def plg_insights_report():
 
     @task
     def notify(written: dict) -> str:
-        from plg_bridge.report.insights import post_summary
+        from plg_bridge.report.publish import post_summary
         from plg_bridge.workspace import Workspace
 
         return post_summary(Workspace.load().settings, written)

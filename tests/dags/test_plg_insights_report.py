@@ -9,8 +9,8 @@ import re
 import pytest
 
 from plg_bridge.synthetic.generate import generate
-from tests.conftest import REPO
 from tests.fakes.slack import FakeSlack
+from tests.support import REPO
 
 AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 REPORT = "insights/as_of=2026-11-20"
@@ -66,9 +66,14 @@ def test_weekly_report_is_written_and_announced(report_env):
     ):
         assert f">{section}</h2>" in page
     assert ">PQL funnel</h2>" in page and ">PQL threshold calibration</h2>" in page
-    assert len(re.findall(r'<img alt="[a-z_]+" src="data:image/png;base64,', page)) == 5
-    for name in ("time_to_value", "odds_ratios", "revenue_by_source", "pql_funnel", "calibration"):
+    assert ">PQL trend</h2>" in page
+    charts = ("time_to_value", "odds_ratios", "revenue_by_source", "pql_funnel", "pql_trend", "calibration")
+    assert len(re.findall(r'<img alt="[a-z_]+" src="data:image/png;base64,', page)) == len(charts)
+    for name in charts:
         assert (folder / "charts" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 28 days of data: weekly points from two PQL weeks in (11-06 + 14d) to T
+    trend = (folder / "data" / "pql_trend.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in trend] == ["as_of", "2026-11-06", "2026-11-13", "2026-11-20"]
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# PLG insights as of 2026-11-20")
     assert "## PQL threshold calibration" in summary and "| threshold |" in summary
