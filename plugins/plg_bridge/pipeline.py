@@ -132,11 +132,17 @@ def score_merged(merged: rollup.Partial, as_of: datetime, settings: Settings) ->
 
 
 def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
-    """Score every data file of a location in one process (the CLI path)."""
+    """Score every data file of a location in one process (the CLI path), files read on the
+    machine's cores (rollup.rollup_files: same partials as one by one)."""
     files = discover(exports)
     partials = []
-    for i, file in enumerate(files, 1):
-        partials.append(rollup_or_quarantine(exports, file.key, settings, people=False))
+    read = rollup.rollup_files(
+        exports,
+        [f.key for f in files],
+        lambda key: rollup_or_quarantine(exports, key, settings, people=False),
+    )
+    for i, (file, partial) in enumerate(zip(files, read, strict=True), 1):
+        partials.append(partial)
         log.info("read %d/%d files (%s)", i, len(files), file.label)
     return score_partials(partials, as_of, settings)
 

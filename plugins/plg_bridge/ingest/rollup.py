@@ -178,16 +178,24 @@ def _group_rows(groups: pd.DataFrame, group_type: str) -> pd.DataFrame:
 
 
 def latest_groups(groups: pd.DataFrame, per_day: bool = False) -> pd.DataFrame:
-    """The latest `$group_set` per organization (ties: the last one seen).
+    """Group properties per organization merged like PostHog's `$group_set` (ties: the last seen).
 
-    Partials keep one per organization and day, so a run as of T can still find what was
-    known before T when a later file renamed the organization.
+    Each field keeps its latest non-empty value: a later `$groupidentify` carrying only `plan`
+    does not blank the name. `timestamp` is the latest `$groupidentify`. Partials keep one row
+    per organization and day, so a run as of T can still find what was known before T when a
+    later file renamed the organization.
     """
     if groups.empty:
         return groups
     ordered = groups.reset_index(drop=True).sort_values("timestamp", kind="stable")
-    keys = [ordered["org_id"], ordered["timestamp"].dt.floor("D")] if per_day else [ordered["org_id"]]
-    return ordered[~ordered.groupby(keys).cumcount(ascending=False).astype(bool)].reset_index(drop=True)
+    ordered = ordered.assign(_day=ordered["timestamp"].dt.floor("D"))
+    keys = ["org_id", "_day"] if per_day else ["org_id"]
+    out = ordered.groupby(keys, sort=False)[["timestamp"]].last()
+    for name in GROUP_FIELDS:
+        values = ordered[ordered[name].notna() & (ordered[name].astype("str").str.strip() != "")]
+        out[name] = values.groupby(keys, sort=False)[name].last()
+    out = out.reset_index().sort_values("timestamp", kind="stable")
+    return out[list(groups.columns)].astype(groups.dtypes.to_dict()).reset_index(drop=True)
 
 
 # -- fingerprints -------------------------------------------------------------------------------
@@ -350,7 +358,10 @@ class _Counter:
         user = pc.coalesce(person, events.column("distinct_id"))
         made = counted & np.asarray(pc.fill_null(pc.equal(events.column("event"), self.breadth), False), bool)
         placeholder = np.asarray(
-            pc.fill_null(pc.is_in(pc.utf8_lower(user), value_set=self.placeholders), True), bool
+            pc.fill_null(
+                pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(user)), value_set=self.placeholders), True
+            ),
+            bool,
         )
         ucell = np.where(made & ~placeholder, _combine(h_org, day, hash_text(user)), 0)
         ucell[made & placeholder] = PLACEHOLDER
@@ -582,6 +593,7 @@ def rollup_files(
     from concurrent.futures import ThreadPoolExecutor
 
     workers = workers or min(4, os.cpu_count() or 1)
+    location.fs  # noqa: B018 - create the (S3) filesystem and its credentials once, before the threads
     if workers <= 1 or len(keys) <= 1:
         yield from (rollup(k) for k in keys)
         return
