@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from plg_bridge.config import ConfigError, load_settings
+from plg_bridge.redact import strip_secrets
 from plg_bridge.report.escape import to_csv
 from plg_bridge.storage import StorageError, location
 
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     try:
+        if args.command in _DELIVERING:
+            _guard_secrets(args)
         return args.func(args)
     except (UsageError, ConfigError, ValueError) as exc:
         if isinstance(exc, ExportSchemaError):
@@ -394,8 +397,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plg-bridge: bad input: {exc}", file=sys.stderr)
         return 1
     except RejectedRowsError as exc:
-        print(f"plg-bridge: delivery: {exc}", file=sys.stderr)
+        print(f"plg-bridge: delivery: {strip_secrets(str(exc))}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if _missing_connection(exc):
+            print(
+                f"plg-bridge: error: {exc}: define the Airflow connection (an AIRFLOW_CONN_<ID> variable, "
+                "`airflow connections add` or a secrets backend; see docs/configuration.md)",
+                file=sys.stderr,
+            )
+            return 2
+        raise
+
+
+# Commands that load connections: their logs get Airflow's secrets masker.
+_DELIVERING = ("sync", "plan", "status", "dead-letters")
+
+
+def _guard_secrets(args: argparse.Namespace) -> None:
+    """Airflow's secrets masker on this process's log handlers (task logs have it; the CLI did
+    not), every connection the settings name registered for masking, slack_sdk's retry log quiet."""
+    from plg_bridge.redact import install_log_masking, register_connections
+
+    install_log_masking(logging.INFO if args.verbose else logging.WARNING)
+    s = load_settings(args.config)
+    register_connections(
+        (s.hubspot.conn_id, s.salesforce.conn_id, s.intercom.conn_id, s.slack.conn_id, s.alerts.slack_conn_id)
+    )
+
+
+def _missing_connection(exc: BaseException) -> bool:
+    """An Airflow connection that is not defined (only possible once Airflow is imported)."""
+    found = [sys.modules.get(m) for m in ("airflow.sdk.exceptions", "airflow.exceptions")]
+    kinds = tuple(k for k in (getattr(m, "AirflowNotFoundException", None) for m in found if m) if k)
+    return bool(kinds) and isinstance(exc, kinds)
 
 
 if __name__ == "__main__":

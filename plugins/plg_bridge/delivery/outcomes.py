@@ -33,8 +33,15 @@ def failed(keys: Iterable[str], code: str, message: str) -> list[RowOutcome]:
 
 
 def outcomes_frame(outcomes: Iterable[RowOutcome]) -> pd.DataFrame:
-    """Outcomes as a frame of nullable strings: the same schema whether empty or not."""
+    """Outcomes as a frame of nullable strings: the same schema whether empty or not.
+
+    Error messages quote vendor answers, which may echo request headers: connection secrets are
+    stripped here, before the messages reach state, dead letters and the run report.
+    """
     import pandas as pd
 
-    frame = pd.DataFrame([asdict(o) for o in outcomes], columns=list(OUTCOME_COLUMNS))
+    from plg_bridge.redact import strip_secrets
+
+    rows = [{**asdict(o), "error_message": strip_secrets(o.error_message)} for o in outcomes]
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
     return frame.astype("string")

@@ -155,9 +155,12 @@ def json_body(response: requests.Response) -> Any:
 
 
 def body_snippet(response: requests.Response) -> str:
-    """The start of a response body, for error messages (bodies carry no credentials)."""
+    """The start of a response body, for error messages: connection secrets stripped first, since
+    a vendor or proxy may echo the request's headers (plg_bridge.redact)."""
+    from plg_bridge.redact import strip_secrets
+
     try:
-        return response.text[:_BODY_SNIPPET]
+        return strip_secrets(response.text)[:_BODY_SNIPPET]
     except Exception:  # undecodable body: the status still tells the story
         return ""
 

@@ -2,7 +2,9 @@
 
 Failures go through the Slack provider's `SlackNotifier` (the `on_failure_callback` of every
 task). The message names the DAG, task, window, the error's first line and the log link;
-everything taken from the error is escaped, so a message can never ping a channel.
+everything taken from the error is stripped of connection secrets (a vendor answer quoted in an
+exception may echo request headers) and escaped, so a message can never leak a token or ping a
+channel.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ def _window(context: dict[str, Any]) -> str:
 def failure_text(context: dict[str, Any]) -> str:
     """The failure alert, in Slack mrkdwn (pure: built from the callback context only)."""
     from plg_bridge.delivery.slack.mapping import escape_mrkdwn
+    from plg_bridge.redact import strip_secrets
 
     ti = context.get("task_instance") or context.get("ti")
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
-    error = str(context.get("exception") or "unknown error").strip().splitlines()
+    error = strip_secrets(str(context.get("exception") or "unknown error")).strip().splitlines()
     first = error[0] if error else "unknown error"
     lines = [
         f":red_circle: *{escape_mrkdwn(dag_id)}.{escape_mrkdwn(task_id)}* failed ({escape_mrkdwn(_window(context))})",
@@ -56,12 +59,15 @@ def volume_anomaly(rows: int, trailing: list[int], factor: float) -> str | None:
 
 def post(text: str, conn_id: str, channel: str) -> None:
     """Send one alert through the Slack provider; alerting must never fail the task it reports on."""
+    from plg_bridge.redact import quiet_client_logs, strip_secrets
+
+    quiet_client_logs()  # slack_sdk's retry log prints request URLs
     try:
         from airflow.providers.slack.notifications.slack import SlackNotifier
 
         SlackNotifier(slack_conn_id=conn_id, channel=channel, text=text).notify({})
     except Exception as exc:
-        log.warning("could not post the Slack alert (%s): %s", type(exc).__name__, exc)
+        log.warning("could not post the Slack alert (%s): %s", type(exc).__name__, strip_secrets(str(exc)))
 
 
 def on_failure(context: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from plg_bridge.delivery.transport import (
     body_snippet,
     json_body,
 )
+from plg_bridge.redact import mask
 
 if TYPE_CHECKING:
     pass
@@ -208,6 +209,7 @@ class SalesforceClient:
         body = json_body(response)
         if response.status_code == 200 and isinstance(body, Mapping) and body.get("access_token"):
             self._token = str(body["access_token"])
+            mask(self._token)  # a secret obtained at run time: Airflow does not know it
             if self.use_instance_url and body.get("instance_url"):
                 self._instance_url = str(body["instance_url"]).rstrip("/")
             log.info("Salesforce token obtained for %s", self._instance_url)

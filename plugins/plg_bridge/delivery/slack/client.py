@@ -20,6 +20,7 @@ from plg_bridge.delivery.slack.mapping import (
     clip,
 )
 from plg_bridge.delivery.transport import parse_retry_after
+from plg_bridge.redact import sdk_logger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,7 +209,10 @@ def _api_sender(
     base_url = (connection.extra_dejson or {}).get("base_url")
     if base_url and not str(base_url).endswith("/"):
         kwargs["base_url"] = f"{base_url}/"  # WebClient joins method names onto it
-    hook = SlackHook(slack_conn_id=conn_id, retry_handlers=handlers, timeout=timeout, **kwargs)
+    # the hooks log through a WARNING logger: slack_sdk's retry log prints request URLs
+    hook = SlackHook(
+        slack_conn_id=conn_id, retry_handlers=handlers, timeout=timeout, logger=sdk_logger(), **kwargs
+    )
 
     def send(key: str, text: str | None, blocks: list | None) -> RowOutcome:
         body: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
@@ -250,7 +254,9 @@ def _webhook_sender(
 ) -> Callable[[str, str | None, list | None], RowOutcome]:
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    hook = SlackWebhookHook(slack_webhook_conn_id=conn_id, retry_handlers=handlers, timeout=timeout)
+    hook = SlackWebhookHook(  # its URL is the secret: slack_sdk's retry log must not print it
+        slack_webhook_conn_id=conn_id, retry_handlers=handlers, timeout=timeout, logger=sdk_logger()
+    )
 
     def send(key: str, text: str | None, blocks: list | None) -> RowOutcome:
         body: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
