@@ -10,6 +10,8 @@
 -- across converted versus churned cohorts"):
 -- * A person is judged only once their 14 days are over (signup + 14d <= T); persons still inside are
 --   'pending' and left out, instead of being counted as churned because they had no time yet.
+-- * A person who converted before their first signup (a customer older than the data) is
+--   'pre_existing' and left out: their window would end before it began.
 -- * A milestone counts when reached before the conversion (converted) or before signup + 14 days (not
 --   converted): milestones done only after paying do not look like causes of paying.
 -- * reach = persons who reached it / persons of the cohort; median and p75 hours over those who reached it
@@ -41,7 +43,8 @@ FROM (
     FROM (
         SELECT
             *,
-            multiIf(signup_at + INTERVAL 14 DAY > toDateTime('2026-11-20 00:00:00', 'UTC'), 'pending',
+            multiIf(ever_converted AND converted_at < signup_at, 'pre_existing',
+                    signup_at + INTERVAL 14 DAY > toDateTime('2026-11-20 00:00:00', 'UTC'), 'pending',
                     ever_converted AND converted_at < signup_at + INTERVAL 14 DAY, 'converted',
                     'not_converted') AS cohort,
             if(cohort = 'converted', converted_at, signup_at + INTERVAL 14 DAY) AS window_end,
@@ -89,7 +92,7 @@ FROM (
         )
     )
     ARRAY JOIN names AS milestone, seen_list AS seen, first_list AS first_at
-    WHERE cohort != 'pending'
+    WHERE cohort IN ('converted', 'not_converted')
 )
 GROUP BY breakdown, segment, cohort, milestone
 ORDER BY segment, milestone, cohort

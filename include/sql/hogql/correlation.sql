@@ -5,8 +5,11 @@
 -- The guide says to run Correlation Analysis on a signup -> paid funnel; this is that computation made
 -- explicit and reproducible for a fixed T (2026-11-20 00:00 UTC, exclusive; edit it in the places
 -- below), with the cohort rules of activation.sql: persons who signed up ($identify) in [T - 90d, T)
--- and whose 14-day horizon is over; converted = subscription_started within it; an event counts when
--- first done before the conversion (converted) or before signup + 14 days (not converted).
+-- and whose 14-day horizon is over; converted = subscription_started within it; persons who converted
+-- before their first signup (pre-existing customers) are not judged. An event counts for a person as
+-- PostHog's funnel correlation counts it: sent strictly after signup (the first step) and strictly
+-- before the conversion (converted) or signup + 14 days (not converted); a pre-signup anonymous
+-- pageview or an event at the signup instant does not count (models.correlation_window: posthog).
 --
 --   odds_ratio = ((s + 1) * (F - f + 1)) / ((S - s + 1) * (f + 1))      (PostHog, prior 1)
 --   s, f = converted / not-converted persons who did the event; S, F = all converted / not converted
@@ -26,21 +29,21 @@ SELECT
 FROM (
     SELECT
         e.event AS event,
-        countIf(p.cohort = 'converted') AS s,
-        countIf(p.cohort = 'not_converted') AS f,
+        uniqExactIf(e.person_id, p.cohort = 'converted') AS s,
+        uniqExactIf(e.person_id, p.cohort = 'not_converted') AS f,
         any(p.success_total) AS s_total,
         any(p.failure_total) AS f_total
     FROM (
-        SELECT person_id, event, min(timestamp) AS first_at
+        SELECT person_id, event, timestamp
         FROM events
         WHERE timestamp < toDateTime('2026-11-20 00:00:00', 'UTC')
           AND event NOT IN ('$identify', 'subscription_started')
-        GROUP BY person_id, event
     ) AS e
     INNER JOIN (
         SELECT
             person_id,
             cohort,
+            signup_at,
             if(cohort = 'converted', converted_at, signup_at + INTERVAL 14 DAY) AS window_end,
             countIf(cohort = 'converted') OVER () AS success_total,
             countIf(cohort = 'not_converted') OVER () AS failure_total
@@ -60,9 +63,13 @@ FROM (
             HAVING countIf(event = '$identify') > 0
                AND signup_at >= toDateTime('2026-11-20 00:00:00', 'UTC') - INTERVAL 90 DAY
                AND signup_at + INTERVAL 14 DAY <= toDateTime('2026-11-20 00:00:00', 'UTC')
+               -- pre-existing customers (converted before their first signup) are not judged
+               AND NOT (countIf(event = 'subscription_started') > 0 AND converted_at < signup_at)
         )
     ) AS p ON p.person_id = e.person_id
-    WHERE e.first_at < p.window_end
+    -- PostHog's funnel correlation window: strictly after the first step, strictly before the
+    -- conversion (converted) or the end of the conversion window (not converted)
+    WHERE e.timestamp > p.signup_at AND e.timestamp < p.window_end
     GROUP BY e.event
 )
 WHERE s_total > 0 AND f_total > 0
