@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
             "activation",
             cmd_activation,
             "time-to-value per milestone and cohort, cohorts, Aha candidates, odds ratios",
-            ("milestones", "cohorts", "aha", "correlation", "persons"),
+            ("milestones", "cohorts", "aha", "correlation", "persons", "pre_existing"),
         ),
         ("signals", cmd_signals, "the signals raised for the day before T (aha, usage ceiling, ...)", ()),
         (

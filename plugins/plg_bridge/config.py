@@ -334,6 +334,10 @@ class SignalSettings:
     def routes(self, signal: str) -> tuple[str, ...]:
         return getattr(self, f"{signal}_to")
 
+    cooldown_days: int = 7  # one usage_ceiling / enterprise_interest / PQL alert per account within this
+    pql_rearm_below: int = 50  # pql_crossed re-alerts only after the score was below this mark
+    pql_lookback_days: int = 28  # daily PQL scores evaluated to derive the earlier alerts (no clock)
+    detail_placeholders: tuple[str, ...] = ("-", "--", "n/a", "na", "none", "null", "undefined", "unknown")
     def validate(self) -> None:
         for name in self.enabled:
             _require(
@@ -353,6 +357,9 @@ class SignalSettings:
                 )
             _names(self.routes(name), f"signals.{name}_to")
 
+        _require(self.cooldown_days >= 1, "signals.cooldown_days", "must be at least 1")
+        _require(self.pql_rearm_below >= 0, "signals.pql_rearm_below", "must not be negative")
+        _require(self.pql_lookback_days >= 1, "signals.pql_lookback_days", "must be at least 1")
 
 @dataclass(frozen=True)
 class IntercomSettings:

@@ -22,7 +22,7 @@ only reads small frames and applies T at the end (every table keeps a time to fi
 - memberships: distinct_id, org_id, timestamp      first time a distinct id acted in an organization
 - occurrences: org_id, event, detail, distinct_id, day, timestamp   first time per day a distinct id
                                         sent a signal event (usage ceiling, enterprise feature,
-                                        integration) in an organization, with its detail property
+                                        integration, Aha) in an organization, with its detail property
 - spans:       distinct_id, event, day, first, last   first and last time per UTC day each distinct
                                         id sent each event: enough to tell whether it sent it
                                         strictly inside a window (PostHog's correlation window,
@@ -101,6 +101,7 @@ def signal_events(signals: SignalSettings, pql: PqlSettings) -> dict[str, str | 
         signals.usage_ceiling_event: None,
         signals.enterprise_event: signals.enterprise_detail,
         pql.integration_event: signals.integration_detail,
+        signals.aha_event: None,  # the organization an Aha happened in (signals.aha_reached)
     }
 
 

@@ -407,6 +407,11 @@ class Activation:
     correlation: pd.DataFrame  # CORRELATION
     quality: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def pre_existing(self) -> pd.DataFrame:
+        """Pre-existing customers (converted before their first signup): PERSONS rows, apart."""
+        return self.persons[self.persons["cohort"] == PRE_EXISTING].reset_index(drop=True)
+
 
 def run(
     partial: Partial, as_of: datetime, settings: Settings, exclusions: Exclusions | None = None

@@ -53,7 +53,13 @@ def contacts(
 
     t = pd.Timestamp(as_of)
     if keys is None:
-        keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
+        keys = stitch(
+            partial.links,
+            as_of,
+            settings.exports.placeholder_ids,
+            partial.firsts["distinct_id"],
+            partial.firsts,
+        )
     if excluded is None:
         excluded = exclusions.find(partial, keys, as_of, settings)
 

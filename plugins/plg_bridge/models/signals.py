@@ -1,23 +1,47 @@
-"""The seed's signal table, raised for the run's day [T-1d, T).
+"""The seed's signal table, raised for the run's day [T-1d, T), with the hygiene a sales team needs.
 
 | signal                | raised by                                              | subject      |
 |-----------------------|--------------------------------------------------------|--------------|
 | aha_reached           | a stitched person's first `signals.aha_event`           | person       |
 | usage_ceiling         | `hits_80_percent_of_tier_limit` in an organization     | organization |
 | enterprise_interest   | `enterprise_feature_clicked`, detail = `feature_name`  | organization |
-| pql_crossed           | score below the threshold as of T-1d, at or above at T | organization |
+| pql_crossed           | score reaches the threshold, re-armed below a low mark | organization |
 | integration_connected | `integration_connected`, detail = `provider`           | organization |
 
-Each row has a stable `signal_key` = signal:subject:detail:day, so a rerun or a backfill raises
-the same key again and the delivery state sends it once. Excluded persons and organizations
-(models/exclusions.py) raise nothing: an organization's signal comes from the day's first occurrence
-by a person who is not excluded. `email` is the person's latest email known before T across its
-stitched distinct ids. The SQL twin is include/sql/duckdb/signals.sql.
+Rules (docs/models.md states each with PostHog's behaviour):
+
+- Persons: `distinct_id` is the person key, the identified id whenever the person has one
+  (models/identity.py: any `$identify`, server-side ones included), so Intercom and HubSpot get
+  an id they know; `email` is the person's latest email known before T across its distinct ids.
+  Organization signals name the person of the day's first occurrence the same way.
+- Organization names are the group properties merged per property (models/groups.py), as PostHog
+  merges `$group_set`: a later `$groupidentify` with only `plan` keeps the name.
+- One task per account: `usage_ceiling` and `enterprise_interest` are raised at most once per
+  organization within `signals.cooldown_days`; the day's feature names are normalised (lower
+  case, whitespace collapsed, placeholders such as "-" dropped) and listed in the one row.
+  `integration_connected` is per organization and normalised provider, with the same cool-down.
+- PQL hysteresis: `pql_crossed` is raised when the score reaches `pql.threshold` while armed; it
+  disarms and re-arms only once the score has been below `signals.pql_rearm_below` on a daily
+  evaluation, and never within `signals.cooldown_days` of the previous alert.
+- History without a clock: the earlier alerts the cool-down and the hysteresis need are derived
+  from the event data as of T (the organization's occurrence days since the beginning of the
+  data; the daily score series over `signals.pql_lookback_days`), so reruns and backfills raise
+  the same rows.
+- Aha is credited to the organization of the Aha event itself (none: the row still goes out,
+  its actions are per person). Excluded persons and test organizations raise nothing; an
+  organization's signal comes from the occurrences of persons who are not excluded.
+- Placeholder ids (trimmed, any case) are nobody: they never raise or name a signal.
+
+Each row has a stable `signal_key` = signal:subject:detail:day ("-" for the one-per-account
+signals), so a rerun or a backfill raises the same key and the delivery state sends it once.
+The SQL twin is include/sql/duckdb/signals.sql.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,7 +54,7 @@ if TYPE_CHECKING:
 COLUMNS = {
     "signal_key": "str",
     "signal": "str",
-    "org_id": "str",
+    "org_id": "object",  # None for an Aha outside any organization
     "org_name": "object",
     "distinct_id": "object",
     "email": "object",
@@ -40,6 +64,8 @@ COLUMNS = {
     "pql_score": "Int64",
     "is_pql": "boolean",
 }
+PER_ACCOUNT = ("usage_ceiling", "enterprise_interest")  # one row per organization: AE tasks
+_SPACES = re.compile(r"\s+")
 
 
 def empty() -> pd.DataFrame:
@@ -48,22 +74,78 @@ def empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in COLUMNS.items()})
 
 
-def pql_crossed(partial: Partial, scores: pd.DataFrame, as_of: datetime, settings: Settings) -> pd.DataFrame:
-    """Organizations at or above the threshold at T that were below it as of T-1d."""
+def normalise_details(values: pd.Series, placeholders: Iterable[str]) -> pd.Series:
+    """Feature / provider names as one name: lower case, whitespace collapsed, placeholders null."""
+    text = values.astype("object").where(values.notna(), None)
+    clean = text.map(lambda v: None if v is None else _SPACES.sub(" ", str(v)).strip().lower())
+    dropped = {p.strip().lower() for p in placeholders} | {""}
+    return clean.where(~clean.isin(dropped) & clean.notna(), None)
+
+
+def cooled_days(days: pd.DataFrame, keys: list[str], cooldown_days: int) -> pd.DataFrame:
+    """The days a signal is raised: per `keys` group, the first active day, then the first active
+    day at least `cooldown_days` after the last raised one (greedy, in day order)."""
+    import pandas as pd
+
+    gap = pd.Timedelta(days=cooldown_days)
+    kept = []
+    for _, group in days.sort_values([*keys, "day"], kind="stable").groupby(keys, sort=False):
+        last = None
+        for index, day in zip(group.index, group["day"], strict=True):
+            if last is None or day - last >= gap:
+                kept.append(index)
+                last = day
+    return days.loc[kept]
+
+
+def pql_alerts(partial: Partial, scores: pd.DataFrame, as_of: datetime, settings: Settings) -> pd.DataFrame:
+    """(org_id, day) of every PQL alert over the lookback, the run's as-of date included.
+
+    Daily as-of dates D = T - lookback .. T. An organization is armed at the first date when
+    its score is below the threshold then; an armed organization reaching the threshold at D
+    raises an alert (D - the previous alert >= cooldown) and disarms; a score below
+    `pql_rearm_below` re-arms it.
+    """
     import pandas as pd
 
     from plg_bridge.models import pql
 
-    before = pql.score(partial, as_of - timedelta(days=1), settings.pql).set_index("org_id")["pql_score"]
-    was = before.reindex(scores["org_id"]).fillna(0).to_numpy()
-    crossed = scores[scores["is_pql"].to_numpy() & (was < settings.pql.threshold)]
+    cfg, sig = settings.pql, settings.signals
+    t = pd.Timestamp(as_of)
+    dates = [t - pd.Timedelta(days=k) for k in range(sig.pql_lookback_days, 0, -1)]
+    series = [pql.score(partial, d, cfg)[["org_id", "pql_score"]].assign(day=d) for d in dates]
+    series.append(scores[["org_id", "pql_score"]].assign(day=t))
+    daily = pd.concat(series, ignore_index=True)
+    grid = daily.pivot_table(index="org_id", columns="day", values="pql_score", aggfunc="max")
+    grid = grid.reindex(columns=[*dates, t]).fillna(0)
+    alerts = []
+    gap = pd.Timedelta(days=sig.cooldown_days)
+    for org, row in grid.iterrows():
+        armed, last = bool(row.iloc[0] < cfg.threshold), None
+        for day, value in row.iloc[1:].items():
+            if value < sig.pql_rearm_below:
+                armed = True
+            elif armed and value >= cfg.threshold and (last is None or day - last >= gap):
+                alerts.append((org, day))
+                armed, last = False, day
+    return pd.DataFrame(alerts, columns=["org_id", "day"])
+
+
+def pql_crossed(partial: Partial, scores: pd.DataFrame, as_of: datetime, settings: Settings) -> pd.DataFrame:
+    """Organizations whose PQL alert (`pql_alerts`) falls on the run's as-of date T."""
+    import pandas as pd
+
+    t = pd.Timestamp(as_of)
+    alerts = pql_alerts(partial, scores, as_of, settings)
+    crossed = alerts[alerts["day"] == t]
     return pd.DataFrame(
         {
             "signal": "pql_crossed",
             "org_id": crossed["org_id"],
             "subject": crossed["org_id"],
             "detail": None,  # not the score: a late event changing it must not make a second crossing
-            "occurred_at": pd.Timestamp(as_of) - pd.Timedelta(microseconds=1),
+            "key_detail": None,
+            "occurred_at": t - pd.Timedelta(microseconds=1),
             "distinct_id": None,
         }
     )
@@ -76,11 +158,11 @@ def org_events(
     keys: pd.DataFrame | None = None,
     excluded: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Usage ceiling, enterprise interest and integrations seen on the run's day.
+    """Usage ceiling, enterprise interest and integrations raised on the run's day.
 
-    Occurrences by `excluded` person keys (distinct ids stitched with `keys`) are dropped before
-    the day's first occurrence is picked: an internal user clicking first must not hide the
-    customer who clicked after.
+    Occurrences by `excluded` person keys (distinct ids stitched with `keys`) are dropped first: an
+    internal user clicking first must not hide the customer who clicked after. The cool-down is
+    evaluated over every occurrence day before T.
     """
     import pandas as pd
 
@@ -94,28 +176,43 @@ def org_events(
     }
     t = pd.Timestamp(as_of)
     rows = partial.occurrences
-    rows = rows[
-        (rows["timestamp"] >= t - pd.Timedelta(days=1)) & (rows["timestamp"] < t) & rows["event"].isin(names)
-    ]
-    if keys is not None and excluded is not None and len(excluded):
-        rows = rows[~person_of(rows["distinct_id"], keys).isin(excluded).to_numpy()]
-    first = rows.sort_values(["timestamp", "distinct_id"], kind="stable").drop_duplicates(
-        ["org_id", "event", "detail"]
+    rows = rows[(rows["timestamp"] < t) & rows["event"].isin(names)]
+    if keys is None:
+        keys = pd.DataFrame({"distinct_id": pd.Series(dtype="str"), "person_key": pd.Series(dtype="str")})
+    rows = rows.assign(
+        signal=rows["event"].map(names),
+        person_key=person_of(rows["distinct_id"], keys),
+        detail=normalise_details(rows["detail"], cfg.detail_placeholders),
     )
+    if excluded is not None and len(excluded):
+        rows = rows[~rows["person_key"].isin(excluded).to_numpy()]
+    rows = rows.assign(group=rows["detail"].where(rows["signal"] == "integration_connected", "-").fillna("-"))
+    rows = rows[(rows["signal"] != "integration_connected") | rows["detail"].notna()]
+    days = rows[["org_id", "signal", "group", "day"]].drop_duplicates()
+    raised = cooled_days(days, ["org_id", "signal", "group"], cfg.cooldown_days)
+    today = raised[raised["day"] == t - pd.Timedelta(days=1)]
+    hits = rows.merge(today, on=["org_id", "signal", "group", "day"])
+    hits = hits.sort_values(["timestamp", "person_key", "distinct_id"], kind="stable")
+    first = hits.drop_duplicates(["org_id", "signal", "group"])
+    listed = hits.dropna(subset=["detail"]).groupby(["org_id", "signal", "group"])["detail"]
+    listed = listed.agg(lambda v: ", ".join(sorted(set(v))))
+    detail = first.set_index(["org_id", "signal", "group"]).index.map(listed.to_dict())
     return pd.DataFrame(
         {
-            "signal": first["event"].map(names),
-            "org_id": first["org_id"],
-            "subject": first["org_id"],
-            "detail": first["detail"],
-            "occurred_at": first["timestamp"],
-            "distinct_id": first["distinct_id"],
+            "signal": first["signal"].to_numpy(),
+            "org_id": first["org_id"].to_numpy(),
+            "subject": first["org_id"].to_numpy(),
+            "detail": pd.Series(detail, dtype="object").where(pd.notna(detail), None).to_numpy(),
+            "key_detail": first["group"].to_numpy(),
+            "occurred_at": first["timestamp"].to_numpy(),
+            "distinct_id": first["person_key"].to_numpy(),
         }
     )
 
 
 def aha_reached(partial: Partial, keys: pd.DataFrame, as_of: datetime, settings: Settings) -> pd.DataFrame:
-    """Persons whose first-ever Aha event (across their stitched ids) happened on the run's day."""
+    """Persons whose first-ever Aha event (across their stitched ids) happened on the run's day,
+    credited to the organization that Aha event was sent in (none: org_id null)."""
     import pandas as pd
 
     from plg_bridge.models.activation import person_firsts
@@ -125,9 +222,11 @@ def aha_reached(partial: Partial, keys: pd.DataFrame, as_of: datetime, settings:
     event = settings.signals.aha_event
     firsts = person_firsts(partial.firsts[partial.firsts["event"] == event], keys, as_of)
     today = firsts[firsts["timestamp"] >= t - pd.Timedelta(days=1)]
-    members = partial.memberships[partial.memberships["timestamp"] < t]
-    members = members.assign(person_key=person_of(members["distinct_id"], keys))
-    org = members.sort_values(["timestamp", "org_id"], kind="stable").drop_duplicates("person_key")
+    where = partial.occurrences
+    where = where[(where["event"] == event) & (where["timestamp"] < t)]
+    where = where.assign(person_key=person_of(where["distinct_id"], keys))
+    where = where.merge(today, on=["person_key", "timestamp"], suffixes=("", "_first"))
+    org = where.sort_values(["org_id"], kind="stable").drop_duplicates("person_key")
     org = org.set_index("person_key")["org_id"]
     return pd.DataFrame(
         {
@@ -135,6 +234,7 @@ def aha_reached(partial: Partial, keys: pd.DataFrame, as_of: datetime, settings:
             "org_id": today["person_key"].map(org),
             "subject": today["person_key"],
             "detail": event,
+            "key_detail": event,
             "occurred_at": today["timestamp"],
             "distinct_id": today["person_key"],
         }
@@ -157,13 +257,19 @@ def raise_signals(
     import pandas as pd
 
     from plg_bridge.ingest.people import EMAIL, latest_profiles
-    from plg_bridge.models import exclusions
+    from plg_bridge.models import exclusions, groups
     from plg_bridge.models.identity import person_of, stitch
 
     if not partial.people:
         return empty()
     if keys is None:
-        keys = stitch(partial.links, as_of, settings.exports.placeholder_ids, partial.firsts["distinct_id"])
+        keys = stitch(
+            partial.links,
+            as_of,
+            settings.exports.placeholder_ids,
+            partial.firsts["distinct_id"],
+            partial.firsts,
+        )
     if excluded is None:
         excluded = exclusions.find(partial, keys, as_of, settings)
     parts = {
@@ -177,7 +283,8 @@ def raise_signals(
     )
     if frame is None:
         return empty()
-    frame = frame[frame["signal"].isin(settings.signals.enabled) & frame["org_id"].notna()]
+    per_person = frame["signal"] == "aha_reached"
+    frame = frame[frame["signal"].isin(settings.signals.enabled) & (frame["org_id"].notna() | per_person)]
     frame = excluded.drop_orgs(frame)
     if len(excluded.persons) and frame["distinct_id"].notna().any():
         person = person_of(frame["distinct_id"].fillna(""), keys)
@@ -203,14 +310,19 @@ def raise_signals(
         + ":"
         + frame["subject"].astype(str)
         + ":"
-        + frame["detail"].fillna("-").astype(str)
+        + frame["key_detail"].fillna("-").astype(str)
         + ":"
         + day
     )
     info = scores.set_index("org_id")
-    frame["org_name"] = frame["org_id"].map(info["org_name"]) if len(info) else None
+    names = groups.organizations(partial, as_of).set_index("org_id")["name"]
+    org_name = frame["org_id"].map(names)
+    frame["org_name"] = org_name.astype(object).where(org_name.notna(), None)
     frame["pql_score"] = frame["org_id"].map(info["pql_score"]) if len(info) else None
     frame["is_pql"] = frame["org_id"].map(info["is_pql"]) if len(info) else None
     frame["as_of"] = pd.Timestamp(as_of).strftime("%Y-%m-%d")
     frame = frame.drop_duplicates("signal_key").sort_values(["signal", "org_id", "signal_key"], kind="stable")
-    return frame[list(COLUMNS)].astype(COLUMNS).reset_index(drop=True)
+    frame = frame[list(COLUMNS)].astype(COLUMNS).reset_index(drop=True)
+    for column in ("org_id", "org_name", "distinct_id", "email", "detail"):  # missing is None, never NaN
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
