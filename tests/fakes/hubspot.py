@@ -8,6 +8,11 @@ and HubSpot's error-handling docs):
   207 Multi-Status (`results`, `numErrors`, `errors[].context.objectWriteTraceId`), also when all
   inputs fail; without trace ids any invalid input rejects the whole batch with 400.
 - `GET/POST /crm/v3/properties/{objectType}`: list / create property definitions (409 if taken).
+- `POST /crm/v3/objects/tasks/batch/create`: no upsert, every input is a new task; a `plg_*`
+  property must exist on tasks first (400 PROPERTY_DOESNT_EXIST, as for any unknown property).
+- `POST /crm/v3/objects/{objectType}/search`: filterGroups of EQ / IN / HAS_PROPERTY filters,
+  `properties`, `limit` (<= 200), `after`; eventually consistent like HubSpot's: an object shows
+  up only `search_lag` seconds after it was written.
 - Bearer token auth (401 INVALID_AUTHENTICATION), a rolling ten-second budget (429
   TEN_SECONDLY_ROLLING) and a daily budget (429 DAILY), with the X-HubSpot-RateLimit-* headers.
 
@@ -22,6 +27,7 @@ import json
 import math
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -32,7 +38,15 @@ from tests.fakes.server import FakeServer, Request, Response, SlidingWindow, rou
 PORTAL_ID = 24681357
 MAX_BATCH = 100
 
-OBJECT_TYPES = {"companies": "companies", "0-2": "companies", "contacts": "contacts", "0-1": "contacts"}
+OBJECT_TYPES = {
+    "companies": "companies",
+    "0-2": "companies",
+    "contacts": "contacts",
+    "0-1": "contacts",
+    "tasks": "tasks",
+    "0-27": "tasks",
+}
+MAX_SEARCH_LIMIT = 200
 PROPERTY_TYPES = {"string", "number", "bool", "date", "datetime", "enumeration"}
 
 
@@ -95,16 +109,23 @@ class FakeHubSpot(FakeServer):
         company_properties: Iterable[str | Mapping[str, Any]] | None = None,
         contact_properties: Iterable[str | Mapping[str, Any]] | None = None,
         window_seconds: float = 10.0,
+        other_tokens: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(host, port)
         self.token = token
+        # Each token (private app) has its own budget: its own rolling window, and the arrival
+        # time of every call it made, refused or not (`peak_calls`).
+        self.tokens = (token, *other_tokens)
+        self.windows = {t: SlidingWindow(limit_per_10s, window_seconds) for t in self.tokens}
+        self.arrivals: dict[str, list[float]] = {t: [] for t in self.tokens}
         self.limit_per_10s, self.daily_limit, self.window_seconds = limit_per_10s, daily_limit, window_seconds
-        self.window = SlidingWindow(limit_per_10s, window_seconds)
+        self.window = self.windows[token]
         self.daily_used = 0
         self._state = threading.RLock()
-        self.properties: dict[str, dict[str, dict[str, Any]]] = {"companies": {}, "contacts": {}}
+        self.properties: dict[str, dict[str, dict[str, Any]]] = {"companies": {}, "contacts": {}, "tasks": {}}
+        self.search_lag = 0.0  # seconds before a written object shows in search results
         for object_type, given, default in (
             ("companies", company_properties, DEFAULT_COMPANY_PROPERTIES),
             ("contacts", contact_properties, DEFAULT_CONTACT_PROPERTIES),
@@ -168,7 +189,8 @@ class FakeHubSpot(FakeServer):
                 "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
                 "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
             )
-        if auth[len("Bearer ") :] != self.token:
+        token = auth[len("Bearer ") :]
+        if token not in self.windows:
             return _error(
                 401,
                 "INVALID_AUTHENTICATION",
@@ -178,7 +200,8 @@ class FakeHubSpot(FakeServer):
             if self.daily_used >= self.daily_limit:
                 headers = self._headers(remaining=0)
                 return Response(429, self._rate_body("daily", "DAILY"), headers)
-            allowed, remaining = self.window.hit()
+            self.arrivals[token].append(time.monotonic())
+            allowed, remaining = self.windows[token].hit()
             headers = self._headers(remaining=remaining)
             if not allowed:
                 return Response(429, self._rate_body("ten_secondly_rolling", "TEN_SECONDLY_ROLLING"), headers)
@@ -186,6 +209,17 @@ class FakeHubSpot(FakeServer):
             headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(self.daily_limit - self.daily_used)
             self._rate_headers[id(request)] = headers
         return None
+
+    def peak_calls(self, token: str | None = None) -> int:
+        """The most calls (admitted or refused) one token made within any window: above
+        `limit_per_10s` means its clients together overran the app's budget."""
+        times = sorted(self.arrivals[token or self.token])
+        peak, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= self.window_seconds:
+                start += 1
+            peak = max(peak, end - start + 1)
+        return peak
 
     def _headers(self, remaining: int) -> dict[str, str]:
         return {
@@ -267,6 +301,14 @@ class FakeHubSpot(FakeServer):
         with self._state:
             for item in inputs:
                 props = item.get("properties") or {}
+                unknown = [k for k in props if k.startswith("plg_") and k not in self.properties["tasks"]]
+                if unknown:
+                    return _error(
+                        400,
+                        "VALIDATION_ERROR",
+                        f'Property values were not valid: [{{"isValid":false,"message":"Property \\"{unknown[0]}\\" '
+                        f'does not exist","error":"PROPERTY_DOESNT_EXIST","name":"{unknown[0]}"}}]',
+                    )
                 if not props.get("hs_timestamp"):
                     return _error(
                         400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required"
@@ -285,12 +327,58 @@ class FakeHubSpot(FakeServer):
                     "properties": {**item["properties"], "hs_object_id": task_id},
                     "associations": [a["to"]["id"] for a in item.get("associations") or []],
                     "createdAt": _now(),
+                    "written": time.monotonic(),
                 }
                 self.tasks.append(task)
                 results.append(
                     {"id": task_id, "properties": task["properties"], "createdAt": task["createdAt"]}
                 )
         return Response(201, {"status": "COMPLETE", "results": results})
+
+    # -- search (eventually consistent) --------------------------------------------------------
+
+    @route("POST", r"/crm/v3/objects/(?P<object_type>[^/]+)/search")
+    def search(self, request: Request) -> Response:
+        """CRM search: OR of filter groups, AND of filters in a group; results sorted by id."""
+        object_type = self._object_type(request.params["object_type"])
+        if object_type is None:
+            return _error(
+                400, "VALIDATION_ERROR", f"Unable to infer object type from: {request.params['object_type']}"
+            )
+        body = request.json or {}
+        groups = body.get("filterGroups") or []
+        limit = int(body.get("limit") or 10)
+        if (
+            limit > MAX_SEARCH_LIMIT
+            or len(groups) > 5
+            or any(len(g.get("filters") or []) > 6 for g in groups)
+        ):
+            return _error(400, "VALIDATION_ERROR", "limit must be <= 200, at most 5 groups of 6 filters")
+        now = time.monotonic()
+        with self._state:
+            pool = self.tasks if object_type == "tasks" else list(self._objects[object_type].values())
+            visible = [o for o in pool if now - o.get("written", 0.0) >= self.search_lag]
+            hits = [
+                o for o in visible if not groups or any(_matches(o, g.get("filters") or []) for g in groups)
+            ]
+        hits.sort(key=lambda o: int(o["id"]))
+        start = int(body.get("after") or 0)
+        page = hits[start : start + limit]
+        wanted = body.get("properties") or []
+        results = [
+            {
+                "id": o["id"],
+                "properties": {k: o["properties"].get(k) for k in ["hs_object_id", *wanted]},
+                "createdAt": o.get("createdAt"),
+                "updatedAt": o.get("updatedAt", o.get("createdAt")),
+                "archived": False,
+            }
+            for o in page
+        ]
+        answer: dict[str, Any] = {"total": len(hits), "results": results}
+        if start + limit < len(hits):
+            answer["paging"] = {"next": {"after": str(start + limit)}}
+        return Response(200, answer)
 
     # -- batch upsert --------------------------------------------------------------------------
 
@@ -434,6 +522,19 @@ class FakeHubSpot(FakeServer):
 
 
 # -- value validation -------------------------------------------------------------------------
+
+
+def _matches(obj: Mapping[str, Any], filters: list[Mapping[str, Any]]) -> bool:
+    props = obj.get("properties") or {}
+    for f in filters:
+        value, operator = props.get(f.get("propertyName")), f.get("operator")
+        if operator == "EQ" and str(value) != str(f.get("value")):
+            return False
+        if operator == "IN" and str(value) not in [str(v) for v in f.get("values") or []]:
+            return False
+        if operator == "HAS_PROPERTY" and value in (None, ""):
+            return False
+    return True
 
 
 def _problem(name: str, message: str, code: str) -> dict[str, Any]:

@@ -6,6 +6,10 @@ API description and every answer against its response schemas (see tests/fakes/s
 errors come back as HTTP 200 `{"ok": false, "error": ...}` except rate limiting (HTTP 429 with
 `Retry-After`), as Slack does.
 
+`chat.postMessage` keeps a message's `metadata` ({event_type, event_payload}); `conversations.list`
+and `conversations.history` (channel id, `oldest`/`latest`, `limit`, `cursor`) read them back,
+with `metadata` only under `include_all_metadata`, as Slack does (newest first, Tier 3 pages).
+
 State tests assert on: `posted` (every accepted message, in order) and `messages(channel)`;
 `broadcasts()` lists messages that would ping a whole channel (`<!channel>`, `<!here>`, `<!everyone>`).
 
@@ -42,7 +46,10 @@ BLOCK_TYPES = {
     "markdown",
 }
 # errors Slack returns today that the 2021 description's error enum does not list
-EXTRA_ERRORS = ("ratelimited", "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "invalid_json")
+EXTRA_ERRORS = (
+    *("ratelimited", "invalid_blocks", "invalid_blocks_format", "invalid_arguments", "invalid_json"),
+    *("invalid_metadata_format", "invalid_metadata_schema"),
+)
 BROADCAST = re.compile(r"<!(channel|here|everyone)(\|[^>]*)?>")
 
 
@@ -300,7 +307,19 @@ class FakeSlack(FakeServer):
         if retry_after is not None:
             body = {"ok": False, "error": "ratelimited"}
             return self._api(request, body, status=429, headers={"Retry-After": str(retry_after)})
-        stored = self._store(cid, text, blocks, "api", thread_ts=args.get("thread_ts"))
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                return self._api(request, {"ok": False, "error": "invalid_metadata_format"})
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and re.fullmatch(r"[A-Za-z0-9_]{1,255}", str(metadata.get("event_type") or ""))
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            return self._api(request, {"ok": False, "error": "invalid_metadata_schema"})
+        stored = self._store(cid, text, blocks, "api", thread_ts=args.get("thread_ts"), metadata=metadata)
         message = {"type": "message", "subtype": "bot_message", "text": text or "", "ts": stored["ts"]}
         message["bot_id"] = self.bot_id
         if blocks:
@@ -308,6 +327,71 @@ class FakeSlack(FakeServer):
         if stored["thread_ts"]:
             message["thread_ts"] = stored["thread_ts"]
         return self._api(request, {"ok": True, "channel": cid, "ts": stored["ts"], "message": message})
+
+    # -- reading back (conversations.*) --------------------------------------------------------
+
+    def _reader(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        args, _as_json, problem = self._parse(request)
+        bearer = (request.header("authorization") or "").removeprefix("Bearer ").strip()
+        token = bearer or args.pop("token", None)
+        if not token:
+            return args, Response(200, {"ok": False, "error": "not_authed"})
+        if token != self.bot_token:
+            return args, Response(200, {"ok": False, "error": "invalid_auth"})
+        if problem:
+            return args, Response(200, {"ok": False, "error": problem})
+        return args, None
+
+    @route("POST", r"/api/conversations\.list")
+    def conversations_list_post(self, request: Request) -> Response:
+        return self.conversations_list(request)
+
+    @route("POST", r"/api/conversations\.history")
+    def conversations_history_post(self, request: Request) -> Response:
+        return self.conversations_history(request)
+
+    @route("GET", r"/api/conversations\.list")
+    def conversations_list(self, request: Request) -> Response:
+        _args, refused = self._reader(request)
+        if refused:
+            return refused
+        channels = [
+            {"id": cid, "name": name, "is_channel": True, "is_member": True}
+            for name, cid in self.channels.items()
+        ]
+        return Response(200, {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}})
+
+    @route("GET", r"/api/conversations\.history")
+    def conversations_history(self, request: Request) -> Response:
+        """Newest first; `oldest`/`latest` bound ts (exclusive unless `inclusive`); a cursor pages."""
+        args, refused = self._reader(request)
+        if refused:
+            return refused
+        cid = str(args.get("channel") or "")
+        if cid not in self.channels.values():  # names are not accepted here: ids only
+            return Response(200, {"ok": False, "error": "channel_not_found"})
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or 9e12)
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in self.posted if m["channel"] == cid and oldest < float(m["ts"]) < latest]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        start = int(args.get("cursor") or 0)
+        page = found[start : start + limit]
+        messages = []
+        for m in page:
+            message = {"type": "message", "ts": m["ts"], "text": m["text"] or "", "bot_id": self.bot_id}
+            if with_metadata and m.get("metadata"):
+                message["metadata"] = m["metadata"]
+            messages.append(message)
+        more = start + limit < len(found)
+        body = {
+            "ok": True,
+            "messages": messages,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
+        return Response(200, body)
 
     # -- incoming webhook --------------------------------------------------------------------
 

@@ -123,13 +123,18 @@ def waits(monkeypatch) -> Waits:
     when a client is made; the targets make theirs from the Airflow connection (Salesforce also
     takes `timeout` from the connection's extra, which `vendors` sets).
     """
-    from plg_bridge.delivery.transport import RestClient
+    from plg_bridge.delivery import journal
     from plg_bridge.delivery.hubspot.client import HubSpotClient
     from plg_bridge.delivery.intercom.client import IntercomClient
     from plg_bridge.delivery.salesforce.client import SalesforceClient
     from plg_bridge.delivery.slack.client import post_digest
+    from plg_bridge.delivery.transport import RestClient
 
     recorder = Waits()
+    # Lookups after a lost answer wait for real (the fake may still be finishing the call), briefly;
+    # a row no lookup finds is resent by the next run at once (no other run can be sending it).
+    monkeypatch.setattr(journal, "SETTLE_WAITS", (0.3, 0.6, 1.2))
+    monkeypatch.setattr(journal, "RESEND_AFTER", 0.0)
     for fn in (
         HubSpotClient.__init__,
         IntercomClient.__init__,

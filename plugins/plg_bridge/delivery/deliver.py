@@ -8,13 +8,16 @@ A run whose rejected-row share exceeds `delivery.max_rejected_share` fails after
 what it delivered, so good rows are never sent twice and bad rows wait as dead letters.
 
 Create-once targets the vendor cannot dedupe (HubSpot tasks, Slack messages: `Target.journal`)
-go out in batches, and the state is committed around each one: first its keys as unconfirmed
-(in flight), then its outcomes. A run killed mid-batch thus leaves that batch unconfirmed rather
-than unrecorded, and so does an answer that never came (timeout, reset after sending). Both may
-exist at the vendor: no normal run sends them again (that is how a task or alert would be
-created twice); they are listed for on-call, who checks the vendor and then confirms them
-(`plg-bridge dead-letters confirm`) or resends them (`dead-letters replay --targets <target>`).
-Earlier batches stay delivered, later ones are sent by the next run.
+go out in batches through the journal (journal.py): a row is committed as in flight when its
+request is about to leave, and its outcome when the answer is read. An answer lost after the
+request may have reached the vendor (timeout, reset, cut body, 5xx, a row a 207 leaves out) is
+never resent blindly: the row is looked up at the vendor by its key; found, it is delivered with
+the vendor's id; not found, it stays unconfirmed, and a later run looks again (found: delivered;
+still missing long after it was sent: resent). Rows no lookup can decide (Slack webhooks, the
+lookup failing) wait for on-call (`plg-bridge dead-letters confirm` or `replay --targets`).
+
+`deliver_targets` runs every target even when one fails (a failure is reported with the run and
+named by the CLI's exit), so one bad destination never holds back the others.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from plg_bridge.controls import RunOptions
+from plg_bridge.delivery import journal, state
 from plg_bridge.delivery import plan as planning
-from plg_bridge.delivery import state
-from plg_bridge.storage import location
+from plg_bridge.storage import ConflictError, location
 from plg_bridge.window import run_prefix
 
 if TYPE_CHECKING:
@@ -92,6 +95,8 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
 
     desired = planning.records_frame(_only_orgs(target.build(inputs, settings), options.orgs))
     snapshot = state.load(work, target.name)
+    if target.create_once and not options.dry_run:
+        snapshot = journal.resolve_unconfirmed(target, settings, work, snapshot, as_of)
     planned = planning.plan(
         desired,
         snapshot.frame,
@@ -170,30 +175,118 @@ def _send_journaled(
     snapshot: state.Snapshot,
     as_of: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Send in batches, committing each batch's keys as in flight before it goes out and its
-    outcomes after; returns (outcomes, final state). Every commit is conditional on the previous
-    one, so a concurrent run of the window still loses with ConflictError (before sending)."""
+    """Send in batches through the journal; returns (outcomes, final state). The destination marks
+    rows in flight as their request leaves (`journal.departing`); unknown outcomes are looked up.
+    A batch that raises after some of its rows left: those rows are unknown (looked up), the
+    rest of the target is not sent this run (failed NOT_SENT, retried next run)."""
     import pandas as pd
 
-    frame, version = snapshot.frame, snapshot.version
+    from plg_bridge.delivery.outcomes import failed, outcomes_frame
+
+    book = journal.Journal(work, target.name, snapshot, to_send, as_of)
     size = max(1, int(target.journal(settings)))
     parts = []
-    for start in range(0, len(records), size):
-        sent = to_send.iloc[start : start + size]
-        before = frame
-        frame = planning.in_flight(frame, sent, as_of)
-        version = state.commit(work, target.name, frame, version)
+    stop: str | None = None
+    with book.active():
+        for start in range(0, len(records), size):
+            sent = to_send.iloc[start : start + size]
+            keys = [str(k) for k in sent["record_key"]]
+            if stop is not None:
+                got = outcomes_frame(failed(keys, "NOT_SENT", f"not sent: {stop}"))
+            else:
+                try:
+                    got = target.send(settings, records[start : start + size])
+                except ConflictError:
+                    raise
+                except Exception as exc:
+                    left = [k for k in keys if k in book.departed]
+                    if not left and not parts:
+                        raise  # before anything left (connection lookup, client setup): a plain failure
+                    stop = f"{type(exc).__name__}: {exc}"[:500]
+                    log.error(
+                        "%s: sending a batch raised %s; the rest waits for the next run", target.name, stop
+                    )
+                    got = outcomes_frame(
+                        failed(left, "DELIVERY_UNKNOWN", f"no answer read: {stop}")
+                        + failed([k for k in keys if k not in book.departed], "NOT_SENT", f"not sent: {stop}")
+                    )
+            got = _look_up_unknown(settings, target, book, got)
+            book.settle(sent, got)
+            parts.append(got)
+    return pd.concat(parts, ignore_index=True), book.frame
+
+
+def _look_up_unknown(
+    settings: Settings, target: Target, book: journal.Journal, got: pd.DataFrame
+) -> pd.DataFrame:
+    """Rows of a batch whose request left but whose answer was lost: looked up at the vendor.
+    Found: created with the vendor's id. Not found / undecided: still unknown, the message says
+    what the lookup saw (the journal keeps them unconfirmed)."""
+    got = got.copy()
+    left = got["record_key"].isin(list(book.departed))
+    unknown = left & (got["status"] == "failed") & planning.unknown_outcome(got["error_code"])
+    if not unknown.any():
+        return got
+    keys = set(got.loc[unknown, "record_key"])
+    rows = book.frame[book.frame["record_key"].isin(keys)]
+    found, absent, undecided = journal.lookup(target, settings, rows, waits=journal.SETTLE_WAITS)
+    log.warning(
+        "%s: %d rows sent without a usable answer; looked up at the vendor: %d found, %d not found%s",
+        target.name,
+        len(keys),
+        len(found),
+        len(absent),
+        f", undecided ({undecided})" if undecided else "",
+    )
+    for n in got.index[unknown]:
+        key = got.at[n, "record_key"]
+        if key in found:
+            got.loc[n, ["status", "destination_id", "error_code", "error_message"]] = [
+                "created",
+                found[key],
+                None,
+                None,
+            ]
+        elif key in absent:
+            got.at[n, "error_message"] = (
+                f"{got.at[n, 'error_message']} | not found at the vendor by its key yet: held; a later run "
+                "looks again and resends it if it is still missing"
+            )[:1000]
+        else:
+            got.at[n, "error_message"] = f"{got.at[n, 'error_message']} | {undecided}: check the vendor"[
+                :1000
+            ]
+    return got.astype("string")
+
+
+def deliver_targets(
+    as_of: datetime, options: RunOptions, ws: Workspace | None = None, prefix: str | None = None
+) -> list[dict]:
+    """Every target of the run, one after another, each on its own: a target that raises (too
+    many rows rejected, a missing connection, a lost state commit) is reported with `error` and
+    `error_kind` ("configuration" or "delivery") and the next target still runs."""
+    from plg_bridge.delivery.targets import TARGETS
+    from plg_bridge.workspace import Workspace
+
+    ws = ws or Workspace.load()
+    results = []
+    for name in TARGETS:
         try:
-            got = target.send(settings, records[start : start + size])
-        except Exception:
-            # Destinations report every transport failure as an outcome, so an exception here
-            # comes before anything was sent (connection lookup, client setup): put the batch back.
-            state.commit(work, target.name, before, version)
-            raise
-        frame = planning.apply_outcomes(frame, sent, got, as_of, unknown_unconfirmed=True)
-        version = state.commit(work, target.name, frame, version)
-        parts.append(got)
-    return pd.concat(parts, ignore_index=True), frame
+            results.append(deliver_run(name, as_of, options, ws, prefix))
+        except Exception as exc:
+            kind = "configuration" if is_configuration_error(exc) else "delivery"
+            log.error("%s failed (%s): %s", name, kind, exc)
+            results.append(
+                {"target": name, "error": f"{type(exc).__name__}: {exc}"[:1000], "error_kind": kind}
+            )
+    return results
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """A missing Airflow connection (or one without its secret): the operator's to fix."""
+    from plg_bridge.config import ConfigError
+
+    return type(exc).__name__ == "AirflowNotFoundException" or isinstance(exc, ConfigError)
 
 
 def deliver_run(

@@ -7,8 +7,9 @@ exactly when what we would send changes. Actions:
 - retry     a dead letter of an earlier run, sent again even when its data did not change
 - unchanged delivered with the same payload: not sent (an unchanged rerun makes no calls)
 - unconfirmed a create-once row whose delivery may have happened (sent, no answer; or in flight
-            when its run died): not sent again by a normal run, not even on a full resync, only
-            by an on-call replay that names its target (see sync/deliver.py)
+            when its run died) and that a lookup at the vendor could not settle yet (journal.py):
+            not sent again by a normal run, not even on a full resync, only by an on-call replay
+            that names its target (see delivery/deliver.py)
 Create-once targets (HubSpot tasks, Intercom events, Slack messages: no upsert in the API) never
 resend a delivered key, not even on a full resync: their record key is the dedupe key.
 """
@@ -27,6 +28,18 @@ SEND = ("create", "update", "retry")
 # after the request left): for a create-once target the row becomes unconfirmed, not a dead letter.
 UNKNOWN_OUTCOME = frozenset({"DELIVERY_UNKNOWN"})
 IN_FLIGHT = "IN_FLIGHT"
+# A lookup by key found nothing at the vendor long after the request left: it was not created,
+# so the row is a dead letter the next run resends.
+NOT_CREATED = "NOT_CREATED"
+
+
+def unknown_outcome(codes: pd.Series) -> pd.Series:
+    """Which failure codes leave a create's fate unknown once its request left: no answer
+    (DELIVERY_UNKNOWN: timeout, reset, body cut), no outcome for the row, or a 5xx (a gateway can
+    answer 502/504 after the vendor acted)."""
+    codes = codes.astype("string")
+    server = codes.str.fullmatch(r"HTTP_5\d\d").fillna(False).astype(bool)
+    return (codes.isin(UNKNOWN_OUTCOME | {"NO_OUTCOME"}).fillna(False).astype(bool)) | server
 
 
 def canonical(payload: Any) -> str:
@@ -144,7 +157,8 @@ def apply_outcomes(
     ok = joined["status"] != "failed"
     status = ok.map({True: "delivered", False: "failed"})
     if unknown_unconfirmed:
-        status = status.mask(~ok & joined["error_code"].isin(UNKNOWN_OUTCOME), "unconfirmed")
+        status = status.mask(~ok & unknown_outcome(joined["error_code"]), "unconfirmed")
+    sent_at = joined["record_key"].map(state.set_index("record_key")["sent_at"]) if len(state) else None
     rows = pd.DataFrame(
         {
             "record_key": joined["record_key"],
@@ -156,19 +170,32 @@ def apply_outcomes(
             "error_message": joined["error_message"].where(~ok, None),
             "attempts": (joined["attempts"] + 1).where(~ok, 0),
             "as_of": as_of,
+            "sent_at": sent_at,
         }
     ).astype(STATE_COLUMNS)
+    rows["sent_at"] = rows["sent_at"].where(rows["status"] == "unconfirmed", None)
+    return _replace_rows(state, rows)
+
+
+def _replace_rows(state: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    from plg_bridge.delivery.state import STATE_COLUMNS
+
     kept = state[~state["record_key"].isin(rows["record_key"])]
     return (
-        pd.concat([kept.astype(STATE_COLUMNS), rows], ignore_index=True)
+        pd.concat([kept.astype(STATE_COLUMNS), rows.astype(STATE_COLUMNS)], ignore_index=True)
         .sort_values("record_key")
         .reset_index(drop=True)
     )
 
 
-def in_flight(state: pd.DataFrame, sent: pd.DataFrame, as_of: str) -> pd.DataFrame:
-    """The state with `sent` marked unconfirmed (IN_FLIGHT) before they go out: if the run dies
-    before it records the vendor's answer, the next run knows they may exist at the vendor."""
+def in_flight(
+    state: pd.DataFrame, sent: pd.DataFrame, as_of: str, sent_at: str | None = None
+) -> pd.DataFrame:
+    """The state with `sent` marked unconfirmed (IN_FLIGHT) as their request is about to leave: if
+    the run dies before it records the vendor's answer, the next run knows they may exist there
+    (and since when, `sent_at`)."""
     import pandas as pd
 
     from plg_bridge.delivery.state import STATE_COLUMNS
@@ -187,11 +214,30 @@ def in_flight(state: pd.DataFrame, sent: pd.DataFrame, as_of: str) -> pd.DataFra
             ),
             "attempts": sent["attempts"].astype("int64"),
             "as_of": as_of,
+            "sent_at": sent_at,
         }
     ).astype(STATE_COLUMNS)
-    kept = state[~state["record_key"].isin(rows["record_key"])]
-    return (
-        pd.concat([kept.astype(STATE_COLUMNS), rows], ignore_index=True)
-        .sort_values("record_key")
-        .reset_index(drop=True)
-    )
+    return _replace_rows(state, rows)
+
+
+def settled(
+    state: pd.DataFrame, found: dict[str, str | None], absent: dict[str, str], as_of: str
+) -> pd.DataFrame:
+    """Unconfirmed rows a lookup at the vendor settled: `found` {key: vendor id} are delivered;
+    `absent` {key: why} were not created and become dead letters (NOT_CREATED) the next send
+    retries with the payload they were sent with. Other rows are untouched."""
+    frame = state.copy()
+    hit = frame["record_key"].isin(list(found))
+    frame.loc[hit, "status"] = "delivered"
+    frame.loc[hit, "destination_id"] = frame.loc[hit, "record_key"].map(found)
+    frame.loc[hit, ["payload", "error_code", "error_message", "sent_at"]] = None
+    frame.loc[hit, "attempts"] = 0
+    miss = frame["record_key"].isin(list(absent))
+    frame.loc[miss, "status"] = "failed"
+    frame.loc[miss, "error_code"] = NOT_CREATED
+    frame.loc[miss, "error_message"] = frame.loc[miss, "record_key"].map(absent)
+    frame.loc[miss, "sent_at"] = None
+    frame.loc[hit | miss, "as_of"] = as_of
+    from plg_bridge.delivery.state import STATE_COLUMNS
+
+    return frame.astype(STATE_COLUMNS)

@@ -2,7 +2,8 @@
 
 One row per record key: the hash of the payload last delivered (or attempted), whether it is
 delivered, waiting as a dead letter (then with its payload, error and attempt count) or
-unconfirmed (a create-once row sent without a known outcome), and the run that wrote it. Because delivered rows and dead letters live in one object, a commit is one
+unconfirmed (a create-once row sent without a known outcome, with when it was sent), and the run
+that wrote it. Because delivered rows and dead letters live in one object, a commit is one
 conditional write: S3 `If-Match` on the ETag read at the start (`If-None-Match: *` for the first
 commit), or on a local folder an exclusive lock plus a content-hash check. Two runs of the same
 window cannot both commit; the loser gets ConflictError naming the object.
@@ -29,6 +30,9 @@ STATE_COLUMNS = {
     "error_message": "string",
     "attempts": "int64",
     "as_of": "string",  # the window that last wrote the row (never the wall clock)
+    # When an unconfirmed row's request left (UTC, ISO): operational, not an output. A lookup that
+    # misses such a row resends it only once no live run can still be sending it (journal.py).
+    "sent_at": "string",
 }
 
 
@@ -64,7 +68,11 @@ def _from_bytes(data: bytes) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(pa.BufferReader(data)).to_pandas().astype(STATE_COLUMNS)
+    frame = pq.read_table(pa.BufferReader(data)).to_pandas()
+    for column in STATE_COLUMNS:  # a state written before a column existed reads it as null
+        if column not in frame:
+            frame[column] = None
+    return frame[list(STATE_COLUMNS)].astype(STATE_COLUMNS)
 
 
 def load(work: Location, target: str) -> Snapshot:
