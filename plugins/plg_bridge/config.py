@@ -70,9 +70,6 @@ class ExportSettings:
     check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
     wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
     on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
-    # pruned reads (reader.iter_batches(window=...)); files ending before the window need no margin
-    late_event_margin_hours: int = 72  # skip a file starting this long after the window; later-arriving events (offline clients, mobile batches) would be missed
-    max_line_bytes: int = 16 << 20  # a longer JSON Lines line is quarantined unread (file, line)
 
     def validate(self) -> None:
         from datetime import UTC, datetime
@@ -106,8 +103,6 @@ class ExportSettings:
         )
         _require(bool(self.group_type), "exports.group_type", "must not be empty")
         _require(self.batch_rows > 0, "exports.batch_rows", "must be positive")
-        _require(self.late_event_margin_hours >= 0, "exports.late_event_margin_hours", "must not be negative")
-        _require(self.max_line_bytes >= 1024, "exports.max_line_bytes", "must be at least 1024")
 
 
 @dataclass(frozen=True)
@@ -256,15 +251,22 @@ class ModelSettings:
         _names(self.test_org_ids, "models.test_org_ids")
 
 
+def _in_flight(value: int | None, key: str) -> None:
+    """Requests in flight per delivery target: None (derived) or 1..64."""
+    _require(value is None or (isinstance(value, int) and 1 <= value <= 64), key, "must be null or 1..64")
+
+
 @dataclass(frozen=True)
 class HubSpotSettings:
     conn_id: str = "hubspot_default"
     company_id_property: str = "posthog_group_id"
     batch_size: int = 100
     calls_per_10s: int = 100  # the app's rolling limit: 100 (Free/Starter), 190 (Pro/Enterprise), 250 (pack)
+    max_in_flight: int | None = None  # requests in flight per target; None: from the limit and latency
 
     def validate(self) -> None:
         _nonempty(self.conn_id, "hubspot.conn_id")
+        _in_flight(self.max_in_flight, "hubspot.max_in_flight")
         _require(
             bool(re.fullmatch(r"[a-z][a-z0-9_]*", self.company_id_property)),
             "hubspot.company_id_property",
@@ -288,9 +290,11 @@ class SalesforceSettings:
     bulk_threshold: int = 2000  # above this many rows, Bulk API 2.0 instead of sObject Collections
     pql_lead_status: str = "PQL"  # Lead.Status set when an organization crosses the PQL threshold
     lead_org_field: str = "PostHog_Group_Id__c"  # Lead field holding the organization key
+    max_in_flight: int | None = None  # Collections calls in flight; None: the default (10)
 
     def validate(self) -> None:
         _nonempty(self.conn_id, "salesforce.conn_id")
+        _in_flight(self.max_in_flight, "salesforce.max_in_flight")
         _require(
             self.api_version is None or bool(re.fullmatch(r"v\d+\.\d+", self.api_version)),
             "salesforce.api_version",
@@ -334,10 +338,6 @@ class SignalSettings:
     def routes(self, signal: str) -> tuple[str, ...]:
         return getattr(self, f"{signal}_to")
 
-    cooldown_days: int = 7  # one usage_ceiling / enterprise_interest / PQL alert per account within this
-    pql_rearm_below: int = 50  # pql_crossed re-alerts only after the score was below this mark
-    pql_lookback_days: int = 28  # daily PQL scores evaluated to derive the earlier alerts (no clock)
-    detail_placeholders: tuple[str, ...] = ("-", "--", "n/a", "na", "none", "null", "undefined", "unknown")
     def validate(self) -> None:
         for name in self.enabled:
             _require(
@@ -357,9 +357,6 @@ class SignalSettings:
                 )
             _names(self.routes(name), f"signals.{name}_to")
 
-        _require(self.cooldown_days >= 1, "signals.cooldown_days", "must be at least 1")
-        _require(self.pql_rearm_below >= 0, "signals.pql_rearm_below", "must not be negative")
-        _require(self.pql_lookback_days >= 1, "signals.pql_lookback_days", "must be at least 1")
 
 @dataclass(frozen=True)
 class IntercomSettings:
@@ -367,9 +364,11 @@ class IntercomSettings:
         "intercom_default"  # HTTP connection: password = access token; extra {"region", "intercom_version"}
     )
     aha_event_name: str = "aha-moment-reached"  # Intercom data event for aha_reached (fires series)
+    max_in_flight: int | None = None  # calls in flight per target; None: from the limit and latency
 
     def validate(self) -> None:
         _nonempty(self.conn_id, "intercom.conn_id")
+        _in_flight(self.max_in_flight, "intercom.max_in_flight")
         _nonempty(self.aha_event_name, "intercom.aha_event_name")
         _require(
             self.aha_event_name == self.aha_event_name.strip() and len(self.aha_event_name) <= 255,

@@ -8,6 +8,7 @@ state (companies, accounts...). Tests then assert on `server.requests` and on th
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import threading
@@ -110,6 +111,10 @@ class FakeServer:
     """Base of the vendor fakes. Use as a context manager or call start()/stop()."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        # Per-request round trip, like a remote API: every vendor call is answered after
+        # latency +- jitter seconds (uniform), concurrently with other calls. 0: at once.
+        self.latency, self.jitter = 0.0, 0.0
+        self._rng = random.Random(20261120)
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
@@ -169,6 +174,13 @@ class FakeServer:
 
     # -- test helpers ------------------------------------------------------------------------
 
+    def with_latency(self, latency: float, jitter: float = 0.0) -> FakeServer:
+        """Answer every vendor call after `latency` +- `jitter` seconds (a network round trip)."""
+        if latency < 0 or jitter < 0 or jitter > latency:
+            raise ValueError("latency >= jitter >= 0")
+        self.latency, self.jitter = latency, jitter
+        return self
+
     def inject(self, *faults: Fault) -> None:
         with self._lock:
             self.faults.extend(faults)
@@ -217,6 +229,9 @@ class FakeServer:
             return self._admin(request)
         with self._lock:
             self.requests.append(request)
+            delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
+        if delay > 0:
+            time.sleep(delay)
         fault = self._take_fault(request.path)
         if fault:
             if fault.delay:

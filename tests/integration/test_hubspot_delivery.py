@@ -63,6 +63,7 @@ def scores(n: int) -> pd.DataFrame:
 def make_client(fake: FakeHubSpot, token: str = "test-token", **kwargs) -> HubSpotClient:
     kwargs.setdefault("sleep", Sleeps())
     kwargs.setdefault("calls_per_10s", None)
+    kwargs.setdefault("max_in_flight", 1)  # batches in order: the concurrency tests set their own
     kwargs.setdefault("policy", RetryPolicy(base_delay=0.01, max_delay=1.0))
     return HubSpotClient(fake.url, token, **kwargs)
 
@@ -337,3 +338,110 @@ def test_connection_without_host_means_hubspot_itself_and_a_token_is_required(mo
     assert HubSpotClient.from_connection("hubspot_prod").rest.base_url == "https://api.hubapi.com"
     with pytest.raises(ValueError, match="no password"):
         HubSpotClient.from_connection("hubspot_no_token")
+
+
+# -- requests in flight and one budget per app ----------------------------------------------------
+
+
+def test_several_batches_in_flight_at_a_300ms_round_trip(ready_fake):
+    ready_fake.with_latency(0.3, 0.03)
+    client = make_client(ready_fake, max_in_flight=None, calls_per_10s=190)
+    started = time.monotonic()
+    outcomes = client.upsert("companies", company_inputs(scores(1000)))
+    seconds = time.monotonic() - started
+
+    assert [o.record_key for o in outcomes] == [f"org-{i:04d}" for i in range(1000)]
+    assert {o.status for o in outcomes} == {"created"}
+    assert len(ready_fake.objects("companies")) == 1000
+    assert seconds < 1.6, f"10 batches at 300 ms took {seconds:.2f}s: one at a time would be 3 s"
+
+
+def test_batches_answered_out_of_order_keep_their_own_outcomes(ready_fake):
+    # the first batch is answered last: its rows must still get their own ids, in input order
+    ready_fake.inject(Fault(path=UPSERT, delay=0.5))
+    client = make_client(ready_fake, max_in_flight=4)
+    outcomes = client.upsert("companies", company_inputs(scores(8)), batch_size=2)
+
+    stored_order = [o["properties"]["posthog_group_id"] for o in ready_fake.objects("companies")]
+    assert stored_order[-2:] == ["org-0000", "org-0001"], stored_order
+    assert [o.record_key for o in outcomes] == [f"org-{i:04d}" for i in range(8)]
+    for o in outcomes:
+        assert o.destination_id == ready_fake.find("companies", "posthog_group_id", o.record_key)["id"]
+
+
+def test_a_fatal_answer_stops_batches_not_yet_started_while_in_flight_ones_finish(ready_fake):
+    daily = Response(429, {"status": "error", "errorType": "RATE_LIMIT", "policyName": "DAILY"})
+    ready_fake.with_latency(0.05)
+    ready_fake.inject(Fault(path=UPSERT, response=daily))
+    client = make_client(ready_fake, max_in_flight=2)
+    outcomes = client.upsert("companies", company_inputs(scores(20)), batch_size=2)
+
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert len(outcomes) == 20 and {o.error_code for o in failed} == {"DAILY_LIMIT"}
+    sent = len(upserts(ready_fake))
+    assert sent <= 3, f"{sent} calls: at most the refused one and the one in flight beside it"
+    assert sum(o.status == "created" for o in outcomes) == 2 * (sent - 1)
+    assert sum("not sent" in (o.error_message or "") for o in failed) == 20 - 2 * sent
+
+
+def test_two_targets_of_one_app_running_at_once_share_its_budget(monkeypatch):
+    """hubspot_companies and hubspot_contacts in two threads (as two tasks in one worker), each
+    through its production send step and the Airflow connection: together they never make more
+    calls in any window than the app's limit, counted per token at the fake."""
+    import threading
+
+    from plg_bridge.delivery.hubspot import targets
+    from plg_bridge.delivery.hubspot.mapping import CONTACT_PROPERTIES
+    from tests.fakes.hubspot import DEFAULT_CONTACT_PROPERTIES
+
+    limit = 6
+    with FakeHubSpot(
+        token="app-a",
+        other_tokens=("app-b",),
+        limit_per_10s=limit,
+        window_seconds=1.0,
+        company_properties=ALL_COMPANY_PROPERTIES,
+        contact_properties=[*DEFAULT_CONTACT_PROPERTIES, *CONTACT_PROPERTIES],
+    ) as fake:
+        fake.with_latency(0.05)
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": fake.port,
+            "schema": "http",
+            "password": "app-a",
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
+        monkeypatch.setitem(HubSpotClient.__init__.__kwdefaults__, "rate_window", 1.0)
+        settings = _settings(calls_per_10s=limit, batch_size=10)
+        companies = [{**r, "as_of": AS_OF} for r in records(scores(60))]
+        contacts = [
+            {
+                "record_key": f"p{i}@example.com",
+                "payload": {"id": f"p{i}@example.com", "idProperty": "email", "properties": {}},
+            }
+            for i in range(60)
+        ]
+        results = {}
+        threads = [
+            threading.Thread(
+                target=lambda: results.update(c=targets._send_hubspot_companies(settings, companies))
+            ),
+            threading.Thread(
+                target=lambda: results.update(p=targets._send_hubspot_contacts(settings, contacts))
+            ),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+
+        assert set(results["c"]["status"]) == {"created"} and set(results["p"]["status"]) == {"created"}
+        assert len(fake.arrivals["app-a"]) >= 12  # 6 + 6 upserts, plus the property lists
+        assert fake.peak_calls("app-a") <= limit
+
+
+def _settings(**hubspot):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(hubspot=SimpleNamespace(conn_id="hubspot_default", max_in_flight=None, **hubspot))

@@ -6,6 +6,7 @@ strayed from Intercom's published description."""
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -108,6 +109,7 @@ def ready_fake(clock):
 
 def make_client(fake: FakeIntercom, clock: Clock, token: str = TOKEN, **kwargs) -> IntercomClient:
     kwargs.setdefault("policy", RetryPolicy(base_delay=0.01, max_delay=30.0))
+    kwargs.setdefault("max_in_flight", 1)  # calls in order: the in-flight test sets its own
     return IntercomClient(fake.url, token, sleep=clock.sleep, clock=clock, **kwargs)
 
 
@@ -455,3 +457,15 @@ def test_connection_without_host_uses_the_region_and_a_token_is_required(monkeyp
     assert IntercomClient.from_connection("intercom_host").rest.base_url == "https://api.au.intercom.io"
     with pytest.raises(ValueError, match="no password"):
         IntercomClient.from_connection("intercom_no_token")
+
+
+def test_several_calls_in_flight_at_a_200ms_round_trip(ready_fake):
+    ready_fake.with_latency(0.2, 0.02)
+    client = IntercomClient(ready_fake.url, TOKEN, calls_per_10s=1000, policy=RetryPolicy(base_delay=0.01))
+    started = time.monotonic()
+    outcomes = deliver_companies(client, company_records(scores(40)))
+    seconds = time.monotonic() - started
+
+    assert list(outcomes["record_key"]) == [f"org-{i:03d}" for i in range(40)]
+    assert set(outcomes["status"]) == {"created"}
+    assert seconds < 3.0, f"40 calls at 200 ms took {seconds:.2f}s: one at a time would be 8 s"

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import time
 
 import pandas as pd
 import pytest
@@ -57,6 +58,7 @@ def records(n: int, start: int = 0, **kwargs) -> list[dict]:
 def make_client(fake: FakeSalesforce, **kwargs) -> SalesforceClient:
     kwargs.setdefault("sleep", Sleeps())
     kwargs.setdefault("policy", RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=1.0))
+    kwargs.setdefault("max_in_flight", 1)  # calls in order: the in-flight test sets its own
     return SalesforceClient(fake.url, CLIENT_ID, CLIENT_SECRET, **kwargs)
 
 
@@ -520,3 +522,16 @@ def test_from_connection_needs_host_and_credentials(monkeypatch):
         SalesforceClient.from_connection("sf_no_secret")
     with pytest.raises(ValueError, match="no host"):
         SalesforceClient.from_connection("sf_no_host")
+
+
+def test_collections_calls_in_flight_at_a_500ms_round_trip(fake):
+    fake.with_latency(0.5, 0.05)
+    client = make_client(fake, max_in_flight=None)  # the default: 10 in flight
+    client.token()  # the token call is not what this measures
+    started = time.monotonic()
+    outcomes = deliver_accounts(client, records(2000), bulk_threshold=None)
+    seconds = time.monotonic() - started
+
+    assert list(outcomes["record_key"]) == [r["record_key"] for r in records(2000)]
+    assert statuses(outcomes) == {"created": 2000}
+    assert seconds < 2.5, f"10 calls at 500 ms took {seconds:.2f}s: one at a time would be 5 s"

@@ -5,21 +5,34 @@ plugs into, so a vendor only says how to map records and how to send one batch.
   maps the run's model outputs to records `{record_key, org_id, payload}`; `send` delivers records
   and returns exactly one outcome per record.
 - `routed` / `signals_of` / `keyed`: the record-building helpers every vendor's targets share.
+- `send_batches`: batching's second half, for every vendor: several calls in flight (`InFlight`),
+  the stop-after-a-fatal-answer rule, outcomes complete and in order whatever the completion order.
+- `resolve_unknown`: the hook where a vendor looks up deliveries whose answer was lost.
 
 Imported by the DAG file at parse time (through delivery/targets.py): keep its imports light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from plg_bridge.delivery.outcomes import RowOutcome, failed
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from plg_bridge.config import Settings
     from plg_bridge.delivery.deliver import RunInputs
+
+log = logging.getLogger(__name__)
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,10 @@ class Target:
     # Create-once targets the vendor cannot dedupe (a replayed call makes a second object): the
     # batch size the engine sends them in, committing each batch as in flight first (deliver.py).
     journal: Callable[[Settings], int] | None = None
+    # Journaled targets: find records at the vendor by the key the project controls, for answers
+    # lost after the request left (journal.py). (settings, records {record_key, payload, sent_at})
+    # -> {record_key: vendor id} of those found, or None when the route cannot be looked up.
+    lookup: Callable[[Settings, list[dict]], dict[str, str | None] | None] | None = None
 
 
 def routed(inputs: RunInputs, settings: Settings, destination: str) -> pd.DataFrame:
@@ -55,3 +72,131 @@ def keyed(records: list[dict]) -> list[dict]:
     return [
         {"record_key": r["record_key"], "org_id": r.get("org_id"), "payload": r["payload"]} for r in records
     ]
+
+
+# -- sending: batches in flight, the stop rule, one outcome per record ----------------------------
+
+DEFAULT_MAX_IN_FLIGHT = 16  # a ceiling on threads per target, whatever the rate and latency say
+
+
+class InFlight:
+    """How many requests a target keeps in flight: enough to use the rate budget at the latency
+    observed, never more than `ceiling`.
+
+    Little's law: calls/s = in flight / latency, so the bound is rate x latency plus one spare
+    (rounded up); the limiter still paces every call, so a generous bound costs no 429s, only
+    threads. `fixed` (a setting) overrides the derivation. Before the first answer the latency
+    is unknown and `initial` requests go out.
+    """
+
+    def __init__(
+        self,
+        calls_per_second: float | None,
+        *,
+        fixed: int | None = None,
+        ceiling: int = DEFAULT_MAX_IN_FLIGHT,
+        initial: int = 2,
+    ) -> None:
+        if fixed is not None and fixed < 1:
+            raise ValueError("in-flight requests must be >= 1")
+        self.rate, self.fixed, self.ceiling, self.initial = calls_per_second, fixed, max(1, ceiling), initial
+        self.latency: float | None = None  # smoothed seconds per call (EWMA)
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self.latency = seconds if self.latency is None else 0.8 * self.latency + 0.2 * seconds
+
+    def bound(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.latency is None:
+            return min(self.initial, self.ceiling)
+        if not self.rate:  # no rate limit (Salesforce meters per day): the ceiling
+            return self.ceiling
+        return max(1, min(self.ceiling, math.ceil(self.rate * self.latency) + 1))
+
+
+def calls_per_second(limiter: Any) -> float | None:
+    """A limiter's sustained rate (its window's calls / its period), None without one."""
+    if limiter is None or not getattr(limiter, "max_calls", None):
+        return None
+    return limiter.max_calls / limiter.period
+
+
+Stop = tuple[str, str]  # (error code, message): why no further batch of this target goes out
+
+
+def send_batches(
+    batches: Sequence[B],
+    send: Callable[[B], tuple[list[RowOutcome], Stop | None]],
+    keys: Callable[[B], list[str]],
+    *,
+    in_flight: InFlight | int = 1,
+    what: str = "batch",
+) -> list[RowOutcome]:
+    """Send `batches` with up to `in_flight` calls at once; outcomes in batch order.
+
+    `send(batch)` makes one call (the transport paces it under the rate budget and retries it)
+    and returns one outcome per key of the batch plus, when the vendor refused in a way every
+    later call would hit too (daily quota, revoked token), the reason to stop. The stop rule:
+    batches not yet started then fail with that code ("not sent: ..."); batches already in flight
+    finish and keep their own outcomes. Completion order does not matter: each batch's outcomes
+    land in its slot, and a missing outcome is a bug (`complete`).
+    """
+    bound = in_flight if isinstance(in_flight, InFlight) else InFlight(None, fixed=max(1, in_flight))
+    results: list[list[RowOutcome] | None] = [None] * len(batches)
+    stop: Stop | None = None
+    if not batches:
+        return []
+
+    def timed(n: int) -> tuple[int, list[RowOutcome], Stop | None]:
+        started = time.monotonic()
+        outcomes, why = send(batches[n])
+        bound.observe(time.monotonic() - started)
+        return n, outcomes, why
+
+    workers = max(bound.ceiling, bound.fixed or 1)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"send-{what}") as pool:
+        running: set[Future] = set()
+        upcoming = iter(range(len(batches)))
+        exhausted = False
+        while True:
+            while not exhausted and stop is None and len(running) < bound.bound():
+                n = next(upcoming, None)
+                if n is None:
+                    exhausted = True
+                    break
+                running.add(pool.submit(timed, n))
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                n, outcomes, why = future.result()
+                if len(outcomes) != len(keys(batches[n])):
+                    raise RuntimeError(f"internal error: {what} {n} got {len(outcomes)} outcomes")
+                results[n] = outcomes
+                if why is not None and stop is None:
+                    stop = why
+                    log.error("%s: stopping after %s; later batches are not sent", what, why[0])
+    for n, outcomes in enumerate(results):
+        if outcomes is None:  # never started: the stop rule
+            code, message = cast("Stop", stop)
+            results[n] = failed(keys(batches[n]), code, f"not sent: {message}")
+    return complete([o for part in results for o in cast("list[RowOutcome]", part)])
+
+
+def complete(outcomes: Sequence[RowOutcome | None]) -> list[RowOutcome]:
+    """Every record has its outcome: a gap would be a silently dropped row, so it is a bug."""
+    if any(o is None for o in outcomes):
+        raise RuntimeError("internal error: a record has no outcome")
+    return cast("list[RowOutcome]", list(outcomes))
+
+
+def resolve_unknown(keys: Sequence[str]) -> dict[str, RowOutcome]:
+    """Hook point for a vendor lookup of deliveries whose answer was lost (sent, no answer): a
+    vendor folder may provide `resolve_unknown(client, keys) -> {key: outcome}` in its client
+    (HubSpot: search tasks by their key property; Slack: conversations.history + message
+    metadata). Keys it cannot resolve stay unknown (unconfirmed for on-call). The default knows
+    nothing."""
+    return {}

@@ -11,7 +11,9 @@ spending real time on backoff.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
+import math
 import random
 import threading
 import time
@@ -46,9 +48,19 @@ class FatalDestinationError(DestinationError):
 class RetriesExhausted(DestinationError):
     """Every attempt failed with a retryable status or a network error."""
 
+    code = "RETRIES_EXHAUSTED"  # the rows' error code
+
     def __init__(self, message: str, *, status: int | None, body: str, attempts: int) -> None:
         super().__init__(message, status=status, body=body)
         self.attempts = attempts
+
+
+class DestinationUnreachable(RetriesExhausted):
+    """The destination stopped answering: an earlier call of this client got no answer on any
+    attempt (connection refused, timeouts), so later calls fail at once, unsent, instead of each
+    spending every retry; their rows wait as dead letters for the next run."""
+
+    code = "DESTINATION_UNREACHABLE"
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class RateLimiter:
         self._clock, self._sleep = clock, sleep
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
+        self._others, self._others_until = 0, -math.inf  # budget other integrations are using
 
     def acquire(self) -> float:
         """Block until a call is allowed; returns the seconds waited."""
@@ -122,12 +135,67 @@ class RateLimiter:
                 now = self._clock()
                 while self._calls and self._calls[0] <= now - self.period:
                     self._calls.popleft()
-                if len(self._calls) < self.max_calls:
+                if len(self._calls) < self._allowed(now):
                     self._calls.append(now)
                     return waited
-                wait = self._calls[0] + self.period - now
+                wait = self._calls[0] + self.period - now if self._calls else self._others_until - now
+                wait = max(wait, 0.001)
                 self._sleep(wait)
                 waited += wait
+
+    def _allowed(self, now: float) -> int:
+        if now >= self._others_until:
+            return self.max_calls
+        return max(1, self.max_calls - self._others)
+
+    def learn(self, limit: int | None, remaining: int | None, window: float | None) -> None:
+        """What the vendor's headers say of the budget: calls other integrations of the same app
+        spent in its window are reserved for them until the window has passed, and a lower limit
+        than configured (another tier) is adopted. Our own calls still in transit are not yet
+        counted by the vendor, so `others` can only be underestimated, never our own calls
+        double-counted into a slowdown."""
+        if limit is None or remaining is None:
+            return
+        with self._lock:
+            now = self._clock()
+            if 0 < limit < self.max_calls:
+                log.warning(
+                    "vendor reports a limit of %d calls per window (configured %d): adopting it",
+                    limit,
+                    self.max_calls,
+                )
+                self.max_calls = limit
+            ours = sum(1 for c in self._calls if c > now - (window or self.period))
+            others = max(0, limit - remaining - ours)
+            if others:
+                self._others = others
+                self._others_until = now + (window or self.period)
+
+
+_SHARED: dict[tuple, RateLimiter] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(key: tuple, max_calls: int, period: float, **kwargs: Any) -> RateLimiter:
+    """The one limiter of a vendor credential in this process (`key`: vendor, host, credential).
+
+    Every client built for the same app/token draws on it, so two targets running at once in
+    one worker share one budget. Across workers the Airflow pool of the vendor (one slot:
+    scripts/create_pools.py) runs its targets one after another, each with the whole budget;
+    other integrations of the customer show in the vendor's headers (`RateLimiter.learn`).
+    """
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(key)
+        if limiter is None or limiter.max_calls > max_calls or limiter.period < period:
+            limiter = _SHARED[key] = RateLimiter(max_calls, period, **kwargs)
+        return limiter
+
+
+def credential_key(session: requests.Session) -> str:
+    """A fingerprint of the session's credential (never the credential itself): the key of its
+    shared rate budget."""
+    secret = str(session.headers.get("Authorization") or session.auth or "")
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def bearer_auth(session: requests.Session, token: str | None, conn_id: str, what: str) -> requests.Session:
@@ -165,6 +233,10 @@ def body_snippet(response: requests.Response) -> str:
         return ""
 
 
+# The answer began and then broke off (body cut, bad chunking): the request reached the server.
+_CUT_ANSWER = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
 def _never_sent(exc: requests.RequestException) -> bool:
     """True when the request provably never reached the server (safe to replay anything)."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -192,11 +264,15 @@ class RestClient:
         sleep: Callable[[float], None] = time.sleep,
         wait_hint: Callable[[requests.Response], float | None] | None = None,
         is_fatal: Callable[[requests.Response], bool] | None = None,
+        rate_headers: Callable[[requests.Response], tuple[int | None, int | None, float | None]]
+        | None = None,
     ) -> None:
         self.session, self.base_url = session, base_url
+        self.rate_headers = rate_headers  # (limit, remaining, window s) from a vendor's headers
         self.policy = policy or RetryPolicy()
         self.limiter, self.timeout, self.sleep = limiter, timeout, sleep
         self.wait_hint, self.is_fatal = wait_hint, is_fatal
+        self.unreachable: str | None = None  # why later calls are not sent (DestinationUnreachable)
 
     def url(self, path: str) -> str:
         if "://" in path:
@@ -212,27 +288,37 @@ class RestClient:
         headers: Mapping[str, str] | None = None,
         *,
         idempotent: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> requests.Response:
         """Send one logical call; returns the first non-retryable response.
 
         With `idempotent=False` (e.g. creating a message) a network error is retried only when
-        the request never left (connect failures); 429 is always safe to retry.
+        the request never left (connect failures); 429 is always safe to retry. `before_send` runs
+        right before each attempt leaves, after the rate limiter's wait (the exactly-once journal
+        records the request as in flight there). An answer cut mid-body counts as no answer.
 
         Raises `FatalDestinationError` when `is_fatal` says so, `RetriesExhausted` when every
-        attempt failed.
+        attempt failed, `DestinationUnreachable` (without sending) once an earlier call of this
+        client got no answer on any attempt.
         """
         url = self.url(path)
+        if self.unreachable is not None:
+            raise DestinationUnreachable(
+                f"{method} {path}: not sent: {self.unreachable}", status=None, body="", attempts=0
+            )
         attempts = self.policy.max_attempts
         status: int | None = None
         body = ""
         for attempt in range(1, attempts + 1):
             if self.limiter is not None:
                 self.limiter.acquire()
+            if before_send is not None:
+                before_send()
             try:
                 response = self.session.request(
                     method, url, json=json, data=data, headers=dict(headers or {}), timeout=self.timeout
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except (requests.Timeout, requests.ConnectionError, *_CUT_ANSWER) as exc:
                 status, body = None, f"{type(exc).__name__}: {exc}"
                 if not idempotent and not _never_sent(exc):
                     raise RetriesExhausted(
@@ -244,6 +330,8 @@ class RestClient:
                 reason = type(exc).__name__
                 wait = self.policy.backoff(attempt)
             else:
+                if self.rate_headers is not None and self.limiter is not None:
+                    self.limiter.learn(*self.rate_headers(response))
                 if self.is_fatal is not None and self.is_fatal(response):
                     raise FatalDestinationError(
                         f"{method} {path}: HTTP {response.status_code} is fatal for this run",
@@ -260,6 +348,12 @@ class RestClient:
                 break
             log.warning("%s %s: %s, retry %d/%d in %.2fs", method, path, reason, attempt, attempts - 1, wait)
             self.sleep(wait)
+        if status is None:  # no answer on any attempt: cut the destination off for this client
+            self.unreachable = (
+                f"{self.base_url} stopped answering ({reason} on all {attempts} attempts of an earlier call); "
+                "retried next run"
+            )
+            log.error("%s: later calls of this run fail at once, unsent", self.unreachable)
         raise RetriesExhausted(
             f"{method} {path}: gave up after {attempts} attempts (last: {reason}) {body[:200]}".rstrip(),
             status=status,

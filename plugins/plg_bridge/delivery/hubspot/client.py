@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from plg_bridge.delivery import journal
+from plg_bridge.delivery.base import InFlight, Stop, calls_per_second, send_batches
+from plg_bridge.delivery.hubspot import lookup
 from plg_bridge.delivery.hubspot.mapping import (
     DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
     MAX_BATCH,
     _complete,
-    _http_failure,
     batch_outcomes,
-    task_input,
 )
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 from plg_bridge.delivery.transport import (
@@ -31,7 +32,9 @@ from plg_bridge.delivery.transport import (
     RetryPolicy,
     bearer_auth,
     body_snippet,
+    credential_key,
     json_body,
+    shared_limiter,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +64,16 @@ def hubspot_wait_hint(response: requests.Response) -> float | None:
     if interval is not None and (remaining is None or remaining <= 0):
         return interval / 1000
     return None
+
+
+def hubspot_rate_headers(response: requests.Response) -> tuple[int | None, int | None, float | None]:
+    """(limit, remaining, window seconds) of the app's rolling budget, from X-HubSpot-RateLimit-*."""
+    interval = _int_header(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+    return (
+        _int_header(response, "X-HubSpot-RateLimit-Max"),
+        _int_header(response, "X-HubSpot-RateLimit-Remaining"),
+        interval / 1000 if interval else None,
+    )
 
 
 def _policy_name(body: Any) -> str | None:
@@ -97,6 +110,8 @@ class HubSpotClient:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         calls_per_10s: int | None = 100,
+        max_in_flight: int | None = None,
+        rate_window: float = 10.0,
         timeout: float = 30,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -110,7 +125,15 @@ class HubSpotClient:
         policy = policy or RetryPolicy()
         policy = replace(policy, retry_statuses=policy.retry_statuses | {423})
         if limiter is None and calls_per_10s:
-            limiter = RateLimiter(calls_per_10s, 10.0, clock=clock, sleep=sleep)
+            # one budget per app: every client of the same token and host shares this limiter
+            limiter = shared_limiter(
+                ("hubspot", base_url, credential_key(session)),
+                calls_per_10s,
+                rate_window,
+                clock=clock,
+                sleep=sleep,
+            )
+        self.max_in_flight = max_in_flight
         self.rest = RestClient(
             session,
             base_url,
@@ -120,6 +143,7 @@ class HubSpotClient:
             sleep=sleep,
             wait_hint=hubspot_wait_hint,
             is_fatal=hubspot_is_fatal,
+            rate_headers=hubspot_rate_headers,
         )
         self._ensured: set[tuple[str, frozenset[str]]] = set()
 
@@ -191,7 +215,8 @@ class HubSpotClient:
                     )
                 )
             else:
-                ready.append((record["record_key"], task_input(record["payload"], company)))
+                key = str(record["record_key"])
+                ready.append((key, lookup.keyed_task_input(key, record["payload"], company)))
         for start in range(0, len(ready), MAX_BATCH):
             batch = ready[start : start + MAX_BATCH]
             keys = [k for k, _ in batch]
@@ -201,21 +226,17 @@ class HubSpotClient:
                     "/crm/v3/objects/tasks/batch/create",
                     json={"inputs": [i for _, i in batch]},
                     idempotent=False,
+                    # in flight from here on (after the rate limiter's wait): exactly-once journal
+                    before_send=functools.partial(journal.departing, keys),
                 )
             except DestinationError as exc:
                 outcomes += failed(
                     keys, "DELIVERY_UNKNOWN" if exc.status is None else f"HTTP_{exc.status}", str(exc)
                 )
                 continue
-            body = json_body(response)
-            results = body.get("results") if isinstance(body, Mapping) else None
-            if response.status_code in (200, 201) and isinstance(results, list) and len(results) == len(keys):
-                outcomes += [
-                    RowOutcome(k, "created", str(r.get("id"))) for k, r in zip(keys, results, strict=True)
-                ]
-            else:
-                code, message = _http_failure(response.status_code, body, body_snippet(response))
-                outcomes += failed(keys, code, message)
+            outcomes += lookup.task_outcomes(
+                keys, response.status_code, json_body(response), body_snippet(response)
+            )
         return outcomes
 
     def upsert(
@@ -242,27 +263,27 @@ class HubSpotClient:
             pending.append((n, {**item, "id": key, "objectWriteTraceId": trace}))
 
         batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        stop: tuple[str, str] | None = None
-        for number, batch in enumerate(batches, 1):
+
+        def send(batch: list[tuple[int, dict[str, Any]]]) -> tuple[list[RowOutcome], Stop | None]:
             payload = [item for _, item in batch]
-            keys = [item["id"] for item in payload]
-            if stop is not None:
-                results = failed(keys, stop[0], f"not sent: {stop[1]}")
-            else:
-                results, stop = self._send(object_type, payload, keys)
-            for (n, _), outcome in zip(batch, results, strict=True):
-                outcomes[n] = outcome
-            counts = {s: sum(o.status == s for o in results) for s in ("created", "updated", "failed")}
-            log.info(
-                "HubSpot %s batch %d/%d: %d created, %d updated, %d failed",
-                object_type,
-                number,
-                len(batches),
-                counts["created"],
-                counts["updated"],
-                counts["failed"],
-            )
+            return self._send(object_type, payload, [item["id"] for item in payload])
+
+        results = send_batches(
+            batches,
+            send,
+            lambda b: [item["id"] for _, item in b],
+            in_flight=self.in_flight(),
+            what=f"HubSpot {object_type}",
+        )
+        for (n, _), outcome in zip([x for b in batches for x in b], results, strict=True):
+            outcomes[n] = outcome
+        counts = {s: sum(o.status == s for o in results) for s in ("created", "updated", "failed")}
+        log.info("HubSpot %s: %d batches, %s", object_type, len(batches), counts)
         return _complete(outcomes)
+
+    def in_flight(self) -> InFlight:
+        """Requests kept in flight: the setting, else derived from the limiter's rate and latency."""
+        return InFlight(calls_per_second(self.rest.limiter), fixed=self.max_in_flight)
 
     def _send(
         self, object_type: str, payload: list[dict[str, Any]], keys: list[str]
@@ -277,7 +298,7 @@ class HubSpotClient:
             log.error("HubSpot %s upsert stopped: %s", object_type, code)
             return failed(keys, code, str(exc)), (code, str(exc))
         except RetriesExhausted as exc:
-            return failed(keys, "RETRIES_EXHAUSTED", str(exc)), None
+            return failed(keys, exc.code, str(exc)), None
         results = batch_outcomes(payload, response.status_code, json_body(response), body_snippet(response))
         if response.status_code in (401, 403):
             log.error(

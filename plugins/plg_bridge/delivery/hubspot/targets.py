@@ -61,8 +61,9 @@ def _as_of(records: list[dict]) -> str | None:
 def _client(settings: Settings):
     from plg_bridge.delivery.hubspot.client import HubSpotClient
 
+    cfg = settings.hubspot
     return HubSpotClient.from_connection(
-        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
+        cfg.conn_id, calls_per_10s=cfg.calls_per_10s, max_in_flight=cfg.max_in_flight
     )
 
 
@@ -76,13 +77,10 @@ def _hubspot_contacts(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.delivery.hubspot.client import HubSpotClient
     from plg_bridge.delivery.hubspot.mapping import CONTACT_PROPERTIES
     from plg_bridge.delivery.outcomes import outcomes_frame
 
-    client = HubSpotClient.from_connection(
-        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
-    )
+    client = _client(settings)
     _ensure_properties(client, "contacts", CONTACT_PROPERTIES)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("contacts", payloads, batch_size=settings.hubspot.batch_size))
@@ -110,17 +108,25 @@ def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
 def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame:
     """Tasks attach to the company the companies target delivered (its HubSpot id in that state)."""
     from plg_bridge.delivery import state
-    from plg_bridge.delivery.hubspot.client import HubSpotClient
     from plg_bridge.delivery.outcomes import outcomes_frame
     from plg_bridge.workspace import Workspace
 
     companies = state.load(Workspace(settings).work, "hubspot_companies").frame
     delivered = companies[(companies["status"] == "delivered") & companies["destination_id"].notna()]
     ids = dict(zip(delivered["record_key"], delivered["destination_id"], strict=True))
-    client = HubSpotClient.from_connection(
-        settings.hubspot.conn_id, calls_per_10s=settings.hubspot.calls_per_10s
-    )
+    client = _client(settings)
+    from plg_bridge.delivery.hubspot.lookup import TASK_PROPERTIES
+
+    # every task carries its signal key (found again after a lost answer): the property must exist
+    client.ensure_properties("tasks", TASK_PROPERTIES)
     return outcomes_frame(client.create_tasks(records, ids))
+
+
+def _find_hubspot_tasks(settings: Settings, records: list[dict]) -> dict[str, str | None]:
+    """The journal's lookup: tasks found by CRM search on their `plg_signal_key` (lookup.py)."""
+    from plg_bridge.delivery.hubspot.lookup import find_tasks
+
+    return find_tasks(_client(settings), [str(r["record_key"]) for r in records])
 
 
 TARGETS: tuple[Target, ...] = (
@@ -134,5 +140,6 @@ TARGETS: tuple[Target, ...] = (
         create_once=True,
         after="hubspot_companies",
         journal=lambda settings: settings.hubspot.batch_size,
+        lookup=_find_hubspot_tasks,
     ),
 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
+from plg_bridge.delivery.base import InFlight, Stop, calls_per_second, send_batches
 from plg_bridge.delivery.intercom.mapping import (
     COMPANY_ATTRIBUTES,
     DEFAULT_CALLS_PER_10S,
@@ -26,6 +27,7 @@ from plg_bridge.delivery.intercom.mapping import (
 )
 from plg_bridge.delivery.outcomes import RowOutcome
 from plg_bridge.delivery.transport import (
+    _SHARED,
     DestinationError,
     RateLimiter,
     RestClient,
@@ -33,6 +35,7 @@ from plg_bridge.delivery.transport import (
     RetryPolicy,
     bearer_auth,
     body_snippet,
+    credential_key,
     json_body,
 )
 
@@ -119,6 +122,7 @@ class IntercomClient:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         calls_per_10s: int | None = DEFAULT_CALLS_PER_10S,
+        max_in_flight: int | None = None,
         timeout: float = 30,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
@@ -134,7 +138,12 @@ class IntercomClient:
         session.headers["Intercom-Version"] = str(version)
         session.headers["Accept"] = "application/json"
         if limiter is None:
-            limiter = IntercomRateLimiter(calls_per_10s, 10.0, clock=clock, sleep=sleep)
+            # one budget per app: every client of the same token and host shares this limiter
+            key = ("intercom", base_url, credential_key(session), calls_per_10s)
+            limiter = _SHARED.setdefault(
+                key, IntercomRateLimiter(calls_per_10s, 10.0, clock=clock, sleep=sleep)
+            )
+        self.max_in_flight = max_in_flight
         observe = getattr(limiter, "observe", None)
         if observe is not None:
             session.hooks["response"].append(observe)
@@ -168,7 +177,7 @@ class IntercomClient:
         try:
             response = self.rest.request(method, path, json=body)
         except RetriesExhausted as exc:
-            return None, None, ("RETRIES_EXHAUSTED", str(exc))
+            return None, None, (exc.code, str(exc))
         except DestinationError as exc:  # no fatal policy for Intercom, but never let it escape
             return None, None, (f"HTTP_{exc.status}", str(exc))
         decoded = json_body(response)
@@ -362,19 +371,23 @@ class IntercomClient:
         send: Callable[[str, Mapping[str, Any]], tuple[RowOutcome, bool]],
     ) -> list[RowOutcome]:
         outcomes: list[RowOutcome | None] = [None] * len(records)
-        stop: RowOutcome | None = None
-        for n, key, payload in self._checked(records, outcomes):
-            if stop is not None:
-                outcomes[n] = RowOutcome(
-                    key, "failed", None, stop.error_code, f"not sent: {stop.error_message}"
-                )
-                continue
+        todo = self._checked(records, outcomes)
+
+        def one(item: tuple[int, str, Mapping[str, Any]]) -> tuple[list[RowOutcome], Stop | None]:
+            _, key, payload = item
             outcome, stops = send(key, payload)
+            return [outcome], (str(outcome.error_code), str(outcome.error_message)) if stops else None
+
+        results = send_batches(
+            todo, one, lambda item: [item[1]], in_flight=self.in_flight(), what=f"Intercom {what}"
+        )
+        for (n, _, _), outcome in zip(todo, results, strict=True):
             outcomes[n] = outcome
-            if stops:
-                log.error("Intercom refused %s with %s; not sending the rest", what, outcome.error_code)
-                stop = outcome
         return _complete(outcomes, records, what)
+
+    def in_flight(self) -> InFlight:
+        """Calls kept in flight: the setting, else derived from the limiter's rate and latency."""
+        return InFlight(calls_per_second(self.rest.limiter), fixed=self.max_in_flight, ceiling=32)
 
 
 def _complete(

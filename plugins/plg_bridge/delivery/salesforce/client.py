@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from plg_bridge.delivery.base import InFlight, Stop, send_batches
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 from plg_bridge.delivery.salesforce.mapping import (
     _IDENTIFIER,
@@ -46,6 +46,11 @@ if TYPE_CHECKING:
     pass
 
 log = logging.getLogger(__name__)
+
+# Collections calls in flight per target. Salesforce meters a daily request count, not a rate,
+# and caps concurrent long-running calls (25 per org); upserts of one sObject in parallel
+# batches lock rows they share (UNABLE_TO_LOCK_ROW, retried), so a moderate default.
+DEFAULT_IN_FLIGHT = 10
 
 # -- errors -----------------------------------------------------------------------------------------
 
@@ -127,6 +132,7 @@ class SalesforceClient:
         timeout: float = 30,
         sleep: Callable[[float], None] = time.sleep,
         use_instance_url: bool = True,
+        max_in_flight: int | None = None,
     ) -> None:
         if not base_url or "://" not in base_url:
             raise ValueError(
@@ -141,6 +147,7 @@ class SalesforceClient:
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
         self.use_instance_url = use_instance_url
+        self.max_in_flight = max_in_flight
         self.rest = RestClient(
             session,
             self.base_url,
@@ -338,7 +345,7 @@ class SalesforceClient:
             except (SalesforceStop, SalesforceError) as exc:
                 results = failed([keys[n] for n in todo], exc.code, str(exc))
             except RetriesExhausted as exc:
-                results = failed([keys[n] for n in todo], "RETRIES_EXHAUSTED", str(exc))
+                results = failed([keys[n] for n in todo], exc.code, str(exc))
             else:
                 results = collection_outcomes(
                     [keys[n] for n in todo],
@@ -369,16 +376,24 @@ class SalesforceClient:
     ) -> list[RowOutcome]:
         if not 1 <= batch_size <= COLLECTION_LIMIT:
             raise ValueError(f"batch_size must be between 1 and {COLLECTION_LIMIT}")
-        outcomes: list[RowOutcome] = []
-        total = math.ceil(len(records) / batch_size)
-        for number, start in enumerate(range(0, len(records), batch_size), 1):
+        starts = list(range(0, len(records), batch_size))
+
+        def send(start: int) -> tuple[list[RowOutcome], Stop | None]:
             chunk, chunk_keys = records[start : start + batch_size], keys[start : start + batch_size]
-            if self.stopped is not None:
-                outcomes += failed(chunk_keys, self.stopped.code, f"not sent: {self.stopped}")
-                continue
+            if self.stopped is not None:  # stopped while this batch waited for its turn
+                return failed(chunk_keys, self.stopped.code, f"not sent: {self.stopped}"), None
             results = self._collection(path, chunk, chunk_keys, upsert=upsert)
-            outcomes += results
-            log.info("Salesforce %s batch %d/%d: %s", label, number, total, _counts(results))
+            stop = (self.stopped.code, str(self.stopped)) if self.stopped is not None else None
+            return results, stop
+
+        outcomes = send_batches(
+            starts,
+            send,
+            lambda start: keys[start : start + batch_size],
+            in_flight=InFlight(None, fixed=self.max_in_flight or DEFAULT_IN_FLIGHT),
+            what=f"Salesforce {label}",
+        )
+        log.info("Salesforce %s: %d batches, %s", label, len(starts), _counts(outcomes))
         return outcomes
 
     def upsert_collection(
@@ -479,7 +494,7 @@ class SalesforceClient:
         except RetriesExhausted as exc:
             if job_id is not None:
                 self._abort(job_id)
-            return failed(keys, "RETRIES_EXHAUSTED", str(exc))
+            return failed(keys, exc.code, str(exc))
         outcomes = bulk_outcomes(
             keys,
             external_id_field,

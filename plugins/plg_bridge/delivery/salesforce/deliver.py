@@ -112,7 +112,7 @@ def set_lead_status(
     except (SalesforceStop, SalesforceError) as exc:
         return failed(orgs, exc.code, f"reading LeadStatus: {exc}")
     except RetriesExhausted as exc:
-        return failed(orgs, "RETRIES_EXHAUSTED", f"reading LeadStatus: {exc}")
+        return failed(orgs, exc.code, f"reading LeadStatus: {exc}")
     if status not in statuses:
         available = ", ".join(repr(s) for s in statuses) or "none"
         message = (
@@ -139,7 +139,7 @@ def set_lead_status(
             org_errors.update(dict.fromkeys(chunk, (exc.code, f"querying leads: {exc}")))
             continue
         except RetriesExhausted as exc:
-            org_errors.update(dict.fromkeys(chunk, ("RETRIES_EXHAUSTED", f"querying leads: {exc}")))
+            org_errors.update(dict.fromkeys(chunk, (exc.code, f"querying leads: {exc}")))
             continue
         for row in rows:
             org = row.get(org_field)

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
+from plg_bridge.delivery import journal
 from plg_bridge.delivery.outcomes import RowOutcome, outcomes_frame
+from plg_bridge.delivery.slack import lookup
 from plg_bridge.delivery.slack.mapping import (
     DEFAULT_CHANNEL,
     DEFAULT_CONN_ID,
@@ -173,6 +175,7 @@ def post_digest(
             wait = last_post + min_interval - clock()
             if wait > 0:
                 sleep(wait)
+        journal.departing([key])  # in flight from here on (after the pacing wait): exactly-once journal
         outcome = send(key, text, blocks)
         last_post = clock()
         outcomes.append(outcome)
@@ -216,6 +219,7 @@ def _api_sender(
 
     def send(key: str, text: str | None, blocks: list | None) -> RowOutcome:
         body: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
+        body["metadata"] = lookup.metadata(key)  # finds the message again if the answer is lost
         if text:
             body["text"] = text
         if blocks:
@@ -275,3 +279,19 @@ def _webhook_sender(
         return RowOutcome(key, "failed", None, code, f"HTTP {response.status_code}: {answer[:300]}")
 
     return send
+
+
+def find_digest(records: Sequence[dict], *, conn_id: str = DEFAULT_CONN_ID, channel: str = DEFAULT_CHANNEL):
+    """The journal's lookup for digest messages (lookup.py); None for a webhook connection,
+    whose posts cannot be read back."""
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    connection = _connection(conn_id)
+    if connection.conn_type == "slackwebhook":
+        return None
+    kwargs: dict[str, Any] = {}
+    base_url = (connection.extra_dejson or {}).get("base_url")
+    if base_url and not str(base_url).endswith("/"):
+        kwargs["base_url"] = f"{base_url}/"
+    hook = SlackHook(slack_conn_id=conn_id, retry_handlers=retry_handlers(), timeout=30, **kwargs)
+    return lookup.find_messages(hook.client, channel, records)

@@ -37,6 +37,13 @@ def _send_slack_digest(settings: Settings, records: list[dict]) -> pd.DataFrame:
     return post_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
 
 
+def _find_slack_digest(settings: Settings, records: list[dict]) -> dict[str, str | None] | None:
+    """The journal's lookup: digest messages found in the channel's history by their metadata."""
+    from plg_bridge.delivery.slack.client import find_digest
+
+    return find_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
+
+
 # Digest messages per journaled batch: one post_digest call paces them ~1 s apart (Slack's
 # per-channel limit) and stops at the first refusal every later message would hit too.
 SLACK_JOURNAL_BATCH = 10
@@ -49,5 +56,6 @@ TARGETS: tuple[Target, ...] = (
         _send_slack_digest,
         create_once=True,
         journal=lambda settings: SLACK_JOURNAL_BATCH,
+        lookup=_find_slack_digest,
     ),
 )
