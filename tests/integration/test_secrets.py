@@ -247,3 +247,21 @@ def test_registered_secrets_are_stripped_and_ordinary_text_kept():
     plain = "Token Ring Inc hit 80% of its plan; passwordless login enabled"
     assert strip_secrets(plain) == plain
     assert strip_secrets(None) is None
+
+
+def test_failure_alert_carries_no_secret():
+    """An exception quoting a vendor's echo becomes the Slack failure alert: stripped first."""
+    from types import SimpleNamespace
+
+    from plg_bridge.redact import mask
+    from plg_bridge.report.alerts import failure_text
+
+    mask(INTERCOM_TOKEN)
+    error = RuntimeError(
+        f'intercom refused: HTTP 401 {{"headers": {{"authorization": "Bearer {INTERCOM_TOKEN}"}}}} '
+        f"via https://hooks.slack.com/services/T0/B0/{SECRETS['slack webhook secret']}"
+    )
+    ti = SimpleNamespace(dag_id="plg_reverse_etl", task_id="deliver_intercom", log_url=None)
+    text = failure_text({"task_instance": ti, "exception": error, "params": {"as_of": "2026-11-20"}})
+    assert "intercom refused: HTTP 401" in text
+    assert INTERCOM_TOKEN not in text and SECRETS["slack webhook secret"] not in text

@@ -73,6 +73,7 @@ def _render(markdown: str) -> str:
         "[free money](http://evil.example)",
         "![x](http://evil.example/p.png)",
         "**bold** _em_ `code` ~~gone~~",
+        "a_b_c _x_ __y__ x__z__ 1_000",
         "# heading",
         "1. listed",
         "- listed",
@@ -89,6 +90,12 @@ def test_markdown_text_renders_literally(text):
     assert html_lib.unescape(inner) == text
     paragraph = _render(cell)  # also outside a table, at the start of a line
     assert html_lib.unescape(paragraph.removeprefix("<p>").removesuffix("</p>\n")) == text
+
+
+def test_markdown_text_leaves_identifiers_readable():
+    assert markdown_text("org_0001") == "org_0001"  # an underscore inside a word cannot emphasise
+    assert markdown_text("_x_ and __y__") == r"\_x\_ and \_\_y\_\_"
+    assert "<em>" not in _render(markdown_text("snake_case_name and _lead_"))
 
 
 def test_markdown_text_is_one_line_and_keeps_table_columns():

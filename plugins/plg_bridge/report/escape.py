@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 # Markdown (CommonMark + GitHub's tables, strikethrough and math) punctuation that acts anywhere ...
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|~$])")
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*\[\]|~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # intraword _ is inert
 # ... and what acts only at the start of a line (headings, lists, setext underlines)
 _MARKDOWN_LINE_START = re.compile(r"^([#+=-]|\d+(?=[.)]))")
 
