@@ -225,8 +225,7 @@ def test_signals_match_the_duckdb_twin_on_a_hand_built_world(tmp_path, settings)
     rows = {r["signal_key"].removesuffix(f":{RUN_DAY}"): r for r in normalised(ours).to_dict("records")}
     assert sorted(rows) == [
         "aha_reached:u-9:first_successful_deployment",
-        "enterprise_interest:org_b:-",
-        "enterprise_interest:org_b:sso",
+        "enterprise_interest:org_b:-",  # one row per account: the day's features listed
         "integration_connected:org_a:stripe",
         "pql_crossed:org_a:-",
         "usage_ceiling:org_c:-",
@@ -235,7 +234,13 @@ def test_signals_match_the_duckdb_twin_on_a_hand_built_world(tmp_path, settings)
     assert (crossed["pql_score"], crossed["is_pql"], crossed["distinct_id"]) == (100, True, None)
     assert crossed["occurred_at"] == pd.Timestamp(T) - pd.Timedelta(microseconds=1)
     # the excluded person's earlier occurrence does not hide the customer's
-    assert rows["enterprise_interest:org_b:sso"]["distinct_id"] == "b1"
+    assert (
+        rows["enterprise_interest:org_b:-"]["distinct_id"],
+        rows["enterprise_interest:org_b:-"]["detail"],
+    ) == (
+        "b1",
+        "sso",
+    )
     assert rows["usage_ceiling:org_c:-"]["distinct_id"] == "c1"
     aha = rows["aha_reached:u-9:first_successful_deployment"]
     assert (aha["org_id"], aha["org_name"], aha["email"]) == ("org_a", "Acme", "new@acme.io")
@@ -261,6 +266,6 @@ def test_signal_settings_reach_the_twin(tmp_path, settings):
     assert sorted(zip(ours["signal_key"], ours["distinct_id"], strict=True)) == [
         (f"aha_reached:c1:hits_80_percent_of_tier_limit:{RUN_DAY}", "c1"),
         (f"enterprise_interest:org_b:-:{RUN_DAY}", "b1"),
-        (f"usage_ceiling:org_a:-:{RUN_DAY}", "a-9"),
+        (f"usage_ceiling:org_a:-:{RUN_DAY}", "u-9"),  # the identified id of a-9's person
         (f"usage_ceiling:org_b:-:{RUN_DAY}", "user_2"),
     ]

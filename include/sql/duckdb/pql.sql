@@ -6,7 +6,8 @@
 -- Same semantics as the pandas path: one row per uuid across all files (the copy with the earliest
 -- _inserted_at, then the earliest file name: PostHog names start with the interval), organization from
 -- properties.$group_0 else properties.$groups.organization, rows with unparseable properties set
--- aside, creators = person_id else distinct_id minus placeholder ids, half-open weeks.
+-- aside, creators = person_id else distinct_id minus placeholder ids (trimmed, any case), half-open
+-- weeks; org_name = the latest non-blank $group_set name (group properties merge per property).
 WITH raw AS (
     SELECT filename, file_row_number, uuid, timestamp, _inserted_at, event, distinct_id, person_id, properties
     FROM read_parquet(getvariable('files'), filename = true, file_row_number = true)
@@ -40,7 +41,7 @@ per_org AS (
                            AND timestamp < getvariable('as_of') - INTERVAL 7 DAY) AS events_last_week,
         count(DISTINCT user_key) FILTER (
             WHERE event = 'creation_event' AND user_key IS NOT NULL
-              AND lower(user_key) NOT IN ('', 'null', 'undefined', 'anonymous', '0', 'none', 'nan')
+              AND lower(trim(user_key)) NOT IN ('', 'null', 'undefined', 'anonymous', '0', 'none', 'nan')
         ) AS active_creators,
         count(*) FILTER (WHERE event = 'integration_connected') AS integrations_connected
     FROM windowed
@@ -54,6 +55,7 @@ names AS (
     FROM raw
     WHERE event = '$groupidentify' AND json_valid(properties)
       AND json_extract_string(properties, '$."$group_type"') = 'organization'
+      AND trim(coalesce(json_extract_string(properties, '$."$group_set".name'), '')) <> ''
       AND timestamp < getvariable('as_of')
     GROUP BY 1
 ),
