@@ -125,7 +125,11 @@ def fallback_text(blocks: Iterable[Mapping[str, Any]]) -> str:
 def _connection(conn_id: str) -> Any:
     from airflow.sdk import BaseHook
 
-    return BaseHook.get_connection(conn_id)
+    from plg_bridge.redact import register_connection
+
+    connection = BaseHook.get_connection(conn_id)
+    register_connection(connection)  # a webhook URL is split over host and password
+    return connection
 
 
 def post_digest(
