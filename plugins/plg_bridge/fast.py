@@ -176,12 +176,20 @@ def score_at(ws: Workspace, files: list[ExportFile], instant: datetime) -> dict:
 
 
 def deliver_at(target: str, instant: datetime, options: RunOptions, ws: Workspace | None = None) -> dict:
-    """One fast target: the daily engine and state, reading this instant's outputs."""
-    from plg_bridge.delivery.deliver import deliver_run
+    """One fast target: the daily engine and state, reading this instant's outputs. Rejected rows do
+    not fail a fast run: they wait as dead letters for the next run (see below)."""
+    from plg_bridge.delivery.deliver import RejectedRowsError, deliver_run
 
     if target not in FAST_TARGETS:
         raise FastPathError(f"{target} is not a fast-path target (those are {', '.join(FAST_TARGETS)})")
-    return deliver_run(target, window_end(instant), options, ws, prefix=fast_prefix(instant))
+    try:
+        return deliver_run(target, window_end(instant), options, ws, prefix=fast_prefix(instant))
+    except RejectedRowsError as exc:
+        # Rejected rows are committed as dead letters, which every later run (fast or daily) retries;
+        # e.g. a task for a company the daily run has not synced yet. The daily run holds the line on
+        # the rejected share; the fast run reports them and lets the other alerts go on.
+        log.warning("%s: %s", target, exc)
+        return {"target": target, "deferred": str(exc)}
 
 
 def write_report(
