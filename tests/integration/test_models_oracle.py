@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -159,3 +162,168 @@ def test_exclusions_bite_on_generated_data(exports, partials, settings):
     assert result.quality["excluded_test_organization"] > 0
     plain = attribution.run(partial, as_of, settings)
     assert len(plain.first_touch) > len(result.first_touch)
+
+
+# -- the CLI against DuckDB on a world built to exercise PostHog's rules ---------------------------
+
+CLI = str(Path(sys.executable).parent / "plg-bridge")
+WORLD_T = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+
+
+def world() -> dict[str, list[dict]]:
+    """Export files (name -> rows) with pre-signup events, a shared machine, a late alias, a
+    server-side identify, partial group updates and a customer older than their first signup."""
+    from tests.builders import alias, conversion, event, export_name, group_identify, identify, pageview
+
+    early, late = [], []
+    # paid visitor A: pre-signup pages and docs (anonymous), signs up, docs again, converts
+    early += [
+        pageview("anon-a", "2026-11-02T08:00", utm=("google", "cpc", "brand")),
+        event("docs_viewed", "2026-11-02T08:10", None, distinct_id="anon-a"),
+        identify("usr_a", "anon-a", "2026-11-02T09:00", set_props={"email": "a@acme.io"}),
+        event("docs_viewed", "2026-11-03T10:00", "org_a", distinct_id="usr_a"),
+        event("first_api_call_completed", "2026-11-04T10:00", "org_a", distinct_id="usr_a"),
+        conversion("usr_a", "2026-11-05T10:00", 1000, org="org_a"),
+        event("docs_viewed", "2026-11-06T10:00", "org_a", distinct_id="usr_a"),  # after conversion
+    ]
+    # user B logs in on A's machine: $identify(usr_b, $anon_distinct_id=usr_a) must not merge
+    early += [
+        identify("usr_b", "usr_a", "2026-11-07T09:00", set_props={"email": "b@beta.io"}),
+        event("$pageview", "2026-11-07T09:30", "org_b", distinct_id="usr_b"),
+        conversion("usr_b", "2026-11-08T10:00", 24000, org="org_b"),
+    ]
+    # organic persons who do not convert; one only at the signup instant, one after the window
+    for i, (docs_at, org) in enumerate((("2026-11-03T09:00", "org_c"), ("2026-11-01T12:00", "org_c"))):
+        early += [
+            pageview(f"anon-l{i}", "2026-11-01T08:00"),
+            identify(f"usr_l{i}", f"anon-l{i}", "2026-11-01T12:00"),
+            event("docs_viewed", docs_at, org, distinct_id=f"usr_l{i}"),
+            event("$pageview", "2026-11-20T12:00", org, distinct_id=f"usr_l{i}"),  # after the window
+        ]
+    # server-side identify (no $anon_distinct_id), the device tied by the export's person_id
+    early += [
+        event("$pageview", "2026-11-09T08:00", "org_d", distinct_id="0e-device", person_id="p-srv"),
+        identify("usr_srv", None, "2026-11-09T09:00", person_id="p-srv"),
+        event("docs_viewed", "2026-11-10T09:00", "org_d", distinct_id="0e-device", person_id="p-srv"),
+    ]
+    # a customer older than their first signup seen
+    early += [
+        conversion("usr_old", "2026-10-20T10:00", 5000, org="org_e"),
+        identify("usr_old", None, "2026-11-03T10:00"),
+        event("docs_viewed", "2026-11-04T10:00", "org_e", distinct_id="usr_old"),
+    ]
+    # partial group updates: a later $groupidentify with only plan keeps the name
+    early += [
+        group_identify("org_a", "2026-11-01T00:00", name="Acme", plan="free"),
+        group_identify("org_a", "2026-11-20T00:00", plan="pro"),
+        group_identify("org_b", "2026-11-01T00:00", name="Beta"),
+    ]
+    # the day before T: signals
+    day = "2026-11-29"
+    late += [
+        event(
+            "first_successful_deployment", f"{day}T05:00", "org_d", distinct_id="0e-device", person_id="p-srv"
+        ),
+        event(
+            "enterprise_feature_clicked",
+            f"{day}T06:00",
+            "org_a",
+            distinct_id="usr_a",
+            props={"feature_name": "SSO"},
+        ),
+        event(
+            "enterprise_feature_clicked",
+            f"{day}T07:00",
+            "org_a",
+            distinct_id="usr_a",
+            props={"feature_name": " sso "},
+        ),
+        event(
+            "enterprise_feature_clicked",
+            f"{day}T08:00",
+            "org_a",
+            distinct_id="usr_a",
+            props={"feature_name": "-"},
+        ),
+        event("hits_80_percent_of_tier_limit", f"{day}T09:00", "org_a", distinct_id="usr_a"),
+        event("hits_80_percent_of_tier_limit", "2026-11-26T09:00", "org_b", distinct_id="usr_b"),
+        event("hits_80_percent_of_tier_limit", f"{day}T09:00", "org_b", distinct_id="usr_b"),  # cooled
+    ]
+    # a late alias: sent 11-10, exported with the last day's file
+    late += [
+        alias("usr_l0", "crm-l0", "2026-11-10T00:00"),
+        event("docs_viewed", "2026-11-11T00:00", "org_c", distinct_id="crm-l0"),
+    ]
+    return {export_name("2026-10-20", "2026-11-28"): early, export_name("2026-11-28", "2026-11-30"): late}
+
+
+def test_cli_tables_equal_duckdb_on_posthogs_rules(tmp_path, settings):
+    from tests.builders import write_export
+
+    folder = tmp_path / "exports"
+    for name, rows in world().items():
+        write_export(folder, rows, name)
+    files = [str(folder / f.key) for f in discover(location(str(folder)), WORLD_T)]
+    assert len(files) == 2
+
+    def cli(*args: str) -> pd.DataFrame:
+        out = tmp_path / "out.csv"
+        done = subprocess.run(
+            [CLI, *args, "--events", str(folder), "--as-of", "2026-11-30", "--output", str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+    con = duckdb.connect()
+    con.execute("SET VARIABLE files = ?", [files])
+    con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [WORLD_T])
+    for prefix, section in (("", settings.models), ("pql_", settings.pql), ("signals_", settings.signals)):
+        for name, value in dataclasses.asdict(section).items():
+            con.execute(
+                f"SET VARIABLE {prefix}{name} = ?", [list(value) if isinstance(value, tuple) else value]
+            )
+    for script in ("identity", "exclusions", "attribution", "activation", "signals"):
+        con.execute((SQL / f"{script}.sql").read_text())
+
+    def duck(table: str, like: pd.DataFrame) -> pd.DataFrame:
+        frame = con.execute(f"SELECT * FROM {table}").df()[list(like.columns)]
+        return pd.read_csv(io.StringIO(frame.to_csv(index=False)), keep_default_na=False, na_values=[""])
+
+    keys = {"correlation": ["event"], "persons": ["person_key"], "cohorts": ["breakdown", "segment"]}
+    for table, key in keys.items():
+        ours = cli("activation", "--table", table)
+        theirs = duck(f"plg_{table}", ours)
+        pd.testing.assert_frame_equal(
+            ours.sort_values(key).reset_index(drop=True), theirs.sort_values(key).reset_index(drop=True)
+        )
+    revenue = cli("attribution", "--table", "revenue")
+    pd.testing.assert_frame_equal(
+        revenue.sort_values(["source", "campaign"]).reset_index(drop=True),
+        duck("plg_revenue", revenue).sort_values(["source", "campaign"]).reset_index(drop=True),
+    )
+    raised = cli("signals")
+    theirs = duck("plg_signals", raised)
+    for frame in (raised, theirs):
+        frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
+    pd.testing.assert_frame_equal(
+        raised.sort_values("signal_key").reset_index(drop=True),
+        theirs.sort_values("signal_key").reset_index(drop=True),
+        check_dtype=False,
+    )
+
+    # the rules bite on this world (what PostHog would show)
+    persons = cli("activation", "--table", "persons").set_index("person_key")
+    assert "usr_b" in persons.index and persons.loc["usr_b", "cohort"] == "converted"  # not merged into A
+    assert persons.loc["usr_old", "cohort"] == "pre_existing"
+    corr = cli("activation", "--table", "correlation").set_index("event")
+    assert corr.loc["docs_viewed", ["success_count", "failure_count"]].tolist() == [1, 2]
+    assert revenue.set_index("source").loc["google", "total_revenue"] == 1000  # B's 24,000 is not A's ad
+    signals_by_key = raised.set_index("signal_key")
+    aha = signals_by_key.loc["aha_reached:usr_srv:first_successful_deployment:2026-11-29"]
+    assert aha["distinct_id"] == "usr_srv" and aha["org_id"] == "org_d"
+    ent = signals_by_key.loc["enterprise_interest:org_a:-:2026-11-29"]
+    assert (ent["detail"], ent["org_name"]) == ("sso", "Acme")
+    assert "usage_ceiling:org_b:-:2026-11-29" not in signals_by_key.index  # inside the cool-down
