@@ -6,7 +6,8 @@ connection reset, a gateway answered 502/504, or the client died while the answe
 `LosingProxy` forwards every request to the vendor unchanged and, for the requests a test
 scripts with `lose(...)`, does one of:
 
-- `cut`     the vendor's status and headers, then half the body, then the connection closes
+- `cut`     the vendor's status and headers (a longer length announced), then half the body,
+            then the connection closes
 - `reset`   no answer: the connection is reset (RST) after the vendor answered
 - `502`, `504`  a gateway's HTML error page instead of the vendor's answer
 - `207`     HubSpot batch create only: the last input is withheld from the vendor and reported as
@@ -158,9 +159,9 @@ class LosingProxy:
                 for name, value in headers:
                     if name.lower() not in HOP_BY_HOP:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer)))
+                self.send_header("Content-Length", str(len(answer) + 16))  # an empty 202 is cut too
                 self.end_headers()
-                self.wfile.write(answer[: max(1, len(answer) // 2)])
+                self.wfile.write(answer[: len(answer) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
