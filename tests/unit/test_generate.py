@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from plg_bridge.synthetic.generate import generate
-from tests.builders import EXPORT_SCHEMA as EXPECTED_SCHEMA  # the columns the PostHog reference lists
+from tests.support.events import EXPORT_SCHEMA as EXPECTED_SCHEMA  # the columns the PostHog reference lists
 
 END = dt.date(2026, 11, 21)
 END_TS = pd.Timestamp("2026-11-21", tz="UTC")
@@ -73,7 +73,7 @@ def test_hourly_intervals(tmp_path: Path) -> None:
     assert names[0] == "2026-11-19T00:00:00+00:00-2026-11-19T01:00:00+00:00.parquet.zst"
     assert names[-1] == "2026-11-20T23:00:00+00:00-2026-11-21T00:00:00+00:00.parquet.zst"
     rows = load(tmp_path)
-    assert len(rows) == 2_000
+    assert len(rows) == summary.rows == 2_000 + summary.redeliveries
     hour = (rows["_inserted_at"] - pd.Timestamp("2026-11-19", tz="UTC")) // pd.Timedelta(hours=1)
     assert (hour == rows["file"]).all()  # every row sits in the file of its _inserted_at hour
 
@@ -89,8 +89,10 @@ def test_schema_is_exactly_posthogs_and_pages_are_zstd(export: Export) -> None:
 
 
 def test_row_count_includes_duplicates(export: Export) -> None:
-    assert len(export.rows) == export.summary.rows == ROWS
-    assert export.summary.duplicates == len(export.rows) - export.rows["uuid"].nunique() == ROWS // 200
+    summary = export.summary
+    assert len(export.rows) == summary.rows == ROWS + summary.redeliveries  # re-deliveries come on top
+    assert summary.duplicates == ROWS // 200
+    assert len(export.rows) - export.rows["uuid"].nunique() == summary.duplicates + summary.redeliveries
     assert export.summary.orgs == export.unique["org"].nunique() == 10
     users = export.unique.loc[export.unique["distinct_id"].str.startswith("user_"), "distinct_id"].nunique()
     assert 0.9 * export.summary.persons <= users <= export.summary.persons
@@ -106,11 +108,27 @@ def test_same_arguments_give_identical_rows(tmp_path: Path, export: Export) -> N
 
 
 def test_duplicates_repeat_the_whole_row_in_the_same_file(export: Export) -> None:
-    repeated = export.rows[export.rows.duplicated("uuid", keep=False)]
+    repeated = export.rows[export.rows.duplicated(["uuid", "file"], keep=False)]
     assert repeated["uuid"].nunique() >= ROWS // 250
     columns = [c for c in export.rows.columns]
-    for _, group in repeated.groupby("uuid"):
+    for _, group in repeated.groupby(["uuid", "file"]):
         assert len(group.astype(str).drop_duplicates(subset=columns)) == 1  # same content, same file
+
+
+def test_redeliveries_come_again_later_in_later_files(export: Export) -> None:
+    rows = export.rows
+    first = rows.groupby("uuid")["file"].transform("min")
+    again = rows[rows["file"] > first]  # copies in a later file than the uuid's first one
+    assert len(again) == export.summary.redeliveries
+    assert 0.003 < len(again) / ROWS < 0.008  # ~0.5 %
+    original = rows[rows["file"] == first].drop_duplicates("uuid").set_index("uuid").loc[again["uuid"]]
+    assert (again["_inserted_at"].to_numpy() > original["_inserted_at"].to_numpy()).all()
+    same = [c for c in rows.columns if c not in ("_inserted_at", "created_at", "file")]
+    assert again[same].reset_index(drop=True).equals(original.reset_index()[same])
+    hops = again["file"].to_numpy() - original["file"].to_numpy()
+    assert (hops == 1).sum() > 0.4 * len(hops)  # across the next interval boundary
+    assert (hops >= 2).sum() > 0.2 * len(hops)  # and days apart
+    assert (again["created_at"] <= again["_inserted_at"]).all()
 
 
 def test_late_arrivals_land_in_later_files(export: Export) -> None:
@@ -253,6 +271,10 @@ def test_streaming_keeps_memory_flat(tmp_path: Path) -> None:
         ({"interval": "week"}, "interval must be one of"),
         ({"days": 0}, "days must be at least"),
         ({"malformed_fraction": 1.5}, "malformed_fraction"),
+        ({"payload": "huge"}, "payload must be one of compact, realistic"),
+        ({"naming": "random"}, "naming must be one of interval, opaque"),
+        ({"redelivery_fraction": 1.0}, "redelivery_fraction"),
+        ({"dirty_fraction": -0.1}, "dirty_fraction"),
     ],
 )
 def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict, message: str) -> None:
@@ -261,3 +283,82 @@ def test_bad_arguments_are_refused(tmp_path: Path, kwargs: dict, message: str) -
     with pytest.raises(ValueError, match=message):
         generate(str(tmp_path), rows, END, **args)
     assert not any(tmp_path.iterdir())
+
+
+# -- posthog-js-sized payloads, opaque names, dirty rows -------------------------------------------
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), keys
+    return dict(pairs)
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory, export: Export) -> pd.DataFrame:
+    folder = tmp_path_factory.mktemp("realistic")
+    summary = generate(str(folder), ROWS, END, payload="realistic", naming="opaque")
+    assert summary.redeliveries == export.summary.redeliveries  # the payload does not move the copies
+    return load(folder)
+
+
+def test_realistic_payloads_are_posthog_js_sized_objects(realistic: pd.DataFrame) -> None:
+    sizes = realistic["properties"].str.len()
+    assert 1_000 <= sizes.mean() <= 2_000 and sizes.min() >= 500
+    props = realistic["properties"].map(lambda p: json.loads(p, object_pairs_hook=_no_duplicate_keys))
+    every = set.intersection(*(set(p) for p in props))
+    assert {
+        "$browser",
+        "$os",
+        "$raw_user_agent",
+        "$geoip_country_code",
+        "$geoip_city_name",
+        "$insert_id",
+    } <= every
+    assert {"$current_url", "$referrer", "$session_id", "$pageview_id"} <= every
+    core = props[realistic["event"] == "core_feature_used"]
+    assert 0.3 < core.map(lambda p: "$elements_chain" in p).mean() < 0.7  # autocaptured clicks
+    anonymous = props[realistic["event"] == "$pageview"]
+    assert anonymous.map(lambda p: "$initial_os" in p["$set_once"] and "$os" in p["$set"]).all()
+
+
+def test_realistic_payloads_keep_every_compact_key_and_row(export: Export, realistic: pd.DataFrame) -> None:
+    """The same events (ids, times, files), and every compact key with its value: the models read the same."""
+    compact = export.rows
+    columns = ["uuid", "timestamp", "_inserted_at", "event", "distinct_id", "person_id", "file"]
+    assert realistic[columns].equals(compact[columns])
+    for small, big in zip(
+        compact["properties"].head(3_000), realistic["properties"].head(3_000), strict=True
+    ):
+        small_obj, big_obj = json.loads(small), json.loads(big)
+        assert {k: big_obj[k] for k in small_obj} == small_obj
+
+
+def test_opaque_names_carry_no_interval(realistic: pd.DataFrame, tmp_path: Path) -> None:
+    from plg_bridge.ingest.layout import parse_key
+
+    summary = generate(str(tmp_path), 2_000, END, days=3, naming="opaque")
+    assert summary.files == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert all(parse_key(name).start is None for name in summary.files)
+    assert realistic["file"].nunique() == 28
+
+
+def test_dirty_fraction_puts_non_objects_in_that_share(tmp_path: Path) -> None:
+    from plg_bridge.synthetic.damage import DIRTY_VALUES
+
+    summary = generate(str(tmp_path), 20_000, END, dirty_fraction=0.02)
+    rows = load(tmp_path)
+    dirty = ~rows["properties"].map(lambda p: isinstance(p, str) and p.startswith("{"))
+    assert dirty.sum() == summary.dirty
+    assert 0.015 < dirty.mean() < 0.025
+    values = {p if isinstance(p, str) else None for p in rows.loc[dirty, "properties"].tolist()}
+    assert values == set(DIRTY_VALUES)
+    assert rows.loc[dirty, "properties"].isna().any()  # SQL null as well as JSON null, arrays, scalars
+
+
+def test_realistic_output_is_deterministic(tmp_path: Path) -> None:
+    a = generate(str(tmp_path / "a"), 5_000, END, days=3, payload="realistic", dirty_fraction=0.01)
+    b = generate(str(tmp_path / "b"), 5_000, END, days=3, payload="realistic", dirty_fraction=0.01)
+    assert a == b
+    for name in a.files:
+        assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(tmp_path / "b" / name)), name
