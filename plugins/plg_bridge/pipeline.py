@@ -107,13 +107,22 @@ def quality_summary(partial: rollup.Partial, scores: pd.DataFrame, as_of: dateti
 
 
 def score_partials(partials: list[rollup.Partial], as_of: datetime, settings: Settings) -> ScoreResult:
-    return score_merged(rollup.merge(partials), as_of, settings)
+    return score_merged(rollup.merge(partials, keep_seen=False), as_of, settings)  # not merged again
 
 
-def score_merged(merged: rollup.Partial, as_of: datetime, settings: Settings) -> ScoreResult:
-    """Every model on one merged Partial; identity is stitched and exclusions found once."""
+def score_merged(
+    merged: rollup.Partial, as_of: datetime, settings: Settings, folded: history.Folded | None = None
+) -> ScoreResult:
+    """Every model on one merged Partial; identity is stitched and exclusions found once.
+
+    With `folded` carrying the contacts of an earlier snapshot, the person models run only on the
+    persons the new data touched (ingest/touched.py); everyone else keeps the snapshot's contact.
+    """
+    import pandas as pd
+
+    from plg_bridge.ingest import touched
     from plg_bridge.models import exclusions
-    from plg_bridge.models.contacts import contacts
+    from plg_bridge.models.contacts import COLUMNS, contacts
     from plg_bridge.models.identity import stitch
     from plg_bridge.models.signals import raise_signals
 

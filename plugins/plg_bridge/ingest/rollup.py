@@ -73,7 +73,8 @@ MARKER = "_complete-"  # + digest + ".json": the completion marker, written last
 QUARANTINE_ROOT = "quarantine"
 DAY_US = 86_400_000_000
 NO_TIME = (1 << 63) - 1  # `_inserted_at` missing: after any real time
-PLACEHOLDER = -1  # ucell of a creation event whose user is a placeholder (not a creator)
+PLACEHOLDER = -1  # cell key of a creation event whose user is a placeholder (not a creator)
+NO_ROW, PLACEHOLDER_ROW = -1, -2
 PEOPLE_COMPACT = 16  # person tables are re-reduced every this many batches (bounds a big file)
 
 
@@ -111,10 +112,12 @@ QUARANTINE = {
     "reason": "str",
     "properties": "str",
 }
-# one row per counted PQL-event copy: uuid hash, _inserted_at (us, NO_TIME when absent), file
-# (index into `sources`), the counts cell it added to (0: none) and its creators cell (0: none)
-SEEN = {"hash": "int64", "inserted": "int64", "source": "int32", "cell": "int64", "ucell": "int64"}
-SOURCES = {"source": "int32", "key": "str", "start": _TS}  # export file and interval start
+# one row per kept PQL-event copy (24 bytes), grouped by file in `sources` order: uuid hash,
+# _inserted_at (us, NO_TIME when absent), the row of `counts` it added to (NO_ROW: none) and the
+# row of `creators` (NO_ROW: none; PLACEHOLDER_ROW: a creation event by a placeholder user)
+SEEN = {"hash": "int64", "inserted": "int64", "cell": "int32", "ucell": "int32"}
+# the export files behind a partial: key, interval start, and how many `seen` rows are theirs
+SOURCES = {"source": "int32", "key": "str", "start": _TS, "rows": "int64"}
 SCHEMAS = {
     "counts": COUNTS,
     "creators": CREATORS,
@@ -409,18 +412,19 @@ class _Counter:
         quality["placeholder_users"] += int((keep & (cols["ucell"] == PLACEHOLDER)).sum())
         counts = _cell_totals(self.cells, cols["cell"][keep], COUNTS)
         creators = _cell_totals(self.ucells, cols["ucell"][keep], CREATORS)
+        ucell = _rows_of(creators["cell"], cols["ucell"][keep])
+        ucell[cols["ucell"][keep] == PLACEHOLDER] = PLACEHOLDER_ROW
         seen = pd.DataFrame(
             {
                 "hash": cols["hash"][keep],
                 "inserted": cols["inserted"][keep],
-                "source": np.zeros(int(keep.sum()), np.int32),
-                "cell": cols["cell"][keep],
-                "ucell": cols["ucell"][keep],
+                "cell": _rows_of(counts["cell"], cols["cell"][keep]),
+                "ucell": ucell,
             }
         )
         start = parse_key(key).start
-        sources = pd.DataFrame({"source": [0], "key": [key], "start": [start]}).astype(SOURCES)
-        return counts, creators, seen, sources
+        sources = pd.DataFrame({"source": [0], "key": [key], "start": [start], "rows": [len(seen)]})
+        return counts, creators, seen, sources.astype(SOURCES)
 
 
 def _cell_totals(dictionary: list[pa.Table], cells: np.ndarray, columns: dict[str, str]) -> pd.DataFrame:
@@ -435,6 +439,16 @@ def _cell_totals(dictionary: list[pa.Table], cells: np.ndarray, columns: dict[st
     known = pa.concat_tables(dictionary).to_pandas().drop_duplicates("cell").set_index("cell")
     frame = known.reindex(keys).reset_index().assign(n=n)
     return _sorted(frame[list(columns)].astype(columns), columns)
+
+
+def _rows_of(table_cells: pd.Series, cells: np.ndarray) -> np.ndarray:
+    """The row of each cell key in a counts / creators table (NO_ROW when absent: no cell)."""
+    import numpy as np
+    import pandas as pd
+
+    if not len(table_cells):
+        return np.full(len(cells), NO_ROW, np.int32)
+    return pd.Index(table_cells).get_indexer(cells).astype(np.int32)
 
 
 def _sorted(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -610,12 +624,13 @@ def rollup_files(
 # -- merge --------------------------------------------------------------------------------------
 
 
-def merge(partials: Iterable[Partial]) -> Partial:
+def merge(partials: Iterable[Partial], *, keep_seen: bool = True) -> Partial:
     """Combine partials of different files; the result is again a Partial.
 
     One count per event: a uuid seen in several partials keeps its earliest copy (`_inserted_at`,
     then export interval, then file); the later copies' counts and creators are taken back out.
-    The result does not depend on the order of `partials`.
+    The result does not depend on the order of `partials`. `keep_seen=False` leaves the result's
+    fingerprints out (a merge that will not be merged again, e.g. `plg-bridge score`): less memory.
     """
     import numpy as np
     import pandas as pd
@@ -628,49 +643,33 @@ def merge(partials: Iterable[Partial]) -> Partial:
         frames = [getattr(p, name) for p in parts if len(getattr(p, name))]
         return pd.concat(frames, ignore_index=True).astype(columns) if frames else _empty(columns)
 
-    # sources renumbered 0..k-1 across the parts; each part's seen.source shifted alike
-    offsets, total = [], 0
-    for p in parts:
-        offsets.append(total)
-        total += len(p.sources)
     sources = cat("sources", SOURCES)
     sources["source"] = np.arange(len(sources), dtype=np.int32)
-    seen_parts = [(p.seen, off) for p, off in zip(parts, offsets, strict=True) if len(p.seen)]
-    column = {
-        name: np.concatenate([s[name].to_numpy() for s, _ in seen_parts]) if seen_parts else np.zeros(0, dt)
-        for name, dt in (("hash", np.int64), ("inserted", np.int64), ("cell", np.int64), ("ucell", np.int64))
-    }
-    column["source"] = (
-        np.concatenate([s["source"].to_numpy(np.int32) + off for s, off in seen_parts])
-        if seen_parts
-        else np.zeros(0, np.int32)
-    )
-    # rank of each source: export interval start (files without one last), then key
-    order = sources.assign(unknown=sources["start"].isna()).sort_values(
-        ["unknown", "start", "key", "source"], kind="stable"
-    )
-    rank = np.empty(len(sources), np.int64)
-    rank[order["source"].to_numpy()] = np.arange(len(sources))
-    keep = first_copies(
-        column["hash"], column["inserted"], rank[column["source"]] if len(rank) else column["source"]
-    )
-    lost = ~keep
-
+    seen = _Seen(parts, sources)
+    lost = seen.later_copies()
     quality: Counter = Counter()
     for p in parts:
         quality.update(p.quality)
-    if lost.any():
-        quality["duplicates_across_files"] += int(lost.sum())
-        quality["rows_used"] -= int((lost & (column["cell"] != 0)).sum())
-        quality["placeholder_users"] -= int((lost & (column["ucell"] == PLACEHOLDER)).sum())
-    seen = pd.DataFrame({name: column[name][keep] for name in SEEN}).astype(SEEN)
+    cell, ucell = seen.gather("cell", lost), seen.gather("ucell", lost)
+    if len(lost):
+        quality["duplicates_across_files"] += len(lost)
+        quality["rows_used"] -= int((cell != NO_ROW).sum())
+        quality["placeholder_users"] -= int((ucell == PLACEHOLDER_ROW).sum())
+    counts, count_rows = _undo(cat("counts", COUNTS), seen.global_rows("counts", lost, cell), COUNTS)
+    creators, creator_rows = _undo(
+        cat("creators", CREATORS), seen.global_rows("creators", lost, ucell), CREATORS
+    )
+    if keep_seen:
+        kept, sources = seen.kept(lost, count_rows, creator_rows)
+    else:
+        kept, sources = _empty(SEEN), sources.assign(rows=0)
     return Partial(
-        counts=_undo(cat("counts", COUNTS), column["cell"][lost], COUNTS),
-        creators=_undo(cat("creators", CREATORS), column["ucell"][lost], CREATORS),
+        counts=counts,
+        creators=creators,
         groups=latest_groups(cat("groups", GROUPS), per_day=True),
         quarantine=cat("quarantine", QUARANTINE),
         quality=quality,
-        seen=seen,
+        seen=kept,
         sources=sources,
         **{
             name: people_tables.merge(name, (getattr(p, name) for p in parts))
@@ -680,27 +679,128 @@ def merge(partials: Iterable[Partial]) -> Partial:
     )
 
 
-def _undo(frame: pd.DataFrame, lost_cells: np.ndarray, columns: dict[str, str]) -> pd.DataFrame:
-    """Sum `n` per cell, less one for every dropped copy that had added to it."""
+class _Seen:
+    """The `seen` rows of several partials, addressed as one sequence without copying them all."""
+
+    def __init__(self, parts: list[Partial], sources: pd.DataFrame) -> None:
+        import numpy as np
+
+        self.parts = parts
+        self.sizes = np.array([len(p.seen) for p in parts], np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.offsets = {
+            name: np.concatenate([[0], np.cumsum([len(getattr(p, name)) for p in parts])])
+            for name in ("counts", "creators")
+        }
+        self.sources = sources
+        self.bounds = np.cumsum(sources["rows"].to_numpy(np.int64))  # seen rows end of each source
+        if self.bounds[-1:].sum() != self.starts[-1]:
+            raise ValueError("partial fingerprints do not match their sources (a partial of another format?)")
+        order = sources.assign(unknown=sources["start"].isna()).sort_values(
+            ["unknown", "start", "key", "source"], kind="stable"
+        )
+        self.rank = np.empty(len(sources), np.int64)  # export interval start (unknown last), then key
+        self.rank[order["source"].to_numpy()] = np.arange(len(sources))
+
+    def column(self, name: str) -> np.ndarray:
+        import numpy as np
+
+        arrays = [p.seen[name].to_numpy() for p in self.parts if len(p.seen)]
+        return np.concatenate(arrays) if arrays else np.zeros(0, SEEN[name])
+
+    def gather(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Column `name` at global rows `rows` (sorted)."""
+        import numpy as np
+
+        out = np.empty(len(rows), SEEN[name])
+        part = np.searchsorted(self.starts, rows, side="right") - 1
+        for i in np.unique(part):
+            at = part == i
+            out[at] = self.parts[i].seen[name].to_numpy()[rows[at] - self.starts[i]]
+        return out
+
+    def later_copies(self) -> np.ndarray:
+        """Global rows of every copy but the first of each uuid (sorted)."""
+        import numpy as np
+
+        keys = self.column("hash")
+        if len(keys) < 2:
+            return np.zeros(0, np.int64)
+        by_key = np.argsort(keys, kind="stable")
+        sorted_keys = keys[by_key]
+        repeat = sorted_keys[1:] == sorted_keys[:-1]
+        del sorted_keys
+        if not repeat.any():
+            return np.zeros(0, np.int64)
+        in_group = np.zeros(len(keys), bool)
+        in_group[1:] |= repeat
+        in_group[:-1] |= repeat
+        rows = np.sort(by_key[in_group])
+        del by_key, in_group
+        rank = self.rank[np.searchsorted(self.bounds, rows, side="right")]
+        ranked = rows[np.lexsort((rows, rank, self.gather("inserted", rows), keys[rows]))]
+        later = np.zeros(len(ranked), bool)
+        later[1:] = keys[ranked[1:]] == keys[ranked[:-1]]
+        return np.sort(ranked[later])
+
+    def global_rows(self, table: str, rows: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """Rows of the concatenated `table` that the seen `rows` point to (none: left out)."""
+        import numpy as np
+
+        part = np.searchsorted(self.starts, rows, side="right") - 1
+        has = local >= 0
+        return (self.offsets[table][part] + local)[has].astype(np.int64)
+
+    def kept(self, lost: np.ndarray, count_rows: np.ndarray, creator_rows: np.ndarray):
+        """The merged `seen` (the first copies, cells renumbered to the merged tables) and sources."""
+        import numpy as np
+        import pandas as pd
+
+        keep = np.ones(self.starts[-1], bool)
+        keep[lost] = False
+        columns = {"hash": [], "inserted": [], "cell": [], "ucell": []}
+        for i, p in enumerate(self.parts):
+            if not len(p.seen):
+                continue
+            mask = keep[self.starts[i] : self.starts[i + 1]]
+            for name in ("hash", "inserted"):
+                columns[name].append(p.seen[name].to_numpy()[mask])
+            for name, table, new in (("cell", "counts", count_rows), ("ucell", "creators", creator_rows)):
+                local = p.seen[name].to_numpy()[mask]
+                if len(new):
+                    local = np.where(local >= 0, new[self.offsets[table][i] + np.maximum(local, 0)], local)
+                moved = local
+                columns[name].append(moved.astype(np.int32))
+        frame = pd.DataFrame(
+            {k: np.concatenate(v) if v else np.zeros(0, SEEN[k]) for k, v in columns.items()}
+        )
+        dropped = np.bincount(np.searchsorted(self.bounds, lost, side="right"), minlength=len(self.sources))
+        sources = self.sources.assign(rows=self.sources["rows"].to_numpy(np.int64) - dropped)
+        return frame, sources
+
+
+def _undo(
+    frame: pd.DataFrame, lost_rows: np.ndarray, columns: dict[str, str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Sum `n` per cell, less one for every dropped copy that had added to the row `lost_rows`
+    names; returns the table and, per input row, its row in the result (NO_ROW when gone)."""
     import numpy as np
     import pandas as pd
 
     if frame.empty:
-        return frame
+        return frame, np.zeros(0, np.int64)
     codes, cells = pd.factorize(frame["cell"])
-    n = np.bincount(codes, weights=frame["n"].to_numpy(np.float64), minlength=len(cells)).astype(np.int64)
-    lost_cells = lost_cells[(lost_cells != 0) & (lost_cells != PLACEHOLDER)]
-    if len(lost_cells):
-        keys, times = np.unique(lost_cells, return_counts=True)
-        at = pd.Index(cells).get_indexer(keys)
-        if (at < 0).any():
-            raise ValueError(
-                "a dropped copy names a count cell that no partial holds (partials of another format?)"
-            )
-        np.subtract.at(n, at, times)
+    n = np.bincount(codes, weights=frame["n"].to_numpy(np.float64), minlength=len(cells))
+    if len(lost_rows):
+        n -= np.bincount(codes[lost_rows], minlength=len(cells))
     _, first = np.unique(codes, return_index=True)
-    out = frame.iloc[first].assign(n=n)
-    return _sorted(out[out["n"] > 0][list(columns)].astype(columns), columns)
+    out = frame.iloc[first].assign(n=n.astype(np.int64))
+    out = out[out["n"] > 0]
+    keys = [c for c in columns if c not in ("n", "cell")]
+    out = out.sort_values(keys, kind="stable")
+    position = np.full(len(cells), NO_ROW, np.int64)
+    position[codes[out.index.to_numpy()]] = np.arange(len(out))
+    return out[list(columns)].astype(columns).reset_index(drop=True), position[codes]
 
 
 # -- storage ------------------------------------------------------------------------------------
