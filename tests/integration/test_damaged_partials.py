@@ -18,7 +18,7 @@ import pytest
 from plg_bridge import pipeline
 from plg_bridge.ingest import rollup
 from plg_bridge.storage import StorageError, location
-from tests.builders import event, export_name, group_identify, write_export
+from tests.support.events import event, export_name, group_identify, write_export
 
 AS_OF = pd.Timestamp("2026-11-20", tz="UTC").to_pydatetime()
 

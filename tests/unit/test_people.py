@@ -10,7 +10,7 @@ import pytest
 
 from plg_bridge.ingest import people, reader, rollup
 from plg_bridge.storage import location
-from tests.builders import (
+from tests.support.events import (
     EXPORT_SCHEMA,
     conversion,
     event,
