@@ -1,4 +1,5 @@
-"""Shared fixtures: settings without any deployment overrides, and the score of hand-built rows."""
+"""Shared fixtures: settings without any deployment overrides, moto's S3, and the score of hand-built
+rows. Constants and builders live in tests/support (import them from there, not from here)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 from plg_bridge.config import Settings, load_settings
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
-from tests.builders import write_export
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support import REPO
+from tests.support.clocks import AS_OF
+from tests.support.events import write_export
 
 # Airflow reads its configuration at import time: point it at a throwaway home before any test
 # module imports it. The metadata DB is created only by the tests that need one (tests/dags).
@@ -24,9 +25,6 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "plg-bridge-tests-" + "x" * 64)
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
-
-
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 def free_port() -> int:

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from plg_bridge.synthetic.generate import generate
-from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.slack import FakeSlack
+from tests.support import REPO
 
 AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

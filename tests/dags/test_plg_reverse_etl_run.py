@@ -12,9 +12,9 @@ from plg_bridge.config import load_settings
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
-from tests.builders import event, write_export
-from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot
+from tests.support import REPO
+from tests.support.events import event, write_export
 
 AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

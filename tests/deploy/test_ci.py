@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def _stub(folder, name: str, body: str) -> None:

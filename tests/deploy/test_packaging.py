@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 PACKAGE = REPO / "deploy" / "package.py"
 PROBE = Path(__file__).with_name("platform_probe.py")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.e2e.stack import AIRFLOW, Stack, StackError, free_port, services_available
+from tests.support import REPO
 
 AS_OF = dt.date(2026, 11, 20)
 DAG_ID = "plg_reverse_etl"

@@ -23,12 +23,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.builders import event, group_identify, identify, write_export
-from tests.conftest import AS_OF
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.slack import FakeSlack
+from tests.support.clocks import AS_OF
+from tests.support.events import event, group_identify, identify, write_export
 
 HUBSPOT_TOKEN, INTERCOM_TOKEN, SLACK_TOKEN = "hs-fault-token", "ic-fault-token", "xoxb-fault-token"
 SF_CLIENT = ("plg-client-id", "plg-client-secret")

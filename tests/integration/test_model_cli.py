@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from plg_bridge.models import activation, attribution, calibration, signals
-from tests.builders import conversion, event, identify, pageview, write_export
+from tests.support.events import conversion, event, identify, pageview, write_export
 
 CLI = str(Path(sys.executable).parent / "plg-bridge")
 AS_OF = "2026-11-30"

@@ -173,7 +173,7 @@ WORLD_T = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 def world() -> dict[str, list[dict]]:
     """Export files (name -> rows) with pre-signup events, a shared machine, a late alias, a
     server-side identify, partial group updates and a customer older than their first signup."""
-    from tests.builders import alias, conversion, event, export_name, group_identify, identify, pageview
+    from tests.support.events import alias, conversion, event, export_name, group_identify, identify, pageview
 
     early, late = [], []
     # paid visitor A: pre-signup pages and docs (anonymous), signs up, docs again, converts
@@ -258,7 +258,7 @@ def world() -> dict[str, list[dict]]:
 
 
 def test_cli_tables_equal_duckdb_on_posthogs_rules(tmp_path, settings):
-    from tests.builders import write_export
+    from tests.support.events import write_export
 
     folder = tmp_path / "exports"
     for name, rows in world().items():

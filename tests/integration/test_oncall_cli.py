@@ -7,8 +7,8 @@ import json
 import pytest
 
 from plg_bridge.cli import main
-from tests.builders import event, group_identify, write_export
 from tests.fakes.hubspot import DEFAULT_COMPANY_PROPERTIES, FakeHubSpot, prop
+from tests.support.events import event, group_identify, write_export
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ import pytest
 
 from plg_bridge.redact import strip_secrets
 from plg_bridge.synthetic.generate import generate
-from tests.conftest import REPO
 from tests.dags.conftest import airflow_db  # noqa: F401  (fixture)
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.server import Fault, Request, Response
 from tests.fakes.slack import FakeSlack
+from tests.support import REPO
 
 BIN = Path(sys.executable).parent
 AS_OF = "2026-11-20"

@@ -31,7 +31,7 @@ from plg_bridge.models.signals import COLUMNS
 from plg_bridge.pipeline import discover, score_partials
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
-from tests.builders import event, group_identify, identify, partial_of
+from tests.support.events import event, group_identify, identify, partial_of
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb"
 END = dt.date(2026, 11, 20)

@@ -10,9 +10,9 @@ import pytest
 from plg_bridge.cli import main
 from plg_bridge.config import ConfigError, Settings, load_settings
 from plg_bridge.workspace import Workspace, check_work_location
-from tests.builders import event, write_export
-from tests.conftest import REPO
 from tests.fakes.hubspot import FakeHubSpot
+from tests.support import REPO
+from tests.support.events import event, write_export
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,17 @@
-"""Hand-built PostHog export rows and files for unit tests (the generator makes realistic bulk data)."""
+"""Hand-built PostHog export rows and files for tests (the generator makes realistic bulk data).
+
+Every builder takes times as `clocks.ts` text ('2026-11-13' or '2026-11-13T05:00', UTC)."""
 
 from __future__ import annotations
 
 import json
 import uuid as uuidlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tests.support.clocks import ts
 
 EXPORT_SCHEMA = pa.schema(
     [
@@ -24,12 +27,6 @@ EXPORT_SCHEMA = pa.schema(
         ("person_id", pa.string()),
     ]
 )
-
-
-def ts(text: str) -> datetime:
-    """'2026-11-13' or '2026-11-13T05:00' -> aware UTC datetime."""
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def event(

@@ -11,8 +11,8 @@ import pytest
 
 from plg_bridge.models import activation
 from plg_bridge.models.activation import odds_ratio, significant
-from tests.builders import conversion, event, identify, pageview, partial_of
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import conversion, event, identify, pageview, partial_of
 
 API, REPORT = "first_api_call_completed", "first_report_generated"
 

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from plg_bridge.models import attribution
-from tests.builders import conversion, event, identify, initial, pageview, partial_of
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import conversion, event, identify, initial, pageview, partial_of
 
 
 def touch_of(result, person: str = "user_1") -> dict:

@@ -14,8 +14,8 @@ from plg_bridge.ingest.reader import ExportReadError
 from plg_bridge.ingest.schema import ExportSchemaError
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
-from tests.builders import EXPORT_SCHEMA, event, write_export
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import EXPORT_SCHEMA, event, write_export
 
 
 def test_truncated_parquet_names_the_object(tmp_path, settings):
@@ -131,7 +131,7 @@ def test_unreadable_object_can_be_quarantined_and_the_run_goes_on(tmp_path, sett
 
 
 def test_groupidentify_with_null_properties_is_skipped_not_fatal(tmp_path, settings):
-    from tests.builders import group_identify
+    from tests.support.events import group_identify
 
     named = group_identify("org_a", "2026-11-02", name="Acme")
     broken = group_identify("org_a", "2026-11-03", name="x")

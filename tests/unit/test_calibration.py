@@ -10,7 +10,7 @@ import math
 import pytest
 
 from plg_bridge.models import calibration
-from tests.builders import conversion, event, partial_of
+from tests.support.events import conversion, event, partial_of
 
 T = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)  # one calibration date with the settings below: D = 11-23
 

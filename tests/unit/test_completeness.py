@@ -10,7 +10,7 @@ import pytest
 
 from plg_bridge.ingest.completeness import check, expected_intervals, interval_prefix
 from plg_bridge.storage import location
-from tests.builders import event, write_export
+from tests.support.events import event, write_export
 
 T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

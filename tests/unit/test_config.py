@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from plg_bridge.config import ConfigError, Settings, load_settings
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_shipped_yaml_documents_exactly_the_defaults():

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 
 from plg_bridge.models.contacts import contacts
-from tests.builders import event, identify, pageview, partial_of
+from tests.support.events import event, identify, pageview, partial_of
 
 T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

@@ -9,8 +9,8 @@ import pytest
 
 from plg_bridge.models import activation, attribution, groups, identity
 from plg_bridge.models import exclusions as excl
-from tests.builders import conversion, event, group_identify, identify, pageview, partial_of
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import conversion, event, group_identify, identify, pageview, partial_of
 
 
 @pytest.fixture

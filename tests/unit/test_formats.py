@@ -15,8 +15,8 @@ from plg_bridge.ingest.formats import ExportReadError
 from plg_bridge.ingest.layout import is_data_file, parse_key
 from plg_bridge.pipeline import score_export
 from plg_bridge.storage import location
-from tests.builders import EXPORT_SCHEMA, event, export_name, group_identify
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import EXPORT_SCHEMA, event, export_name, group_identify
 
 ROWS = [
     event("core_feature_used", "2026-11-18T10:00:00"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from plg_bridge.models.groups import COLUMNS, organizations
-from tests.builders import event, group_identify, partial_of
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import event, group_identify, partial_of
 
 
 def orgs(tmp_path, settings, rows, as_of=AS_OF) -> dict:

@@ -16,7 +16,7 @@ from plg_bridge.config import load_settings
 from plg_bridge.ingest import history, rollup
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
-from tests.builders import event, group_identify, identify, pageview, write_export
+from tests.support.events import event, group_identify, identify, pageview, write_export
 
 END = dt.date(2026, 11, 10)
 DAYS = 8

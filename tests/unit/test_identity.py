@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from plg_bridge.models.identity import components, person_of, stitch
-from tests.builders import alias, event, identify, pageview, partial_of
-from tests.conftest import AS_OF
+from tests.support.clocks import AS_OF
+from tests.support.events import alias, event, identify, pageview, partial_of
 
 
 def keys_of(partial, settings, as_of=AS_OF) -> dict[str, str]:

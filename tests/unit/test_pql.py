@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from plg_bridge.models.pql import as_of_time
-from tests.builders import event, group_identify
+from tests.support.events import event, group_identify
 
 T = "2026-11-20"
 

@@ -8,7 +8,7 @@ import itertools
 
 from plg_bridge.models import pql
 from plg_bridge.models.signals import pql_alerts, raise_signals
-from tests.builders import alias, event, group_identify, identify, partial_of
+from tests.support.events import alias, event, group_identify, identify, partial_of
 
 T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
