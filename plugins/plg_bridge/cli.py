@@ -183,11 +183,17 @@ def _options(args: argparse.Namespace, **override: bool):
 
 
 def _print_run(result: dict) -> int:
-    """Per-target counts; exit 1 when a target left rows rejected."""
+    """Per-target counts, then the failed targets named: exit 2 when a target's configuration is
+    missing (an Airflow connection), 1 when a target failed or left rows rejected, else 0."""
     failed = 0
+    broken: dict[str, list[str]] = {}  # error kind -> target names
     for d in result["deliveries"]:
         if "skipped" in d:
             print(f"{d['target']:<24} skipped ({d['skipped']})")
+            continue
+        if "error" in d:
+            print(f"{d['target']:<24} FAILED: {d['error'].splitlines()[0]}")
+            broken.setdefault(d.get("error_kind", "delivery"), []).append(d["target"])
             continue
         p = d["plan"]
         line = f"{d['target']:<24} plan: {p['create']} create, {p['update']} update, {p['retry']} retry, {p['unchanged']} unchanged"
@@ -198,15 +204,51 @@ def _print_run(result: dict) -> int:
             failed += d["failed"]
         print(line)
     print(f"report: {result['report']}")
+    if broken.get("configuration"):
+        messages = {
+            _config_problem(d) for d in result["deliveries"] if d.get("error_kind") == "configuration"
+        }
+        for message in sorted(messages):
+            print(f"plg-bridge: configuration error: {message}", file=sys.stderr)
+        return 2
+    if broken.get("delivery"):
+        print(f"plg-bridge: failed targets: {', '.join(broken['delivery'])}", file=sys.stderr)
+        return 1
     return 1 if failed else 0
 
 
+def _config_problem(delivery: dict) -> str:
+    """One line for a configuration failure: a missing connection is named once for its targets."""
+    import re
+
+    found = re.search(
+        r"conn(?:ection)?[_ ]id [`'\"]?([\w.-]+)[`'\"]? is(?:n't| not) defined", delivery["error"]
+    )
+    if found:
+        name = found.group(1)
+        return f"Airflow connection {name!r} is not defined (set AIRFLOW_CONN_{name.upper()} or add it in Airflow)"
+    return f"{delivery['target']}: {delivery['error'].splitlines()[0]}"
+
+
 def cmd_sync(args: argparse.Namespace, **override: bool) -> int:
-    from plg_bridge.pipeline import run_window
+    from plg_bridge.delivery.deliver import deliver_targets
+    from plg_bridge.models.pql import as_of_time
+    from plg_bridge.pipeline import discover, pending, rollup_to, score_run
+    from plg_bridge.report.summary import write_run_summary
     from plg_bridge.workspace import Workspace
 
-    as_of = _as_of(args)
-    return _print_run(run_window(Workspace.load(args.config), as_of, _options(args, **override)))
+    # pipeline.run_window's steps, except that every target runs even when one fails: the report
+    # is written, then the exit code names the failed targets (_print_run).
+    ws, as_of, options = Workspace.load(args.config), as_of_time(_as_of(args)), _options(args, **override)
+    files = discover(ws.exports, as_of)
+    todo = pending(ws.work, files)
+    for i, file in enumerate(todo, 1):
+        rollup_to(ws.exports, ws.work, file, ws.settings)
+        log.info("rolled up %d/%d new export files", i, len(todo))
+    scored = score_run(ws, files, as_of)
+    deliveries = deliver_targets(as_of, options, ws)
+    result = {"scored": scored, "deliveries": deliveries, **write_run_summary(ws, as_of, scored, deliveries)}
+    return _print_run(result)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -275,7 +275,14 @@ def deliver_targets(
             results.append(deliver_run(name, as_of, options, ws, prefix))
         except Exception as exc:
             kind = "configuration" if is_configuration_error(exc) else "delivery"
-            log.error("%s failed (%s): %s", name, kind, exc)
+            # the caller reports it (the CLI: one line per problem, then the exit code)
+            log.log(
+                logging.INFO if kind == "configuration" else logging.ERROR,
+                "%s failed (%s): %s",
+                name,
+                kind,
+                exc,
+            )
             results.append(
                 {"target": name, "error": f"{type(exc).__name__}: {exc}"[:1000], "error_kind": kind}
             )

@@ -46,6 +46,11 @@ def render_markdown(summary: dict) -> str:
         if "skipped" in d:
             lines.append(f"| {d['target']} | skipped: {_cell(d['skipped'])} | | | | |")
             continue
+        if "error" in d:  # the target failed; the run went on with the others (deliver_targets)
+            lines.append(
+                f"| {d['target']} | FAILED ({d.get('error_kind', 'delivery')}): {_cell(d['error'])} | | | | |"
+            )
+            continue
         p = d.get("plan", {})
         planned = f"{p.get('create', 0)}/{p.get('update', 0)}/{p.get('retry', 0)}/{p.get('unchanged', 0)}"
         if d.get("dry_run"):
@@ -120,6 +125,7 @@ def recent_runs(ws: Workspace, limit: int = 7) -> list[dict]:
                 "pqls": summary["quality"].get("pqls", 0),
                 "deliveries": {
                     d["target"]: d.get("skipped")
+                    or (f"failed: {d['error']}" if d.get("error") else None)
                     or (
                         "dry run"
                         if d.get("dry_run")
