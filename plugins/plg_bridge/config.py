@@ -192,9 +192,7 @@ class ModelSettings:
     email_property: str = "email"  # person property ($set) holding the email
     internal_email_domains: tuple[str, ...] = ()  # e.g. ["plgapp.io"]: persons with such emails are excluded
     opt_out_property: str = "analytics_opt_out"  # person property ($set); a truthy value excludes the person
-    # "posthog": events strictly inside (signup, conversion or signup + horizon), PostHog's funnel
-    # correlation; "first_seen": an event's first occurrence before the window's end (earlier variant)
-    correlation_window: str = "posthog"
+    correlation_window: str = "posthog"  # posthog (PostHog's funnel window) or first_seen: docs/models.md
     test_org_ids: tuple[str, ...] = ()  # organizations (and their members) left out of every model
 
     def validate(self) -> None:
@@ -329,6 +327,19 @@ class SignalSettings:
     enterprise_event: str = "enterprise_feature_clicked"
     enterprise_detail: str = "feature_name"  # event property shown with the signal
     integration_detail: str = "provider"  # property of pql.integration_event
+    cooldown_days: int = 7  # one usage_ceiling / enterprise_interest / PQL alert per account within this
+    pql_rearm_below: int = 50  # pql_crossed re-alerts only after the score was below this mark
+    pql_lookback_days: int = 28  # daily PQL scores evaluated to derive the earlier alerts (no clock)
+    detail_placeholders: tuple[str, ...] = (  # feature / provider names that name nothing (dropped)
+        "-",
+        "--",
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "undefined",
+        "unknown",
+    )
     aha_reached_to: tuple[str, ...] = ("intercom", "hubspot")
     usage_ceiling_to: tuple[str, ...] = ("hubspot", "slack")
     enterprise_interest_to: tuple[str, ...] = ("intercom", "hubspot", "slack")
@@ -348,6 +359,9 @@ class SignalSettings:
             _nonempty(getattr(self, key), f"signals.{key}")
         for key in ("enterprise_detail", "integration_detail"):
             _nonempty(getattr(self, key), f"signals.{key}")
+        _require(self.cooldown_days >= 1, "signals.cooldown_days", "must be at least 1")
+        _require(self.pql_rearm_below >= 0, "signals.pql_rearm_below", "must not be negative")
+        _require(self.pql_lookback_days >= 1, "signals.pql_lookback_days", "must be at least 1")
         for name in SIGNALS:
             for dest in self.routes(name):
                 _require(
