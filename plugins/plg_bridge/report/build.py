@@ -155,7 +155,7 @@ def build(partial: Partial, as_of: datetime, settings: Settings) -> Insights:
 
     as_of = pql.as_of_time(as_of)
     cfg = settings.models
-    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids)
+    keys = identity.stitch(partial.links, as_of, settings.exports.placeholder_ids, firsts=partial.firsts)
     found = excl.find(partial, keys, as_of, settings)
     act = activation.run(partial, as_of, settings, found)
     firsts = activation.person_firsts(partial.firsts, keys, as_of)
