@@ -16,6 +16,7 @@ from plg_bridge.delivery.hubspot.targets import send_companies
 from plg_bridge.delivery.transport import RateLimiter, RetryPolicy
 from tests.fakes.hubspot import DEFAULT_COMPANY_PROPERTIES, FakeHubSpot
 from tests.fakes.server import Fault, Response
+from tests.support.frames import scores
 
 AS_OF = "2026-11-20"
 UPSERT = "/crm/v3/objects/companies/batch/upsert"
@@ -43,21 +44,6 @@ class Sleeps:
         self.waits.append(seconds)
         if self.real:
             time.sleep(seconds)
-
-
-def scores(n: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "org_id": [f"org-{i:04d}" for i in range(n)],
-            "org_name": [None if i % 10 == 0 else f"Org {i}" for i in range(n)],
-            "events_this_week": [i * 3 for i in range(n)],
-            "events_last_week": [i * 2 for i in range(n)],
-            "active_creators": [i % 7 for i in range(n)],
-            "integrations_connected": [i % 3 for i in range(n)],
-            "pql_score": [round(i * 0.37, 2) for i in range(n)],
-            "is_pql": [i % 4 == 0 for i in range(n)],
-        }
-    )
 
 
 def make_client(fake: FakeHubSpot, token: str = "test-token", **kwargs) -> HubSpotClient:

@@ -27,6 +27,7 @@ from plg_bridge.delivery.intercom.mapping import (
 from plg_bridge.delivery.transport import RateLimiter, RetryPolicy
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.server import Fault, Response
+from tests.support import frames
 
 TOKEN = "intercom-test-token"
 START = 1_795_000_003.0  # a fake wall clock, 3 s into a 10-second window
@@ -49,19 +50,7 @@ class Clock:
 
 
 def scores(n: int, offset: int = 0) -> pd.DataFrame:
-    ids = range(offset, offset + n)
-    return pd.DataFrame(
-        {
-            "org_id": [f"org-{i:03d}" for i in ids],
-            "org_name": [None if i % 5 == 0 else f"Org {i}" for i in ids],
-            "events_this_week": [i * 3 for i in ids],
-            "events_last_week": [i * 2 for i in ids],
-            "active_creators": [i % 7 for i in ids],
-            "integrations_connected": [i % 3 for i in ids],
-            "pql_score": [i % 100 for i in ids],
-            "is_pql": [i % 100 >= 75 for i in ids],
-        }
-    )
+    return frames.scores(n, offset, id_digits=3, unnamed_every=5, percent_scores=True)
 
 
 def signals(rows: list[tuple[str, str, str | None, str | None]]) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from plg_bridge.delivery.salesforce.mapping import account_records
 from plg_bridge.delivery.transport import RetryPolicy
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.server import Fault, Response
+from tests.support.frames import scores
 
 CLIENT_ID, CLIENT_SECRET = "plg-client-id", "plg-client-secret"
 TOKEN = "/services/oauth2/token"
@@ -33,22 +34,6 @@ class Sleeps:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-
-
-def scores(n: int, start: int = 0) -> pd.DataFrame:
-    ids = range(start, start + n)
-    return pd.DataFrame(
-        {
-            "org_id": [f"org-{i:04d}" for i in ids],
-            "org_name": [None if i % 10 == 0 else f"Org {i}" for i in ids],
-            "events_this_week": [i * 3 for i in ids],
-            "events_last_week": [i * 2 for i in ids],
-            "active_creators": [i % 7 for i in ids],
-            "integrations_connected": [i % 3 for i in ids],
-            "pql_score": [round(i * 0.37, 2) for i in ids],
-            "is_pql": [i % 4 == 0 for i in ids],
-        }
-    )
 
 
 def records(n: int, start: int = 0, **kwargs) -> list[dict]:

@@ -6,7 +6,6 @@ import json
 import random
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
 import requests
@@ -19,21 +18,7 @@ from plg_bridge.delivery.hubspot.mapping import (
     company_inputs,
 )
 from plg_bridge.delivery.outcomes import RowOutcome
-
-
-def scores(**overrides) -> pd.DataFrame:
-    frame = {
-        "org_id": ["org-1", "org-2", "org-3"],
-        "org_name": ["Acme", None, "  Globex "],
-        "events_this_week": [120, 0, 7],
-        "events_last_week": [80.0, np.nan, 3.0],  # NA upcasts counts to float
-        "active_creators": [4, 1, 0],
-        "integrations_connected": [2, 0, 1],
-        "pql_score": [72.5, 10.0, 33.333],
-        "is_pql": [True, False, np.bool_(True)],
-    }
-    frame.update(overrides)
-    return pd.DataFrame(frame)
+from tests.support.frames import three_scores as scores
 
 
 def test_inputs_carry_id_property_and_typed_properties():

@@ -24,23 +24,20 @@ from plg_bridge.delivery.intercom.mapping import (
     unix_time,
 )
 from tests.fakes.intercom import _TYPE_CHECKS
+from tests.support.frames import three_scores
 
 T_AHA = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 def scores(**overrides) -> pd.DataFrame:
-    frame = {
-        "org_id": ["org-1", "org-2", "org-3"],
-        "org_name": ["Acme", None, "  Globex \n Corp "],
-        "events_this_week": [120, 0, 7],
-        "events_last_week": [80.0, np.nan, 3.0],  # NA upcasts counts to float
-        "active_creators": np.array([4, 1, 0], dtype="int64"),
-        "integrations_connected": [2, 0, 1],
-        "pql_score": np.array([80, 10, 33], dtype="int64"),
-        "is_pql": [True, False, np.bool_(True)],
-    }
-    frame.update(overrides)
-    return pd.DataFrame(frame)
+    return three_scores(
+        **{
+            "org_name": ["Acme", None, "  Globex \n Corp "],
+            "active_creators": np.array([4, 1, 0], dtype="int64"),
+            "pql_score": np.array([80, 10, 33], dtype="int64"),
+            **overrides,
+        }
+    )
 
 
 def signals(rows: list[dict]) -> pd.DataFrame:

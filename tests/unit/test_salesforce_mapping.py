@@ -23,21 +23,11 @@ from plg_bridge.delivery.salesforce.mapping import (
     pql_crossed_org_ids,
     resolve_field_map,
 )
+from tests.support.frames import three_scores
 
 
 def scores(**overrides) -> pd.DataFrame:
-    frame = {
-        "org_id": ["org-1", "org-2", "org-3"],
-        "org_name": ["Acme", None, "  Globex "],
-        "events_this_week": [120, 0, 7],
-        "events_last_week": [80.0, np.nan, 3.0],  # NA upcasts counts to float
-        "active_creators": [4, 1, 0],
-        "integrations_connected": [2, 0, 1],
-        "pql_score": [72.5, 10.0, np.float64(33.0)],
-        "is_pql": [True, False, np.bool_(True)],
-    }
-    frame.update(overrides)
-    return pd.DataFrame(frame)
+    return three_scores(**{"pql_score": [72.5, 10.0, np.float64(33.0)], **overrides})
 
 
 def signals() -> pd.DataFrame:
