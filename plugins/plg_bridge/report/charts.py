@@ -198,11 +198,11 @@ def pql_trend(ins: Insights) -> Figure:
         for i, (pqls, new) in enumerate(zip(trend["pqls"], trend["new_pqls"], strict=True)):
             ax.text(i, pqls, f"{int(pqls):,}\n({int(new):,} new)", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, [str(d)[5:] for d in trend["as_of"]])  # MM-DD
-        ax.set_ylim(0, max(int(trend["pqls"].max()), 1) * 1.3)
+        ax.set_ylim(0, max(int(trend["pqls"].max()), 1) * 1.5)  # room for the values and the legend
         ax.set_xlabel(f"as of (weekly, {trend['as_of'].iloc[0]} to {trend['as_of'].iloc[-1]})")
         ax.set_ylabel("organizations")
         _plain_ticks(ax.yaxis, "{:,.0f}")
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper center", ncols=2, frameon=False)
         ax.grid(axis="y", alpha=0.3)
     ax.set_title(f"PQLs per week (score >= {ins.threshold})")
     return fig
