@@ -189,3 +189,23 @@ def test_properties_that_are_not_utf8_are_quarantined_with_readable_text(tmp_pat
     row = result.quarantine.iloc[0]
     assert (row["row"], row["uuid"], row["reason"]) == (1, "u1", "malformed_properties")
     assert row["properties"] == '{"$group_0":"org_\\xff"}' and row["file"].endswith("x.parquet")
+
+
+def test_invalid_utf8_in_ids_and_group_properties_and_binary_columns_is_not_fatal(tmp_path, settings):
+    from tests.support.events import group_identify
+
+    rows = [event("core_feature_used", "2026-11-18", uuid=f"u{i}") for i in range(3)]
+    rows.append(group_identify("org_a", "2026-11-02", name="Acme"))
+    rows.append(group_identify("org_a", "2026-11-03", name="later"))
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    ids = [r["distinct_id"].encode() for r in rows]
+    ids[1] = b"user_\xff"
+    props = [r["properties"].encode() for r in rows]
+    props[4] = props[4].replace(b"later", b"lat\xe9r")  # Latin-1, not UTF-8: the later name is unreadable
+    for name, values, kind in (("distinct_id", ids, pa.string()), ("properties", props, pa.binary())):
+        array = pa.array(values, pa.binary())
+        table = table.set_column(table.schema.get_field_index(name), name, array.view(kind))
+    pq.write_table(table, tmp_path / "x.parquet")
+    result = score_export(location(str(tmp_path)), AS_OF, settings)
+    assert result.scores["events_this_week"].tolist() == [3]  # the odd id is still an event
+    assert result.scores["org_name"].tolist() == ["Acme"]  # the unreadable later name is skipped

@@ -250,17 +250,17 @@ def _slim_batches(
             pc.struct_field(extracted.column(1).combine_chunks(), [0]),
         )
         person = (
-            to_string(sub.column("person_id"))
+            _text(sub.column("person_id"))
             if "person_id" in sub.schema.names
             else pa.nulls(sub.num_rows, pa.string())
         )
         good = pa.array(reasons == None)  # noqa: E711 - elementwise on an object array
         columns = {
             "row": rows.filter(keep),
-            "uuid": to_string(sub.column("uuid")),
+            "uuid": _text(sub.column("uuid")),
             "timestamp": to_utc_micros(sub.column("timestamp"), source, "timestamp"),
-            "event": to_string(sub.column("event")),
-            "distinct_id": to_string(sub.column("distinct_id")),
+            "event": _text(sub.column("event")),
+            "distinct_id": _text(sub.column("distinct_id")),
             "person_id": person,
             "org_id": org,
             "inserted_at": to_utc_micros(sub.column("_inserted_at"), source, "_inserted_at")
@@ -307,7 +307,7 @@ def _slim_batches(
         groups = pa.table(
             {
                 "timestamp": to_utc_micros(groups_batch.column("timestamp"), source, "timestamp"),
-                "properties": to_string(groups_batch.column("properties")),
+                "properties": _text(groups_batch.column("properties")),
             }
         )
         yield SlimBatch(
@@ -331,9 +331,14 @@ def _unread(batch: pa.RecordBatch, rows: pa.Array) -> pa.Table | None:
     return pa.table(
         {
             "row": rows.filter(problem),
-            "uuid": to_string(batch.column("uuid")).filter(problem),
-            "event": to_string(batch.column("event")).filter(problem),
+            "uuid": _text(batch.column("uuid")).filter(problem),
+            "event": _text(batch.column("event")).filter(problem),
             "reason": pa.array([OVERSIZED_LINE] * int(pc.sum(problem).as_py() or 0), pa.string()),
             "properties": to_string(batch.column(QUARANTINE)).filter(problem),
         }
     )
+
+
+def _text(values: pa.Array) -> pa.Array:
+    """A text column as valid UTF-8 (Parquet does not check it): invalid bytes as `\\xNN` escapes."""
+    return props.printable(to_string(values))

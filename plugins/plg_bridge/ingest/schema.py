@@ -65,11 +65,18 @@ def to_utc_micros(values: pa.Array, source: str, column: str) -> pa.Array:
 
 
 def to_string(values: pa.Array) -> pa.Array:
-    """Ids can arrive as integers or dictionary-encoded; make them plain strings."""
+    """Ids can arrive as integers or dictionary-encoded; make them plain strings.
+
+    Binary columns are taken as text without checking their UTF-8 here (properties.printable and
+    properties.extract deal with invalid bytes row by row instead of failing the whole batch)."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
+    if pa.types.is_binary(values.type):
+        return values.view(pa.string())
+    if pa.types.is_large_binary(values.type):
+        values = values.view(pa.large_string())
     return values if pa.types.is_string(values.type) else values.cast(pa.string())
 
 
