@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,65 @@ def test_killed_while_waiting_for_the_rate_limiter_leaves_nothing_unconfirmed(ve
     vendors.run()
     assert vendors.problems(("hubspot",)) == []
     assert vendors.waiting().empty
+
+
+# -- kill -9 at random points -----------------------------------------------------------------
+
+
+def _keys_that_left(vendors: Vendors) -> set[str]:
+    """Record keys of every create request that reached a vendor (tasks and digest messages)."""
+    keys = {
+        item["properties"].get("plg_signal_key")
+        for call in vendors.hubspot.calls("POST", HS_TASKS)
+        for item in call.json.get("inputs", [])
+    }
+    for call in vendors.slack.calls("POST", SLACK_POST):
+        metadata = call.json.get("metadata") or {}
+        keys.add((metadata.get("event_payload") or {}).get("key"))
+    return keys - {None}
+
+
+def test_kill_at_random_points_leaves_unconfirmed_only_what_left(subprocess_vendors, monkeypatch):
+    """SIGKILL the worker at random moments (seeded) of successive runs, some while HubSpot's
+    limiter holds calls back: after each kill, every unconfirmed row is one whose request reached
+    the vendor; a final run leaves every task and message there once and nothing waiting."""
+    import random
+
+    from plg_bridge.delivery import state
+    from plg_bridge.workspace import Workspace
+
+    vendors = subprocess_vendors
+    monkeypatch.setenv("PLG_BRIDGE__DELIVERY__DESTINATIONS", "hubspot,slack")
+    # one call per record: ~30 company and contact calls come first, so with 25 calls per 10 s the
+    # tasks' calls (one journaled batch each) wait in the limiter in the first runs
+    monkeypatch.setenv("PLG_BRIDGE__HUBSPOT__BATCH_SIZE", "1")
+    monkeypatch.setenv("PLG_BRIDGE__HUBSPOT__CALLS_PER_10S", "25")
+    vendors.hubspot.inject(Fault(HS_TASKS, delay=0.3, times=1000))
+    vendors.slack.inject(Fault(SLACK_POST, delay=0.3, times=1000))
+    sync = [PLG_BRIDGE, "sync", "--as-of", "2026-11-20"]
+    chance = random.Random(20261120)
+    progress = []  # keys that had reached a vendor at each kill
+    for _ in range(6):
+        worker = subprocess.Popen(
+            sync, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(chance.uniform(3.0, 14.0))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        time.sleep(0.5)  # calls the vendor was still serving complete
+        work = Workspace.load().work
+        for target in ("hubspot_tasks", "slack_digest"):
+            frame = state.load(work, target).frame
+            held = set(frame.loc[frame["status"] == "unconfirmed", "record_key"])
+            assert held <= _keys_that_left(vendors), (target, held - _keys_that_left(vendors))
+        progress.append(len(_keys_that_left(vendors)))
+    vendors.hubspot.faults.clear()
+    vendors.slack.faults.clear()
+    final = subprocess.run(
+        sync, env=dict(os.environ), capture_output=True, text=True, timeout=300, check=False
+    )
+    assert final.returncode == 0, final.stdout + final.stderr[-3000:]
+    assert vendors.problems(("hubspot", "slack")) == []
+    assert vendors.waiting().empty
+    total = len(_keys_that_left(vendors))
+    assert any(0 < n < total for n in progress), (progress, total)  # some kill struck mid-delivery
