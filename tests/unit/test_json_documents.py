@@ -338,3 +338,49 @@ def test_the_old_path_segfaults_and_the_new_one_does_not() -> None:
         "[None, None, 'org_b', None, None] "
         "['null_properties', 'malformed_properties', None, 'null_properties', 'malformed_properties']"
     )
+
+
+# -- the same through the reader (Parquet file, record batches of several sizes) -------------------
+
+
+def _org(raw: bytes | None) -> tuple[str | None, str]:
+    """The reference organization of a row (`$group_0`, else `$groups.organization`) and its kind."""
+    row, kind = reference(raw)
+    if kind != "ok":
+        return None, kind
+    groups = row["$groups"] or {}
+    return (row["$group_0"] if row["$group_0"] is not None else groups.get("organization")), kind
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raws=st.lists(documents, min_size=1, max_size=20), batch_rows=st.sampled_from([1, 3, 7, 131_072]))
+def test_the_reader_gives_each_row_the_reference_outcome(raws: list[bytes | None], batch_rows: int) -> None:
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from plg_bridge.config import Settings
+    from plg_bridge.ingest.reader import iter_batches
+    from plg_bridge.storage import location
+    from tests.support.events import EXPORT_SCHEMA, event
+
+    rows = [event("core_feature_used", "2026-11-18", uuid=f"u{i}") for i in range(len(raws))]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    table = table.set_column(table.schema.get_field_index("properties"), "properties", as_array(raws))
+    cfg = dataclasses.replace(Settings().exports, batch_rows=batch_rows)
+    with tempfile.TemporaryDirectory() as folder:
+        pq.write_table(table, Path(folder) / "x.parquet")
+        batches = list(iter_batches(location(folder), "x.parquet", cfg, ("core_feature_used",)))
+    events = pa.concat_tables([b.events for b in batches]).to_pylist()
+    quarantine = pa.concat_tables([b.quarantine for b in batches]).to_pylist()
+    got = {e["row"]: (e["org_id"], "ok") for e in events}
+    got.update({q["row"]: (None, KIND[q["reason"]]) for q in quarantine})
+    assert sorted(got) == list(range(len(raws)))  # every row once: read or quarantined
+    for i, raw in enumerate(raws):
+        org, kind = _org(raw)
+        if kind == "deep":
+            assert got[i][1] in ("ok", "deep")
+        else:
+            assert got[i] == (org, kind), (raw if raw is None else raw[:120], got[i])
