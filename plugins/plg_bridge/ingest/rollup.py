@@ -75,6 +75,7 @@ DAY_US = 86_400_000_000
 NO_TIME = (1 << 63) - 1  # `_inserted_at` missing: after any real time
 PLACEHOLDER = -1  # cell key of a creation event whose user is a placeholder (not a creator)
 NO_ROW, PLACEHOLDER_ROW = -1, -2
+CHUNK_ROWS = 1_000_000  # PQL rows per piece of a big file (its per-row arrays, ~40 bytes a row)
 PEOPLE_COMPACT = 16  # person tables are re-reduced every this many batches (bounds a big file)
 
 
@@ -325,19 +326,27 @@ def first_copies(keys: np.ndarray, *order: np.ndarray) -> np.ndarray:
 class _Counter:
     """The PQL rows of one file, batch by batch, as fingerprints plus the cells they add to."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, key: str) -> None:
         import pyarrow as pa
 
+        self.key = key
+        self.chunks: list[Partial] = []  # finished CHUNK_ROWS pieces of a big file
+        self.quality: Counter = Counter()
+        self.rows = 0
         self.breadth = settings.pql.breadth_event
         self.placeholders = pa.array(
             sorted({p.lower() for p in settings.exports.placeholder_ids}), pa.string()
         )
+        self._reset()
+
+    def _reset(self) -> None:
         self.columns: dict[str, list[np.ndarray]] = {
             k: [] for k in ("hash", "inserted", "row", "cell", "ucell")
         }
         self.no_org: list[np.ndarray] = []
         self.cells: list[pa.Table] = []
         self.ucells: list[pa.Table] = []
+        self.rows = 0
 
     def add(self, events: pa.Table) -> None:
         import numpy as np
@@ -371,10 +380,11 @@ class _Counter:
 
         self.columns["hash"].append(hash_text(events.column("uuid")).view(np.int64))
         self.columns["inserted"].append(_int64(events.column("inserted_at"), NO_TIME))
-        self.columns["row"].append(_int64(events.column("row"), 0))
+        self.columns["row"].append(_int64(events.column("row"), 0).astype(np.int32))  # rows of one file
         self.columns["cell"].append(cell)
         self.columns["ucell"].append(ucell)
         self.no_org.append(~np.asarray(has_org, bool))
+        self.rows += events.num_rows
 
         days = pa.array(day, pa.int64()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
         for out, keys, names in (
@@ -392,18 +402,44 @@ class _Counter:
                     {name: pc.take(values[name], take) for name in names} | {"cell": pa.array(keys[take])}
                 )
             )
+        if self.rows >= CHUNK_ROWS:
+            self._cut()
 
-    def finish(
-        self, quality: Counter, key: str
-    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def finish(self, quality: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """counts, creators, seen and sources of the file; one copy per uuid (earliest
-        `_inserted_at`, then row order)."""
+        `_inserted_at`, then row order). A big file was cut into CHUNK_ROWS pieces as it was read
+        (bounding the per-row arrays); the pieces merge like files, in row order."""
+        if not self.chunks:
+            return self._piece(quality)
+        self._cut()
+        merged = merge(self.chunks)
+        self.chunks = []
+        merged.quality["duplicates"] += merged.quality.pop("duplicates_across_files", 0)
+        quality.update(merged.quality)
+        sources = merged.sources.iloc[:1].assign(rows=len(merged.seen))  # one file again
+        return merged.counts, merged.creators, merged.seen, sources
+
+    def _cut(self) -> None:
+        piece: Counter = Counter()
+        counts, creators, seen, sources = self._piece(piece)
+        self.chunks.append(
+            Partial(counts, creators, _empty(GROUPS), _empty(QUARANTINE), piece, seen=seen, sources=sources)
+        )
+        self._reset()
+
+    def _piece(self, quality: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         import numpy as np
         import pandas as pd
 
+        key = self.key
+
         from plg_bridge.ingest.layout import parse_key
 
-        cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in self.columns.items()}
+        cols = {}
+        for name in list(self.columns):  # one column at a time, each batch list freed once joined
+            parts = self.columns.pop(name)
+            cols[name] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            del parts
         keep = first_copies(cols["hash"], cols["inserted"], cols["row"])
         no_org = np.concatenate(self.no_org) if self.no_org else np.zeros(0, bool)
         quality["duplicates"] += int((~keep).sum())
@@ -543,7 +579,7 @@ def rollup_file(
         # used when the export's person_properties column is read (exports.schema.OPTIONAL)
         person_properties=people_tables.person_properties(settings.models) if people else None,
     )
-    counter = _Counter(settings)
+    counter = _Counter(settings, key)
     wanted = pa.array(list(events))
     for n, batch in enumerate(prefetched(batches) if threads else batches, 1):
         quality["rows_read"] += batch.rows
@@ -574,7 +610,7 @@ def rollup_file(
     for reason, count in quarantined["reason"].value_counts().items():
         quality[f"quarantined_{reason}"] += int(count)
     quarantined.insert(0, "file", location.uri_of(key))
-    counts, creators, seen, sources = counter.finish(quality, key)
+    counts, creators, seen, sources = counter.finish(quality)
 
     group_table = (
         pa.concat_tables(groups).to_pandas() if groups else _empty({"timestamp": "str", "properties": "str"})
