@@ -174,3 +174,37 @@ def test_rows_sorted_best_first(score_rows):
 def test_as_of_must_be_a_midnight_date(bad):
     with pytest.raises(ValueError, match="as-of"):
         as_of_time(bad)
+
+
+def test_daily_scores_equal_score_as_of_each_date(tmp_path, settings):
+    """The vectorized series behind the PQL hysteresis is `score` itself, date by date."""
+    import datetime as dt
+    import random
+
+    from plg_bridge.models.pql import daily_scores, score
+    from tests.support.events import partial_of
+
+    rng = random.Random(5)
+    rows = []
+    for day in range(1, 29):
+        for org in ("org_a", "org_b", "org_c", "org_d"):
+            at = f"2026-11-{day:02d}T{rng.randint(0, 23):02d}:00"
+            for _ in range(rng.randint(0, 5)):
+                rows.append(
+                    event(
+                        rng.choice(["core_feature_used", "creation_event"]),
+                        at,
+                        org,
+                        distinct_id=f"u{rng.randint(0, 6)}",
+                    )
+                )
+            if rng.random() < 0.1:
+                rows.append(event("integration_connected", at, org))
+    partial = partial_of(tmp_path, [rows], settings)
+    dates = [dt.datetime(2026, 11, d, tzinfo=dt.UTC) for d in range(2, 31)]
+    series = daily_scores(partial, dates, settings.pql)
+    for when in dates:
+        expected = score(partial, when, settings.pql).set_index("org_id")["pql_score"]
+        got = series[series["day"] == when].set_index("org_id")["pql_score"]
+        assert got[got > 0].sort_index().to_dict() == expected[expected > 0].sort_index().to_dict(), when
+    assert series["pql_score"].nunique() > 3  # the data moves the score around

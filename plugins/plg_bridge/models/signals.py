@@ -113,9 +113,8 @@ def pql_alerts(partial: Partial, scores: pd.DataFrame, as_of: datetime, settings
     cfg, sig = settings.pql, settings.signals
     t = pd.Timestamp(as_of)
     dates = [t - pd.Timedelta(days=k) for k in range(sig.pql_lookback_days, 0, -1)]
-    series = [pql.score(partial, d, cfg)[["org_id", "pql_score"]].assign(day=d) for d in dates]
-    series.append(scores[["org_id", "pql_score"]].assign(day=t))
-    daily = pd.concat(series, ignore_index=True)
+    series = pql.daily_scores(partial, dates, cfg)
+    daily = pd.concat([series, scores[["org_id", "pql_score"]].assign(day=t)], ignore_index=True)
     grid = daily.pivot_table(index="org_id", columns="day", values="pql_score", aggfunc="max")
     grid = grid.reindex(columns=[*dates, t]).fillna(0)
     alerts = []
