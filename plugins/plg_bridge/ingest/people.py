@@ -97,12 +97,15 @@ def _empty(name: str) -> pd.DataFrame:
 
 def signal_events(signals: SignalSettings, pql: PqlSettings) -> dict[str, str | None]:
     """Signal event -> the property holding its detail (None: no detail)."""
-    return {
-        signals.usage_ceiling_event: None,
-        signals.enterprise_event: signals.enterprise_detail,
-        pql.integration_event: signals.integration_detail,
-        signals.aha_event: None,  # the organization an Aha happened in (signals.aha_reached)
-    }
+    events = {signals.aha_event: None}  # the organization an Aha happened in (signals.aha_reached)
+    events.update(
+        {
+            signals.usage_ceiling_event: None,
+            signals.enterprise_event: signals.enterprise_detail,
+            pql.integration_event: signals.integration_detail,
+        }
+    )  # an Aha event that is also a signal event keeps that signal's detail
+    return events
 
 
 def event_properties(cfg: ModelSettings, details: Iterable[str | None] = ()) -> pa.Schema:
