@@ -5,11 +5,13 @@ DESTINATION_UNREACHABLE, retried next run); a missing Airflow connection is one 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from plg_bridge.cli import main
@@ -26,11 +28,36 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+class Hangup:
+    """A loopback server that accepts each connection and closes it at once: a destination that
+    stops answering. Counts the connections (each one an attempt of the client)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.paths: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                self.paths.append(conn.recv(200).split(b"\r\n")[0].decode())
+            conn.close()
+
+
 def test_unreachable_destination_is_cut_off_and_the_others_still_deliver(vendors, waits, monkeypatch, capsys):
     from plg_bridge.delivery import state
     from plg_bridge.workspace import Workspace
 
-    conn = {"conn_type": "http", "host": "127.0.0.1", "port": closed_port(), "schema": "http"}
+    hangup = Hangup()
+    conn = {"conn_type": "http", "host": "127.0.0.1", "port": hangup.port, "schema": "http"}
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({**conn, "password": HUBSPOT_TOKEN}))
     monkeypatch.setenv("PLG_BRIDGE__HUBSPOT__BATCH_SIZE", "2")  # companies in 3 batches, contacts in 9
     monkeypatch.setenv("PLG_BRIDGE__DELIVERY__MAX_REJECTED_SHARE", "0.05")
@@ -49,8 +76,11 @@ def test_unreachable_destination_is_cut_off_and_the_others_still_deliver(vendors
         assert set(frame["status"]) == {"failed"}, frame
         # the first call (the property check) spent its retries; every batch after it was cut off
         assert set(frame["error_code"]) == {"DESTINATION_UNREACHABLE"}, frame[["record_key", "error_code"]]
-    # one round of retries per HubSpot client (companies, contacts, tasks' property check), not per batch
-    assert len(waits.waits) <= 3 * 5, waits.waits
+    # one round of attempts for HubSpot in the whole run (the first call: companies' property
+    # check); every later call of every HubSpot target is cut off: without that the property
+    # checks, 3 company and 9 contact batches and 3 task batches would each make 6 attempts
+    assert hangup.connections == 6, "\n".join(hangup.paths)
+    hangup.sock.close()
 
 
 def test_missing_connection_is_one_line_and_exit_2(subprocess_vendors, monkeypatch):
@@ -69,3 +99,27 @@ def test_missing_connection_is_one_line_and_exit_2(subprocess_vendors, monkeypat
     assert vendors.problems(("salesforce", "intercom", "slack")) == []  # every other target ran
     assert (vendors.run_dir / "summary.md").exists()
     assert "hubspot_companies" in run.stdout and "FAILED" in run.stdout
+
+
+def test_a_create_refused_unsent_is_a_dead_letter_not_unconfirmed(vendors, monkeypatch):
+    """Connection refused on every attempt of a task create: nothing reached HubSpot, so the rows
+    wait as dead letters (retried next run), not as unconfirmed rows for on-call."""
+    from tests.fakes.server import Fault, Response
+
+    monkeypatch.setenv("PLG_BRIDGE__DELIVERY__DESTINATIONS", "hubspot")
+    refused = Response(400, {"status": "error", "category": "VALIDATION_ERROR", "message": "try later"})
+    vendors.hubspot.inject(Fault(r"^/crm/v3/objects/tasks/batch/create$", refused))
+    vendors.run()  # companies and contacts delivered; the tasks refused (dead letters)
+    assert set(vendors.waiting()["target"]) == {"hubspot_tasks"}
+
+    conn = {"conn_type": "http", "host": "127.0.0.1", "port": closed_port(), "schema": "http"}
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({**conn, "password": HUBSPOT_TOKEN}))
+    vendors.run()
+    held = vendors.waiting()
+    assert set(held["status"]) == {"failed"}, held  # never unconfirmed: nothing left
+    assert set(held["error_code"]) <= {"NOT_SENT", "DESTINATION_UNREACHABLE"}, held
+
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", vendors.env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
+    vendors.run()
+    assert vendors.problems(("hubspot",)) == []
+    assert vendors.waiting().empty

@@ -86,7 +86,7 @@ def _only_orgs(records: list[dict], orgs: tuple[str, ...]) -> list[dict]:
 
 def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: RunOptions) -> dict:
     """Plan and (unless dry run) deliver one target; returns counts and URIs for XCom and the report."""
-    from plg_bridge.delivery.outcomes import outcomes_frame
+    from plg_bridge.delivery.transport import cutoff_scope
 
     started = time.monotonic()
     work = location(settings.work_location, settings.exports.endpoint_url)
@@ -123,15 +123,10 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
         {"record_key": k, "payload": json.loads(p), "as_of": as_of}
         for k, p in zip(to_send["record_key"], to_send["payload"], strict=True)
     ]
-    if records and target.journal is not None:
-        outcomes, new_state = _send_journaled(
+    with cutoff_scope():  # the journaled batches (and clients) of this target share the cut-off
+        outcomes, new_state = _send(
             settings, target, work=work, to_send=to_send, records=records, snapshot=snapshot, as_of=as_of
         )
-    else:
-        outcomes = target.send(settings, records) if records else outcomes_frame([])
-        new_state = planning.apply_outcomes(snapshot.frame, to_send, outcomes, as_of)
-        state.commit(work, target.name, new_state, snapshot.version)
-
     result.update(outcome_counts(outcomes))
     result["outcomes"] = work.write_frame(f"{prefix}/outcomes.parquet", outcomes)
     dead = new_state[new_state["status"].isin(["failed", "unconfirmed"])]
@@ -163,6 +158,29 @@ def sync_target(settings: Settings, target: Target, inputs: RunInputs, options: 
             f"as dead letters in {result.get('dead_letters')}. First: {examples}"
         )
     return result
+
+
+def _send(
+    settings: Settings,
+    target: Target,
+    *,
+    work: Location,
+    to_send: pd.DataFrame,
+    records: list[dict],
+    snapshot: state.Snapshot,
+    as_of: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deliver the planned rows; returns (outcomes, the new committed state)."""
+    from plg_bridge.delivery.outcomes import outcomes_frame
+
+    if records and target.journal is not None:
+        return _send_journaled(
+            settings, target, work=work, to_send=to_send, records=records, snapshot=snapshot, as_of=as_of
+        )
+    outcomes = target.send(settings, records) if records else outcomes_frame([])
+    new_state = planning.apply_outcomes(snapshot.frame, to_send, outcomes, as_of)
+    state.commit(work, target.name, new_state, snapshot.version)
+    return outcomes, new_state
 
 
 def _send_journaled(
@@ -266,27 +284,27 @@ def deliver_targets(
     many rows rejected, a missing connection, a lost state commit) is reported with `error` and
     `error_kind` ("configuration" or "delivery") and the next target still runs."""
     from plg_bridge.delivery.targets import TARGETS
+    from plg_bridge.delivery.transport import cutoff_scope
     from plg_bridge.workspace import Workspace
 
     ws = ws or Workspace.load()
     results = []
-    for name in TARGETS:
-        try:
-            results.append(deliver_run(name, as_of, options, ws, prefix))
-        except Exception as exc:
-            kind = "configuration" if is_configuration_error(exc) else "delivery"
-            # the caller reports it (the CLI: one line per problem, then the exit code)
-            log.log(
-                logging.INFO if kind == "configuration" else logging.ERROR,
-                "%s failed (%s): %s",
-                name,
-                kind,
-                exc,
-            )
-            results.append(
-                {"target": name, "error": f"{type(exc).__name__}: {exc}"[:1000], "error_kind": kind}
-            )
+    with cutoff_scope():  # a destination found unreachable is cut off for all its targets
+        for name in TARGETS:
+            results.append(_isolated(name, as_of, options, ws, prefix))
     return results
+
+
+def _isolated(name: str, as_of: datetime, options: RunOptions, ws: Workspace, prefix: str | None) -> dict:
+    """One target of deliver_targets: its failure becomes its result."""
+    try:
+        return deliver_run(name, as_of, options, ws, prefix)
+    except Exception as exc:
+        kind = "configuration" if is_configuration_error(exc) else "delivery"
+        # the caller reports it (the CLI: one line per problem, then the exit code)
+        level = logging.INFO if kind == "configuration" else logging.ERROR
+        log.log(level, "%s failed (%s): %s", name, kind, exc)
+        return {"target": name, "error": f"{type(exc).__name__}: {exc}"[:1000], "error_kind": kind}
 
 
 def is_configuration_error(exc: BaseException) -> bool:
