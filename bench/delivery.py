@@ -81,6 +81,7 @@ INTERCOM_TOKEN = "bench-intercom-token"
 SF_CLIENT = ("bench-client-id", "bench-client-secret")
 SF_DAILY_LIMIT = 100_000
 COLLECTION_SIZE = 200  # Salesforce sObject Collections: records per call
+SF_IN_FLIGHT = 10  # salesforce/client.py DEFAULT_IN_FLIGHT: Collections calls in flight
 WHAT_IF_MARGIN = 0.05  # seconds added to the HubSpot client limiter's period in the what-if case
 
 if str(REPO) not in sys.path:
@@ -92,12 +93,24 @@ log = logging.getLogger("bench.delivery")
 # -- the fakes, in their own process --------------------------------------------------------------
 
 
-def _bench_fake(vendor: str, limit: int, window: float, host: str = "127.0.0.1") -> Any:
+def _bench_fake(
+    vendor: str,
+    limit: int,
+    window: float,
+    host: str = "127.0.0.1",
+    *,
+    latency: float = 0.0,
+    faults: float = 0.0,
+) -> Any:
     """A tests/fakes vendor fake that also records each call's arrival time and status."""
+    import random
+
     from tests.fakes.hubspot import FakeHubSpot
     from tests.fakes.intercom import FakeIntercom
     from tests.fakes.salesforce import FakeSalesforce
     from tests.fakes.server import Request, Response
+
+    fault_rng = random.Random(5)
 
     class Recording:
         """Mixin: (monotonic arrival time, status, method, path) of every vendor call."""
@@ -115,6 +128,10 @@ def _bench_fake(vendor: str, limit: int, window: float, host: str = "127.0.0.1")
             if request.path.startswith("/_fake/"):
                 return super().dispatch(request)
             arrived = time.monotonic()
+            if faults and not request.path.endswith("/token") and fault_rng.random() < faults:
+                time.sleep(latency)  # an injected 503 still takes its round trip
+                self.calls.append((arrived, 503, request.method, request.path))
+                return Response(503, {"message": "injected fault (bench)"})
             response = super().dispatch(request)
             status = response.status if response is not None else 0
             self.calls.append((arrived, status, request.method, request.path))
@@ -182,9 +199,10 @@ def _bench_fake(vendor: str, limit: int, window: float, host: str = "127.0.0.1")
     raise ValueError(vendor)
 
 
-def serve(vendor: str, limit: int, window: float) -> int:
+def serve(vendor: str, limit: int, window: float, latency: float = 0.0, faults: float = 0.0) -> int:
     """`--serve`: run one fake until stdin closes; prints its URL first."""
-    server = _bench_fake(vendor, limit, window)
+    server = _bench_fake(vendor, limit, window, latency=latency, faults=faults)
+    server.with_latency(latency, latency * 0.1)
     server.start()
     print(server.url, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -196,11 +214,22 @@ def serve(vendor: str, limit: int, window: float) -> int:
 class Fake:
     """A fake vendor in a child process (see `serve`)."""
 
-    def __init__(self, vendor: str, limit: int = 0, window: float = 10.0) -> None:
+    def __init__(
+        self, vendor: str, limit: int = 0, window: float = 10.0, latency: float = 0.0, faults: float = 0.0
+    ) -> None:
         import requests
 
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", vendor]
-        cmd += ["--limit", str(limit), "--window", str(window)]
+        cmd += [
+            "--limit",
+            str(limit),
+            "--window",
+            str(window),
+            "--latency",
+            str(latency),
+            "--faults",
+            str(faults),
+        ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, text=True)
         self.url = (self.proc.stdout.readline() if self.proc.stdout else "").strip()
         if not self.url.startswith("http"):
@@ -277,6 +306,9 @@ class Case:
     bulk_threshold: int | None = None  # Salesforce
     client_window: float | None = None  # the client limiter's period, when not the fake's window
     what_if: str = ""  # a variant that is not the engine's behaviour: what it shows
+    latency: float = 0.0  # seconds per call at the fake (+- 10 % jitter)
+    faults: float = 0.0  # share of calls the fake answers 503 (retried by the client)
+    in_flight: int = 0  # Salesforce: calls in flight, which with the latency makes its ceiling
 
 
 @dataclass
@@ -309,7 +341,11 @@ class Outcome:
     @property
     def ceiling(self) -> float | None:
         c = self.case
-        return c.limit * c.per_call / c.window if c.limit else None
+        if c.limit:
+            return c.limit * c.per_call / c.window
+        if c.in_flight and c.latency:  # no rate limit: in-flight calls x records per call / round trip
+            return c.in_flight * c.per_call / c.latency
+        return None
 
     @property
     def share(self) -> float | None:
@@ -425,7 +461,7 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
     from plg_bridge.delivery.targets import TARGETS
 
     out = Outcome(case)
-    work = work_root / f"{case.vendor}-{case.bulk_threshold or 0}-{case.client_window or 0}"
+    work = work_root / f"{case.vendor}-{case.bulk_threshold or 0}-{case.client_window or 0}-{case.faults}"
     work.mkdir(parents=True, exist_ok=True)
     sf = SalesforceSettings(bulk_threshold=case.bulk_threshold or 2000)
     settings = Settings(
@@ -441,7 +477,7 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
 
     print(f"  {case.destination}: {case.records:,} records ...", file=sys.stderr, flush=True)
     with (
-        Fake(case.vendor, case.limit, case.window) as fake,
+        Fake(case.vendor, case.limit, case.window, case.latency, case.faults) as fake,
         client_for(case.vendor, fake.url, case) as limiter,
     ):
         start_total = fake.total()
@@ -461,8 +497,15 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
             out.last_call = calls[-1][0] - started
         admitted = [c[0] for c in calls if c[1] != 429]
         out.window_use = window_use(admitted, case.limit, case.window)
-        if case.vendor == "hubspot" and limiter is not None and len(limiter.stamps) == len(calls):
-            lag_and_throttles(out, limiter.stamps, calls, case.limit)
+        if (
+            case.vendor == "hubspot"
+            and case.what_if
+            and limiter is not None
+            and len(limiter.stamps) == len(calls)
+        ):
+            lag_and_throttles(
+                out, limiter.stamps, calls, case.limit
+            )  # pairs stamps and arrivals: sequential calls only
         out.api_used = sum(1 for c in calls if c[3].startswith("/services/data/"))
         out.missing, out.wrong, out.duplicates = check_store(got["records"], scores)
         out.failed_outcomes = int(result.get("failed", 0))
@@ -723,45 +766,55 @@ def cases(quick: bool) -> list[Case]:
     hubspot_limit = round(190 * scale)
     intercom_limit = round(300 * scale)
     intercom_records = intercom_limit * (4 if quick else 6)  # ~1 minute at full size
-    return [
-        Case("HubSpot companies", "hubspot", "hubspot_companies", big, hubspot_limit, window, per_call=100),
-        Case(
-            "HubSpot companies, what-if: client period + 50 ms",
-            "hubspot",
-            "hubspot_companies",
-            big,
-            hubspot_limit,
-            window,
-            per_call=100,
-            client_window=window + WHAT_IF_MARGIN,
-            what_if=(
-                "what-if, not the engine's behaviour: the same run with the client limiter's period "
-                f"{window + WHAT_IF_MARGIN:g} s instead of {window:g} s, a margin above the spread of the "
-                "time from granting a slot to arriving at the fake (measured in the row above), so no call "
-                f"should land inside the window of the call {hubspot_limit} before it; the margin costs "
-                f"{WHAT_IF_MARGIN / (window + WHAT_IF_MARGIN):.1%} of the ceiling"
+    rows = []
+    for faults in (0.0, 0.05):
+        tag = ", 5 % faults" if faults else ""
+        rows += [
+            Case(
+                f"HubSpot companies, 300 ms{tag}",
+                "hubspot",
+                "hubspot_companies",
+                big,
+                hubspot_limit,
+                window,
+                per_call=100,
+                latency=0.3,
+                faults=faults,
             ),
-        ),
+            Case(
+                f"Salesforce Accounts, Collections, 500 ms{tag}",
+                "salesforce",
+                "salesforce_accounts",
+                big,
+                per_call=COLLECTION_SIZE,
+                bulk_threshold=big + 1,
+                latency=0.5,
+                faults=faults,
+                in_flight=SF_IN_FLIGHT,
+            ),
+            Case(
+                f"Intercom companies, 200 ms{tag}",
+                "intercom",
+                "intercom_companies",
+                intercom_records,
+                intercom_limit,
+                window,
+                latency=0.2,
+                faults=faults,
+            ),
+        ]
+    rows.append(
         Case(
-            "Salesforce Accounts, sObject Collections",
-            "salesforce",
-            "salesforce_accounts",
-            big,
-            per_call=COLLECTION_SIZE,
-            bulk_threshold=big + 1,
-        ),
-        Case(
-            "Salesforce Accounts, Bulk API 2.0",
+            "Salesforce Accounts, Bulk API 2.0, 500 ms",
             "salesforce",
             "salesforce_accounts",
             big,
             per_call=big,
             bulk_threshold=2000,
-        ),
-        Case(
-            "Intercom companies", "intercom", "intercom_companies", intercom_records, intercom_limit, window
-        ),
-    ]
+            latency=0.5,
+        )
+    )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -774,9 +827,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--window", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--latency", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--faults", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return serve(args.serve, args.limit, args.window)
+        return serve(args.serve, args.limit, args.window, args.latency, args.faults)
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     chosen = cases(args.quick)

@@ -290,6 +290,29 @@ class FakeHubSpot(FakeServer):
             self.properties[object_type][definition["name"]] = definition
         return Response(201, definition)
 
+    @route("POST", r"/crm/v3/properties/(?P<object_type>[^/]+)/batch/create")
+    def create_properties(self, request: Request) -> Response:
+        """Properties batch create: 201 when every input was created, else 207 with an error per
+        refused input (an existing name, a missing field, an unknown type)."""
+        inputs = (request.json or {}).get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            return _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        results, errors = [], []
+        for item in inputs:
+            single = Request("POST", request.path, {}, request.headers, json.dumps(item).encode())
+            single.params = request.params
+            answer = self.create_property(single)
+            if answer.status == 201:
+                results.append(answer.body)
+            else:
+                errors.append(
+                    {"status": "error", **answer.body, "context": {"name": [str((item or {}).get("name"))]}}
+                )
+        body = {"status": "COMPLETE", "results": results}
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+        return Response(207 if errors else 201, body)
+
     # -- tasks (no upsert: every create is a new task) ----------------------------------------
 
     @route("POST", r"/crm/v3/objects/tasks/batch/create")

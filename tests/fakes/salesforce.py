@@ -59,6 +59,10 @@ DEFAULT_OBJECTS: dict[str, tuple[str, ...]] = {
     "Lead": ("Id", "FirstName", "LastName", "Company", "Email", "Status", "PostHog_Group_Id__c", "OwnerId"),
 }
 DEFAULT_EXTERNAL_IDS = {"Account": ("PostHog_Group_Id__c",)}
+# Fields a new record must carry (Salesforce's documented required fields of the standard objects)
+REQUIRED_ON_CREATE = {"Account": ("Name",), "Lead": ("LastName", "Company")}
+# Text lengths that differ from the 255 of a default text field (long text areas)
+TEXT_LENGTH = {"PQL_Reason__c": 32768, "PLG_Signals__c": 32768}
 COLLECTION_LIMIT = 200
 _LEAD_STATUS_FIELDS = ("Id", "ApiName", "MasterLabel", "SortOrder", "IsDefault", "IsConverted")
 _KEY_PREFIX = {
@@ -382,6 +386,23 @@ class FakeSalesforce(FakeServer):
                         errors.append(
                             _err("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["Id"])
                         )
+            if target is None and op in ("upsert", "insert") and not errors:
+                # a create needs the object's required fields (Salesforce: Name on Account,
+                # LastName and Company on Lead); an update leaves them as they are
+                absent = [f for f in REQUIRED_ON_CREATE.get(sobject, ()) if values.get(f) in (None, "")]
+                if absent:
+                    errors.append(
+                        _err(
+                            "REQUIRED_FIELD_MISSING",
+                            f"Required fields are missing: [{', '.join(absent)}]",
+                            absent,
+                        )
+                    )
+            for name, value in values.items():
+                if isinstance(value, str) and len(value) > TEXT_LENGTH.get(name, 255) and name != "Id":
+                    errors.append(
+                        _err("STRING_TOO_LONG", f"{name}: data value too large: {value[:20]}...", [name])
+                    )
             status = values.get("Status")
             if sobject == "Lead" and "Status" in values and status not in self.lead_statuses:
                 errors.append(

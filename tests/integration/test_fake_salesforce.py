@@ -41,7 +41,13 @@ def login(server: FakeSalesforce) -> requests.Session:
 
 
 def account(group: str, **fields) -> dict:
-    return {"attributes": {"type": "Account"}, "PostHog_Group_Id__c": group, **fields}
+    """An Account upsert record; named (a new Account requires Name) unless Name=None."""
+    fields.setdefault("Name", f"Account {group}")
+    return {
+        "attributes": {"type": "Account"},
+        "PostHog_Group_Id__c": group,
+        **{k: v for k, v in fields.items() if v is not None},
+    }
 
 
 def upsert(server, session, records, all_or_none=False) -> requests.Response:
@@ -130,7 +136,7 @@ def test_upsert_creates_then_updates_by_external_id(sf):
     assert all(r["success"] and r["errors"] == [] for r in results)
     assert all(len(r["id"]) == 18 and r["id"].startswith("001") for r in results)
 
-    again = upsert(sf, session, [account("g1", PLG_Score__c=95)]).json()
+    again = upsert(sf, session, [account("g1", Name=None, PLG_Score__c=95)]).json()
     assert again == [{"id": results[0]["id"], "success": True, "errors": [], "created": False}]
     assert sf.accounts["g1"]["PLG_Score__c"] == 95
     assert sf.accounts["g1"]["Name"] == "Acme"

@@ -431,3 +431,17 @@ def _settings(**hubspot):
     from types import SimpleNamespace
 
     return SimpleNamespace(hubspot=SimpleNamespace(conn_id="hubspot_default", max_in_flight=None, **hubspot))
+
+
+def test_a_fresh_portal_costs_one_list_and_one_batch_create_then_nothing_more(fake):
+    client = make_client(fake)
+    send_companies(client, records(scores(3)), AS_OF)
+    setup = [(r.method, r.path) for r in fake.requests if "/properties/" in r.path]
+    assert setup == [
+        ("GET", "/crm/v3/properties/companies"),
+        ("POST", "/crm/v3/properties/companies/batch/create"),
+    ]
+    assert {p["name"] for p in COMPANY_PROPERTIES} <= set(fake.properties["companies"])
+
+    send_companies(client, records(scores(4)), AS_OF)  # the run's client knows them now
+    assert len([r for r in fake.requests if "/properties/" in r.path]) == 2

@@ -36,8 +36,13 @@ class Sleeps:
         self.waits.append(seconds)
 
 
-def records(n: int, start: int = 0, **kwargs) -> list[dict]:
-    return account_records(scores(n, start), **kwargs)
+def records(n: int, start: int = 0, *, named: bool = True, **kwargs) -> list[dict]:
+    """Account records; every organization named unless `named=False` (the frames leave every
+    tenth without a name, which the Name fallback test is about)."""
+    frame = scores(n, start)
+    if named:
+        frame["org_name"] = frame["org_name"].fillna("Org " + frame["org_id"])
+    return account_records(frame, **kwargs)
 
 
 def make_client(fake: FakeSalesforce, **kwargs) -> SalesforceClient:
@@ -129,7 +134,7 @@ def test_450_accounts_take_three_collection_calls_and_store_mapped_fields(fake):
     assert acme["PLG_Score__c"] == pytest.approx(2.59)
     assert acme["PQL__c"] is False
     assert fake.accounts["org-0008"]["PQL__c"] is True
-    assert "Name" not in fake.accounts["org-0010"]  # null org_name is left out, not blanked
+    assert fake.accounts["org-0010"]["Name"] == "Org org-0010"  # (unnamed rows: the Name fallback test)
     by_key = outcomes.set_index("record_key")["destination_id"]
     assert by_key["org-0007"] == acme["Id"]
     assert client.api_usage == (3, 100_000)
@@ -309,7 +314,7 @@ def test_bulk_path_above_the_threshold_maps_failed_rows_back_to_their_keys():
         assert len(fake.accounts) == 118
         assert fake.accounts["org-0005"]["Name"] == "Org 5"
         assert fake.accounts["org-0008"]["PQL__c"] == "true"
-        assert "Name" not in fake.accounts["org-0010"]  # empty CSV cell: left as it is
+        assert fake.accounts["org-0010"]["Name"] == "Org org-0010"
 
 
 def test_bulk_job_that_fails_leaves_every_row_unprocessed_for_the_next_run(fake):
@@ -520,3 +525,62 @@ def test_collections_calls_in_flight_at_a_500ms_round_trip(fake):
     assert list(outcomes["record_key"]) == [r["record_key"] for r in records(2000)]
     assert statuses(outcomes) == {"created": 2000}
     assert seconds < 2.5, f"10 calls at 500 ms took {seconds:.2f}s: one at a time would be 5 s"
+
+
+def test_a_new_account_without_a_name_is_created_with_its_org_id_and_a_set_name_is_kept(fake):
+    client = make_client(fake)
+    fake_existing = records(1, start=10)[0]  # org-0010: unnamed in the frame
+    fake.records["Account"]["001000000000001AAA"] = {
+        "Id": "001000000000001AAA",
+        "Name": "Acme (set by a salesperson)",
+        "PostHog_Group_Id__c": fake_existing["record_key"],
+    }
+    batch = records(12, named=False)
+    unnamed = [r["record_key"] for r in batch if "Name" not in r["fields"]]
+    assert "org-0010" in unnamed and len(unnamed) >= 2
+
+    outcomes = deliver_accounts(client, batch, bulk_threshold=None)
+
+    assert set(outcomes["status"]) <= {"created", "updated"}, outcomes[outcomes["status"] == "failed"]
+    stored = {r["PostHog_Group_Id__c"]: r for r in fake.records["Account"].values()}
+    assert stored["org-0010"]["Name"] == "Acme (set by a salesperson)"
+    for key in unnamed:
+        if key != "org-0010":
+            assert stored[key]["Name"] == key
+    named = next(r for r in batch if "Name" in r["fields"])
+    assert stored[named["record_key"]]["Name"] == named["fields"]["Name"]
+
+
+def test_the_fake_refuses_a_new_account_without_its_required_name(fake):
+    client = make_client(fake)
+    response = client.request(
+        "PATCH",
+        "composite/sobjects/Account/PostHog_Group_Id__c",
+        json={
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Account"}, "PostHog_Group_Id__c": "x"}],
+        },
+    )
+    assert response.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(path=r"/batches$", response=Response(503, "Service Unavailable")),
+        Fault(path=r"/batches$", reset=True),
+    ],
+    ids=["503", "reset"],
+)
+def test_a_transient_upload_fault_retries_the_bulk_load_with_a_fresh_job(fake, fault):
+    fake.inject(fault)
+    client = make_client(fake)
+    outcomes = deliver_accounts(client, records(60), bulk_threshold=50, bulk_poll_interval=0.0)
+
+    assert statuses(outcomes) == {"created": 60}
+    jobs = fake.calls("POST", r"/jobs/ingest/?$")
+    assert len(jobs) == 2
+    assert len(fake.calls("PUT", "/batches")) == 2
+    aborted = [c for c in fake.calls("PATCH", r"/jobs/ingest/\w+$") if c.json.get("state") == "Aborted"]
+    assert len(aborted) == 1
+    assert len(fake.accounts) == 60

@@ -256,3 +256,46 @@ def test_limiter_keeps_a_margin_for_transit_jitter():
     limiter = RateLimiter(2, 10.0, clock=clock, sleep=clock.sleep)
     assert [limiter.acquire(), limiter.acquire()] == [0.0, 0.0]
     assert limiter.acquire() == pytest.approx(10.05)
+
+
+def test_the_limiter_leaves_to_other_integrations_what_the_vendor_says_they_spent():
+    clock = FakeClock()
+    limiter = RateLimiter(10, 10.0, clock=clock, sleep=clock.sleep, margin=0.0)
+    for _ in range(3):
+        limiter.acquire()
+    # the vendor counts 8 calls in its window: our 3 and 5 from another integration of the app
+    limiter.learn(10, 2, 10.0)
+    limiter.acquire()
+    limiter.acquire()
+    assert clock.now == 0.0  # 5 of ours + 5 of theirs: the budget is full now
+    limiter.acquire()
+    assert clock.now >= 10.0, "the sixth call waits for the window to pass"
+
+
+def test_the_limiter_adopts_a_lower_limit_the_vendor_reports_and_ignores_its_own_calls():
+    clock = FakeClock()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep, margin=0.0)
+    for _ in range(50):
+        limiter.acquire()
+    limiter.learn(100, 50, 10.0)  # 50 used: all ours
+    assert limiter.max_calls == 100
+    for _ in range(50):
+        limiter.acquire()
+    assert clock.now == 0.0
+    limiter.acquire()
+    assert clock.now >= 10.0
+
+
+def test_clients_of_one_credential_share_one_limiter_and_other_credentials_do_not():
+    import requests
+
+    from plg_bridge.delivery.transport import credential_key, shared_limiter
+
+    a, b = requests.Session(), requests.Session()
+    a.headers["Authorization"] = "Bearer token-a"
+    b.headers["Authorization"] = "Bearer token-b"
+    first = shared_limiter(("hubspot", "https://x", credential_key(a)), 100, 10.0)
+    again = shared_limiter(("hubspot", "https://x", credential_key(a)), 100, 10.0)
+    other = shared_limiter(("hubspot", "https://x", credential_key(b)), 100, 10.0)
+    assert first is again and first is not other
+    assert "token-a" not in credential_key(a)

@@ -10,6 +10,7 @@ spending real time on backoff.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import logging
@@ -18,7 +19,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -133,12 +134,13 @@ class RateLimiter:
         with self._lock:
             while True:
                 now = self._clock()
-                while self._calls and self._calls[0] <= now - self.period:
+                while self._calls and self._calls[0] <= now - 2 * self.period:  # kept for learn()
                     self._calls.popleft()
-                if len(self._calls) < self._allowed(now):
+                window = [c for c in self._calls if c > now - self.period]
+                if len(window) < self._allowed(now):
                     self._calls.append(now)
                     return waited
-                wait = self._calls[0] + self.period - now if self._calls else self._others_until - now
+                wait = window[0] + self.period - now if window else self._others_until - now
                 wait = max(wait, 0.001)
                 self._sleep(wait)
                 waited += wait
@@ -150,10 +152,13 @@ class RateLimiter:
 
     def learn(self, limit: int | None, remaining: int | None, window: float | None) -> None:
         """What the vendor's headers say of the budget: calls other integrations of the same app
-        spent in its window are reserved for them until the window has passed, and a lower limit
-        than configured (another tier) is adopted. Our own calls still in transit are not yet
-        counted by the vendor, so `others` can only be underestimated, never our own calls
-        double-counted into a slowdown."""
+        spent in its window are left to them until that window has passed, and a lower limit
+        than configured (another tier) is adopted.
+
+        The vendor stamps a call when it arrives, we when we grant it, and answers come back
+        while other calls of ours are in transit: so our share is counted over one and a half
+        windows, which can only underestimate the others (never slow us down for our own calls).
+        """
         if limit is None or remaining is None:
             return
         with self._lock:
@@ -165,11 +170,12 @@ class RateLimiter:
                     self.max_calls,
                 )
                 self.max_calls = limit
-            ours = sum(1 for c in self._calls if c > now - (window or self.period))
-            others = max(0, limit - remaining - ours)
-            if others:
-                self._others = others
-                self._others_until = now + (window or self.period)
+            span = window or self.period
+            ours = sum(1 for c in self._calls if c > now - 1.5 * span)
+            others = limit - remaining - ours
+            if others > 0:
+                self._others = min(others, self.max_calls - 1)
+                self._others_until = now + span
 
 
 _SHARED: dict[tuple, RateLimiter] = {}
@@ -228,9 +234,30 @@ def body_snippet(response: requests.Response) -> str:
     from plg_bridge.redact import strip_secrets
 
     try:
-        return strip_secrets(response.text)[:_BODY_SNIPPET]
+        # Redact a little more than is kept, not the whole body: a 100-record answer is tens of
+        # kilobytes, and this runs for every failed call. A secret cut at the slice's end lies
+        # beyond what is kept (secrets are shorter than the margin).
+        return strip_secrets(response.text[: _BODY_SNIPPET + 300])[:_BODY_SNIPPET]
     except Exception:  # undecodable body: the status still tells the story
         return ""
+
+
+_CUTOFF: list[dict[str, str]] = []  # open cut-off scopes: base URL -> why it is cut off
+
+
+@contextlib.contextmanager
+def cutoff_scope() -> Iterator[None]:
+    """Within it, a destination one client found unreachable is cut off for every client (the
+    targets of one run, the journaled batches of one target); outside, per client. Nested scopes
+    share the outermost one."""
+    if _CUTOFF:
+        yield
+        return
+    _CUTOFF.append({})
+    try:
+        yield
+    finally:
+        _CUTOFF.clear()
 
 
 # The answer began and then broke off (body cut, bad chunking): the request reached the server.
@@ -268,6 +295,11 @@ class RestClient:
         | None = None,
     ) -> None:
         self.session, self.base_url = session, base_url
+        # Several calls in flight (base.send_batches) need as many pooled connections, or each
+        # extra call opens and drops one. Retries are this client's, not urllib3's: total=0.
+        pooled = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        session.mount("https://", pooled)
+        session.mount("http://", pooled)
         self.rate_headers = rate_headers  # (limit, remaining, window s) from a vendor's headers
         self.policy = policy or RetryPolicy()
         self.limiter, self.timeout, self.sleep = limiter, timeout, sleep
@@ -302,6 +334,8 @@ class RestClient:
         client got no answer on any attempt.
         """
         url = self.url(path)
+        if self.unreachable is None and _CUTOFF:  # another client of this run found it unreachable
+            self.unreachable = _CUTOFF[-1].get(self.base_url)
         if self.unreachable is not None:
             raise DestinationUnreachable(
                 f"{method} {path}: not sent: {self.unreachable}", status=None, body="", attempts=0
@@ -321,12 +355,14 @@ class RestClient:
             except (requests.Timeout, requests.ConnectionError, *_CUT_ANSWER) as exc:
                 status, body = None, f"{type(exc).__name__}: {exc}"
                 if not idempotent and not _never_sent(exc):
-                    raise RetriesExhausted(
+                    lost = RetriesExhausted(
                         f"{method} {path}: {type(exc).__name__} on a non-idempotent call; not replayed",
                         status=None,
                         body=body,
                         attempts=attempt,
-                    ) from exc
+                    )
+                    lost.code = "DELIVERY_UNKNOWN"  # it may have reached the vendor
+                    raise lost from exc
                 reason = type(exc).__name__
                 wait = self.policy.backoff(attempt)
             else:
@@ -354,12 +390,17 @@ class RestClient:
                 "retried next run"
             )
             log.error("%s: later calls of this run fail at once, unsent", self.unreachable)
-        raise RetriesExhausted(
+            if _CUTOFF:
+                _CUTOFF[-1][self.base_url] = self.unreachable
+        exhausted = RetriesExhausted(
             f"{method} {path}: gave up after {attempts} attempts (last: {reason}) {body[:200]}".rstrip(),
             status=status,
             body=body,
             attempts=attempts,
         )
+        if not idempotent:  # every attempt was refused unsent (connect failure, 429): nothing was made
+            exhausted.code = "NOT_SENT"
+        raise exhausted
 
     def _wait_for(self, response: requests.Response, attempt: int) -> float:
         hint = self.wait_hint(response) if self.wait_hint is not None else None

@@ -76,6 +76,11 @@ def hubspot_rate_headers(response: requests.Response) -> tuple[int | None, int |
     )
 
 
+def _failure_text(response: requests.Response) -> str:
+    """The body's start for an error message; nothing to redact and copy for a success."""
+    return "" if response.status_code in (200, 201, 207) else body_snippet(response)
+
+
 def _policy_name(body: Any) -> str | None:
     return body.get("policyName") if isinstance(body, Mapping) else None
 
@@ -145,7 +150,7 @@ class HubSpotClient:
             is_fatal=hubspot_is_fatal,
             rate_headers=hubspot_rate_headers,
         )
-        self._ensured: set[tuple[str, frozenset[str]]] = set()
+        self._known_properties: dict[str, set[str]] = {}  # object type -> names known to exist
 
     def __repr__(self) -> str:
         return f"HubSpotClient({self.rest.base_url!r})"
@@ -156,14 +161,18 @@ class HubSpotClient:
         return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
 
     def ensure_properties(self, object_type: str, definitions: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Create the properties that do not exist yet (GET existing, POST missing); returns them.
+        """Create the properties that do not exist yet; returns the names created.
 
-        Without this a fresh portal fails every row with PROPERTY_DOESNT_EXIST. Raises
-        `DestinationError` when the properties API refuses (e.g. missing schema scopes).
+        One list call, then one `properties/{objectType}/batch/create` for everything missing (a
+        fresh portal would otherwise cost a call per property). What exists is cached for the
+        client, i.e. for the run: a target lists its object type once, however many times it
+        ensures it, and the next run lists again (a property deleted meanwhile is seen). Without this a
+        fresh portal fails every row with PROPERTY_DOESNT_EXIST. Raises `DestinationError` when
+        the properties API refuses (e.g. missing schema scopes).
         """
         definitions = list(definitions)
-        cache_key = (object_type, frozenset(d["name"] for d in definitions))
-        if cache_key in self._ensured:
+        cache = self._known_properties.setdefault(object_type, set())
+        if all(d["name"] in cache for d in definitions):
             return []
         path = f"/crm/v3/properties/{object_type}"
         response = self.rest.request("GET", path)
@@ -173,25 +182,32 @@ class HubSpotClient:
                 status=response.status_code,
                 body=body_snippet(response),
             )
-        existing = {p.get("name") for p in (json_body(response) or {}).get("results", [])}
-        created = []
-        for definition in definitions:
-            if definition["name"] in existing:
-                continue
-            response = self.rest.request("POST", path, json=dict(definition))
-            if response.status_code == 409:  # created meanwhile by a concurrent run
-                continue
-            if response.status_code not in (200, 201):
-                raise DestinationError(
-                    f"creating HubSpot {object_type} property {definition['name']}: "
-                    f"HTTP {response.status_code} {body_snippet(response)}",
-                    status=response.status_code,
-                    body=body_snippet(response),
-                )
-            created.append(definition["name"])
+        cache.update(p.get("name") for p in (json_body(response) or {}).get("results", []))
+        missing = [dict(d) for d in definitions if d["name"] not in cache]
+        if not missing:
+            return []
+        response = self.rest.request("POST", f"{path}/batch/create", json={"inputs": missing})
+        body = json_body(response)
+        if response.status_code not in (200, 201, 207) or not isinstance(body, Mapping):
+            raise DestinationError(
+                f"creating HubSpot {object_type} properties: HTTP {response.status_code} {body_snippet(response)}",
+                status=response.status_code,
+                body=body_snippet(response),
+            )
+        created = [str(r.get("name")) for r in body.get("results") or [] if isinstance(r, Mapping)]
+        cache.update(created)
+        refused = [
+            e
+            for e in body.get("errors") or []
+            if isinstance(e, Mapping) and "already exists" not in str(e.get("message"))
+        ]
+        if refused:  # the rows then fail with HubSpot's PROPERTY_DOESNT_EXIST, naming the property
+            raise DestinationError(
+                f"creating HubSpot {object_type} properties: {refused[0].get('message')}", status=207, body=""
+            )
+        cache.update(d["name"] for d in missing)  # the rest existed already (created meanwhile)
         if created:
             log.info("created HubSpot %s properties: %s", object_type, ", ".join(created))
-        self._ensured.add(cache_key)
         return created
 
     def create_tasks(
@@ -231,7 +247,9 @@ class HubSpotClient:
                 )
             except DestinationError as exc:
                 outcomes += failed(
-                    keys, "DELIVERY_UNKNOWN" if exc.status is None else f"HTTP_{exc.status}", str(exc)
+                    keys,
+                    getattr(exc, "code", "DELIVERY_UNKNOWN") if exc.status is None else f"HTTP_{exc.status}",
+                    str(exc),
                 )
                 continue
             outcomes += lookup.task_outcomes(
@@ -299,7 +317,7 @@ class HubSpotClient:
             return failed(keys, code, str(exc)), (code, str(exc))
         except RetriesExhausted as exc:
             return failed(keys, exc.code, str(exc)), None
-        results = batch_outcomes(payload, response.status_code, json_body(response), body_snippet(response))
+        results = batch_outcomes(payload, response.status_code, json_body(response), _failure_text(response))
         if response.status_code in (401, 403):
             log.error(
                 "HubSpot refused the credentials (HTTP %d); not sending more batches", response.status_code

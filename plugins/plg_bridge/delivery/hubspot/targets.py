@@ -118,7 +118,7 @@ def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame
     from plg_bridge.delivery.hubspot.lookup import TASK_PROPERTIES
 
     # every task carries its signal key (found again after a lost answer): the property must exist
-    client.ensure_properties("tasks", TASK_PROPERTIES)
+    _ensure_properties(client, "tasks", TASK_PROPERTIES)
     return outcomes_frame(client.create_tasks(records, ids))
 
 

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # and caps concurrent long-running calls (25 per org); upserts of one sObject in parallel
 # batches lock rows they share (UNABLE_TO_LOCK_ROW, retried), so a moderate default.
 DEFAULT_IN_FLIGHT = 10
+# Bulk jobs tried when the CSV upload fails transiently (5xx, no answer): each failed one is
+# aborted first, and an aborted job processed nothing.
+BULK_FRESH_JOBS = 3
 
 # -- errors -----------------------------------------------------------------------------------------
 
@@ -351,7 +354,7 @@ class SalesforceClient:
                     [keys[n] for n in todo],
                     response.status_code,
                     json_body(response),
-                    body_snippet(response),
+                    "" if response.status_code == 200 else body_snippet(response),
                     upsert=upsert,
                 )
             for n, outcome in zip(todo, results, strict=True):
@@ -456,19 +459,33 @@ class SalesforceClient:
         if self.stopped is not None:
             return failed(keys, self.stopped.code, f"not sent: {self.stopped}")
         job_id: str | None = None
+        csv_bytes = bulk_csv(records, external_id_field).encode("utf-8")
         try:
-            job_id = self._create_job(sobject, external_id_field)
-            upload = self.request(
-                "PUT",
-                f"jobs/ingest/{job_id}/batches",
-                data=bulk_csv(records, external_id_field).encode("utf-8"),
-                headers={"Content-Type": "text/csv"},
-                idempotent=False,  # a second upload to one job is refused: never replay it
-            )
-            if upload.status_code not in (200, 201):
-                code, message = error_of(upload.status_code, json_body(upload), body_snippet(upload))
+            for fresh in range(1, BULK_FRESH_JOBS + 1):
+                job_id = self._create_job(sobject, external_id_field)
+                try:
+                    upload = self.request(
+                        "PUT",
+                        f"jobs/ingest/{job_id}/batches",
+                        data=csv_bytes,
+                        headers={"Content-Type": "text/csv"},
+                        idempotent=False,  # a second upload to one job is refused: never replay it
+                    )
+                except RetriesExhausted as exc:  # no answer: the job may hold part of the data
+                    upload, why = None, str(exc)
+                else:
+                    why = f"HTTP {upload.status_code}"
+                transient = upload is None or upload.status_code >= 500 or upload.status_code == 429
+                if transient and fresh < BULK_FRESH_JOBS:
+                    # An aborted job processes nothing, so a fresh job with the same CSV is safe
+                    log.warning("Salesforce Bulk job %s upload failed (%s): aborted, new job", job_id, why)
+                    self._abort(job_id)
+                    self.sleep(self.policy.backoff(fresh))
+                    continue
+                break
+            if upload is None:
                 self._abort(job_id)
-                return failed(keys, code, f"Bulk job {job_id} upload refused: {message}")
+                return failed(keys, "RETRIES_EXHAUSTED", f"Bulk job {job_id} upload: {why}")
             closed = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"})
             if closed.status_code != 200 and "INVALIDJOBSTATE" not in _error_codes(closed):
                 code, message = error_of(closed.status_code, json_body(closed), body_snippet(closed))

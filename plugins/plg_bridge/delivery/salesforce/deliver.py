@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from plg_bridge.delivery.outcomes import RowOutcome, failed, outcomes_frame
@@ -50,6 +50,9 @@ def deliver_accounts(
 ) -> pd.DataFrame:
     """Upsert Account records (from `account_records`); one outcome row per record, in order.
 
+    A new Account needs a Name: an organization without one yet is created with its id as the
+    Name (`CREATE_FALLBACKS`), and only when the create was refused for lacking it.
+
     More than `bulk_threshold` records (None: never) go through one Bulk API 2.0 job, fewer
     through sObject Collections. A repeated record key fails as DUPLICATE_ID and is not sent.
     Columns: record_key, status (created|updated|failed), destination_id, error_code,
@@ -66,6 +69,7 @@ def deliver_accounts(
         )
     else:
         results = client.upsert_collection(sobject, external_id_field, unique, batch_size=batch_size)
+    results = _fill_required_on_create(client, sobject, external_id_field, unique, results, batch_size)
     outcomes: list[RowOutcome | None] = [None] * len(records)
     for n, outcome in zip(send, results, strict=True):
         outcomes[n] = outcome
@@ -76,6 +80,55 @@ def deliver_accounts(
     final = cast("list[RowOutcome]", outcomes)
     log.info("Salesforce %s delivery: %s (API usage %s)", sobject, _counts(final), _usage(client))
     return outcomes_frame(final)
+
+
+# Required fields of a new record and the fallback each takes until real data arrives: the
+# organization id (the record key) as the Account's Name. Sent only for records whose create was
+# refused for lacking it, so a name on an existing Account (one a person may have set) is never
+# overwritten: an upsert that finds the Account updates it without Name.
+CREATE_FALLBACKS: dict[str, dict[str, Callable[[str], str]]] = {"Account": {"Name": lambda key: key}}
+
+
+def _fill_required_on_create(  # noqa: PLR0917
+    client: SalesforceClient,
+    sobject: str,
+    external_id_field: str,
+    records: Sequence[Mapping[str, Any]],
+    results: list[RowOutcome],
+    batch_size: int,
+) -> list[RowOutcome]:
+    """Records refused with REQUIRED_FIELD_MISSING (a new record without Name: nothing was
+    applied) go again once with the documented fallbacks filled in; one outcome per record."""
+    fallbacks = CREATE_FALLBACKS.get(sobject, {})
+    retry = [
+        n
+        for n, (record, outcome) in enumerate(zip(records, results, strict=True))
+        if outcome.error_code == "REQUIRED_FIELD_MISSING"
+        and any(f not in record["fields"] for f in fallbacks)
+    ]
+    if not retry:
+        return results
+    filled = [
+        {
+            "record_key": records[n]["record_key"],
+            "fields": {
+                **{f: make(str(records[n]["record_key"])) for f, make in fallbacks.items()},
+                **records[n]["fields"],
+            },
+        }
+        for n in retry
+    ]
+    log.info(
+        "Salesforce: %d new %s records without %s: sent with the fallback",
+        len(retry),
+        sobject,
+        ", ".join(fallbacks),
+    )
+    again = client.upsert_collection(sobject, external_id_field, filled, batch_size=batch_size)
+    results = list(results)
+    for n, outcome in zip(retry, again, strict=True):
+        results[n] = outcome
+    return results
 
 
 def _usage(client: SalesforceClient) -> str:
