@@ -242,18 +242,19 @@ def test_pql_signals_vary_across_organizations(export: Export) -> None:
     assert score.nunique() >= 3
 
 
-def test_streaming_keeps_memory_flat(tmp_path: Path) -> None:
+@pytest.mark.parametrize("payload", ["compact", "realistic"])
+def test_streaming_keeps_memory_flat(tmp_path: Path, payload: str) -> None:
     """Peak Arrow memory with 4x the rows (same chunk size) stays about the same."""
     script = (
         "import datetime, sys, pyarrow as pa\n"
         "from plg_bridge.synthetic.generate import generate\n"
-        "generate(sys.argv[1], int(sys.argv[2]), datetime.date(2026, 11, 21), chunk_rows=4000)\n"
+        "generate(sys.argv[1], int(sys.argv[2]), datetime.date(2026, 11, 21), chunk_rows=4000, payload=sys.argv[3])\n"
         "print(pa.default_memory_pool().max_memory())\n"
     )
     peaks = []
     for rows in (50_000, 200_000):
         out = subprocess.run(
-            [sys.executable, "-c", script, str(tmp_path / str(rows)), str(rows)],
+            [sys.executable, "-c", script, str(tmp_path / str(rows)), str(rows), payload],
             capture_output=True,
             text=True,
             check=True,
