@@ -36,20 +36,15 @@ from plg_bridge.airflow.tasks import DEFAULT_ARGS, as_of_param, ingest
 def plg_insights_report():
     @task(trigger_rule="none_failed")
     def report(as_of: str, files: list[dict]) -> dict:
-        from plg_bridge.ingest.layout import ExportFile
-        from plg_bridge.report.publish import write_report
-        from plg_bridge.workspace import Workspace
+        from plg_bridge.report.publish import report_step
 
-        return write_report(
-            Workspace.load(), [ExportFile.from_xcom(f) for f in files], datetime.fromisoformat(as_of)
-        )
+        return report_step(as_of, files)
 
     @task
     def notify(written: dict) -> str:
-        from plg_bridge.report.publish import post_summary
-        from plg_bridge.workspace import Workspace
+        from plg_bridge.report.publish import notify_step
 
-        return post_summary(Workspace.load().settings, written)
+        return notify_step(written)
 
     as_of, files, rollups = ingest()
     written = report(as_of, files)

@@ -129,6 +129,7 @@ def test_markdown_escapes_product_data_through_the_template(built, tmp_path):
     assert "\\$\\\\foo\\$" in summary  # no math in Markdown renderers that have it
     row = next(line for line in summary.splitlines() if "b&gt;src" in line and line.startswith("|"))
     assert row.startswith("| ") and row.count(" | ") == 5  # six cells, the pipe inside one of them
+    assert "| 33% | 4.0 | 4.0 | 0% | - | - |" in summary  # formatted numbers stay readable in table cells
 
 
 def test_a_math_text_source_renders_verbatim_in_the_charts(built, tmp_path):

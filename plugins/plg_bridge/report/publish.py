@@ -84,6 +84,23 @@ def write_report(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dic
     return result
 
 
+def report_step(as_of: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `report` task: the deployment's workspace, the window's export files (as XCom carries
+    them) and T as ISO text -> `write_report`'s URIs and headline."""
+    from plg_bridge.ingest.layout import ExportFile
+    from plg_bridge.workspace import Workspace
+
+    files_ = [ExportFile.from_xcom(f) for f in files]
+    return write_report(Workspace.load(), files_, datetime.fromisoformat(as_of))
+
+
+def notify_step(written: dict[str, Any]) -> str:
+    """The `notify` task: post the Slack summary of a written report with the deployment's settings."""
+    from plg_bridge.workspace import Workspace
+
+    return post_summary(Workspace.load().settings, written)
+
+
 def slack_text(result: dict[str, Any]) -> str:
     """The short Slack summary (mrkdwn) of a written report; data-derived text escaped."""
     from plg_bridge.delivery.slack.mapping import escape_mrkdwn as esc

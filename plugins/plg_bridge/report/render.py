@@ -63,7 +63,14 @@ def markdown_environment() -> Environment:
         finalize=finalize,
     )
     env.filters["trusted"] = Markup
-    env.filters["md_row"] = lambda cells: Markup("| " + " | ".join(markdown_text(c) for c in cells) + " |")
+
+    def cell(text: Any) -> str:
+        # a formatted number ("4.3", "-", "12 / 30", "18.8 pp") is inert inside a table row, where no
+        # line-start rule applies; anything else, product data included, is escaped
+        text = str(text)
+        return text if text == "-" or NUMERIC.match(text) else markdown_text(text)
+
+    env.filters["md_row"] = lambda cells: Markup("| " + " | ".join(cell(c) for c in cells) + " |")
     env.filters["md_rule"] = lambda cells: Markup("|" + "---|" * len(cells))
     return env
 
