@@ -70,6 +70,9 @@ class ExportSettings:
     check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
     wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
     on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
+    # pruned reads (reader.iter_batches(window=...)); files ending before the window need no margin
+    late_event_margin_hours: int = 72  # skip a file starting this long after the window; later-arriving events (offline clients, mobile batches) would be missed
+    max_line_bytes: int = 16 << 20  # a longer JSON Lines line is quarantined unread (file, line)
 
     def validate(self) -> None:
         from datetime import UTC, datetime
@@ -103,6 +106,8 @@ class ExportSettings:
         )
         _require(bool(self.group_type), "exports.group_type", "must not be empty")
         _require(self.batch_rows > 0, "exports.batch_rows", "must be positive")
+        _require(self.late_event_margin_hours >= 0, "exports.late_event_margin_hours", "must not be negative")
+        _require(self.max_line_bytes >= 1024, "exports.max_line_bytes", "must be at least 1024")
 
 
 @dataclass(frozen=True)
