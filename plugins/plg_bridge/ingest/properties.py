@@ -267,8 +267,9 @@ def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
             done, rest = _fast(docs, rows, schema)
             pieces += done
             left += rest
-    if left:
-        slow_rows = np.array(sorted(left), dtype=np.int64)
+    left_rows = np.array(sorted(left), dtype=np.int64)
+    for at in range(0, len(left_rows), CHUNK):  # CHUNK documents as Python bytes at a time
+        slow_rows = left_rows[at : at + CHUNK]
         raws = docs.take(pa.array(slow_rows)).cast(pa.binary()).to_pylist()
         columns, slow_reasons = _slow(raws, schema)
         deep = [i for i, r in enumerate(slow_reasons) if r == TOO_DEEP and fast[slow_rows[i]]]
