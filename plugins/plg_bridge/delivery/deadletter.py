@@ -1,5 +1,6 @@
 """Rows a destination rejected, waiting in each target's state to be retried, and create-once
-rows whose delivery is unconfirmed (sent, outcome unknown), waiting for on-call to check.
+rows whose delivery is unconfirmed (sent, outcome unknown, and no lookup at the vendor could
+settle it: journal.py), waiting for on-call to check.
 
 They live in the state (so a commit records deliveries and failures atomically); this module
 is on-call's side: list them, count them for `plg-bridge status`, and confirm unconfirmed
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
     from plg_bridge.workspace import Workspace
 
-COLUMNS = ["target", "record_key", "status", "error_code", "error_message", "attempts", "as_of"]
+# sent_at: when an unconfirmed row's request left (where to look at the vendor)
+COLUMNS = ["target", "record_key", "status", "error_code", "error_message", "attempts", "as_of", "sent_at"]
 WAITING = ("failed", "unconfirmed")
 
 
@@ -54,7 +56,7 @@ def confirm(ws: Workspace, targets: tuple[str, ...]) -> int:
         if not found.any():
             continue
         frame.loc[found, "status"] = "delivered"
-        frame.loc[found, ["payload", "error_code", "error_message"]] = None
+        frame.loc[found, ["payload", "error_code", "error_message", "sent_at"]] = None
         frame.loc[found, "attempts"] = 0
         state.commit(ws.work, name, frame, snapshot.version)
         done += int(found.sum())
