@@ -3,7 +3,6 @@ Salesforce, Intercom and Slack, and a cleared-and-rerun window creates nothing t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pandas as pd
@@ -15,8 +14,7 @@ from tests.fakes.intercom import FakeIntercom
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.slack import FakeSlack
 from tests.support import REPO
-
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+from tests.support.clocks import AS_OF
 
 
 def http_conn(fake, **fields) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 
@@ -11,8 +10,8 @@ import pytest
 from plg_bridge.synthetic.generate import generate
 from tests.fakes.slack import FakeSlack
 from tests.support import REPO
+from tests.support.clocks import AS_OF
 
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 REPORT = "insights/as_of=2026-11-20"
 
 

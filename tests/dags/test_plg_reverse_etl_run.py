@@ -14,9 +14,8 @@ from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
 from tests.fakes.hubspot import FakeHubSpot
 from tests.support import REPO
+from tests.support.clocks import AS_OF
 from tests.support.events import event, write_export
-
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from plg_bridge.models import calibration
 from plg_bridge.pipeline import discover
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
+from tests.support.clocks import AS_OF
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb" / "calibration.sql"
 END = dt.date(2026, 11, 20)
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,12 @@ from plg_bridge.models.signals import COLUMNS
 from plg_bridge.pipeline import discover, score_partials
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
+from tests.support.clocks import AS_OF as T
 from tests.support.events import event, group_identify, identify, partial_of
 
 SQL = Path(__file__).resolve().parents[2] / "include" / "sql" / "duckdb"
 END = dt.date(2026, 11, 20)
 ROWS, DAYS = 200_000, 21  # every signal type occurs on the run days below (asserted)
-T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 RUN_DAY = "2026-11-19"  # [T-1d, T)
 
 

@@ -10,9 +10,8 @@ import pytest
 
 from plg_bridge.ingest.completeness import check, expected_intervals, interval_prefix
 from plg_bridge.storage import location
+from tests.support.clocks import AS_OF as T
 from tests.support.events import event, write_export
-
-T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 def iso(h: int) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 from plg_bridge.models.contacts import contacts
+from tests.support.clocks import AS_OF as T
 from tests.support.events import event, identify, pageview, partial_of
-
-T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 def test_contact_with_first_touch_signup_and_hours_to_aha(tmp_path, settings):

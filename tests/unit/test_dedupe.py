@@ -29,10 +29,10 @@ from plg_bridge.models import pql
 from plg_bridge.storage import location
 from plg_bridge.synthetic.generate import generate
 from tests.integration.test_pql_oracle import assert_same_table, duckdb_scores
+from tests.support.clocks import AS_OF
 from tests.support.events import event, export_name, partial_of, write_export
 
 END = dt.date(2026, 11, 20)
-AS_OF = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 PQL_EVENTS = ("core_feature_used", "creation_event", "integration_connected")
 DAY = pd.Timedelta(days=1)
 

@@ -8,9 +8,8 @@ import itertools
 
 from plg_bridge.models import pql
 from plg_bridge.models.signals import pql_alerts, raise_signals
+from tests.support.clocks import AS_OF as T
 from tests.support.events import alias, event, group_identify, identify, partial_of
-
-T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 def signals_of(tmp_path, settings, files, as_of=T):
