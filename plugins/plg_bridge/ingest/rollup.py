@@ -34,6 +34,8 @@ partial's quarantine rows, moved under `quarantine/`, and rebuilt from its expor
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import hashlib
 import json
 import logging
@@ -76,7 +78,13 @@ NO_TIME = (1 << 63) - 1  # `_inserted_at` missing: after any real time
 PLACEHOLDER = -1  # cell key of a creation event whose user is a placeholder (not a creator)
 NO_ROW, PLACEHOLDER_ROW = -1, -2
 CHUNK_ROWS = 1_000_000  # PQL rows per piece of a big file (its per-row arrays, ~40 bytes a row)
-PEOPLE_COMPACT = 16  # person tables are re-reduced every this many batches (bounds a big file)
+PEOPLE_COMPACT = 16
+# files read at once by rollup_files; each then reads batches of batch_rows / (4 x this): with
+# posthog-js-sized rows (~2 KB) a 131k-row batch holds ~300 MB of Arrow memory while it is parsed,
+# and 16k-row batches cost no more CPU (measured), so two files at once stay below one file alone
+_SHARE: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "plg_rollup_share", default=1
+)  # person tables are re-reduced every this many batches (bounds a big file)
 
 
 class PartialError(RuntimeError):
@@ -561,6 +569,12 @@ def rollup_file(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    share = _SHARE.get()
+    if share > 1:  # one of several files read at once (rollup_files): smaller batches, same result
+        rows = max(4_096, settings.exports.batch_rows // (4 * share))
+        settings = dataclasses.replace(
+            settings, exports=dataclasses.replace(settings.exports, batch_rows=rows)
+        )
     events = settings.pql.events
     groups, quarantine = [], []
     person_parts: dict[str, list[pd.DataFrame]] = {name: [] for name in Partial.PEOPLE_TABLES}
@@ -636,8 +650,9 @@ def rollup_files(
 ) -> Iterator[Partial]:
     """`rollup(key)` for every key on a few threads (the machine's cores), yielded in key order.
 
-    At most `workers` files are read at once (default: the cores, at most 4), so memory stays a
-    few files' batches. Results are those of the serial loop: each file's partial is its own.
+    At most `workers` files are read at once (default: the cores, at most 4), each in batches of
+    `exports.batch_rows / (4 x workers)` rows, so the bytes in flight stay below those of one file
+    read alone. Results are those of the serial loop: each file's partial is its own.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -647,13 +662,22 @@ def rollup_files(
     if workers <= 1 or len(keys) <= 1:
         yield from (rollup(k) for k in keys)
         return
+    token = _SHARE.set(workers)
+    try:
+        context = contextvars.copy_context()
+    finally:
+        _SHARE.reset(token)
+
+    def one(key: str) -> Partial:
+        return context.copy().run(rollup, key)
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollup") as pool:
-        futures = [pool.submit(rollup, k) for k in keys[:workers]]
+        futures = [pool.submit(one, k) for k in keys[:workers]]
         for i in range(len(keys)):
             result = futures[i].result()
             futures[i] = None  # type: ignore[call-overload]  # let the partial go once yielded
             if i + workers < len(keys):
-                futures.append(pool.submit(rollup, keys[i + workers]))
+                futures.append(pool.submit(one, keys[i + workers]))
             yield result
 
 
