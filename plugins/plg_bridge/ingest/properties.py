@@ -38,7 +38,8 @@ UNENCODABLE = "unencodable_properties"
 
 CHUNK = 16_384  # rows per Arrow call: bounds the joined copy and what a failing row costs
 FAST_MAX_BYTES = 4 << 20  # longer documents are read by json.loads (one Arrow block each is no faster)
-MAX_FAILURES = 8  # failing Arrow calls per chunk before the rest of the chunk goes to json.loads
+MAX_FAILURES = 16  # failing Arrow calls per chunk before the rest of the chunk goes to json.loads
+RETRY_ROWS = 1_024  # after a failure, the rows after the blamed one are retried in pieces this big
 _SCAN_BYTES = 16 << 20  # control-byte scan window (bounds the temporary mask)
 _ROW_IN_ERROR = re.compile(r"in row (\d+)")
 
@@ -162,7 +163,11 @@ def _fast(docs: pa.Array, rows: np.ndarray, schema: pa.Schema) -> tuple[list, li
         if len(part) == 1:
             left.append(int(part[0]))
         elif blamed is not None and blamed < len(part):
-            todo += [p for p in (part[blamed + 1 :], part[blamed : blamed + 1], part[:blamed]) if len(p)]
+            # the rows before the blamed one read once more; the rest in small pieces, so each further
+            # bad row costs a re-read of its piece only
+            rest = part[blamed + 1 :]
+            todo += [rest[i : i + RETRY_ROWS] for i in range(0, len(rest), RETRY_ROWS)][::-1]
+            todo += [p for p in (part[blamed : blamed + 1], part[:blamed]) if len(p)]
         else:
             half = len(part) // 2
             todo += [part[half:], part[:half]]
