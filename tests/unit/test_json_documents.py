@@ -11,6 +11,7 @@ batches of several sizes with chunk boundaries anywhere, against that reference.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def _valid_unicode(text: str | None) -> bool:
     return True
 
 
-def reference(raw: bytes | None) -> tuple[dict | None, str]:
+def reference(raw: bytes | None, schema: pa.Schema = SCHEMA) -> tuple[dict | None, str]:
     """(row, "ok") or (None, kind) with kind in null / bad / deep / unencodable."""
     if raw is None or raw == b"":
         return None, "null"
@@ -72,7 +73,7 @@ def reference(raw: bytes | None) -> tuple[dict | None, str]:
     if not isinstance(obj, dict):
         return None, "bad"
     row: dict[str, object] = {}
-    for field in SCHEMA:
+    for field in schema:
         value = obj.get(field.name)
         if pa.types.is_struct(field.type):
             row[field.name] = (
@@ -384,3 +385,90 @@ def test_the_reader_gives_each_row_the_reference_outcome(raws: list[bytes | None
             assert got[i][1] in ("ok", "deep")
         else:
             assert got[i] == (org, kind), (raw if raw is None else raw[:120], got[i])
+
+
+# -- extra keys whose numbers and booleans arrive as their JSON text (reader.quote_scalars) ----------
+
+EXTRA = pa.schema(
+    [("contract_value", pa.string()), ("$set", pa.struct([("email", pa.string()), ("opt_out", pa.string())]))]
+)
+LITERALS = [
+    "1200",
+    "12.50",
+    "-0",
+    "1e400",
+    "2E+3",
+    "true",
+    "false",
+    "null",
+    '"text"',
+    "[1]",
+    '{"a":1}',
+    "01",
+    "1.",
+    "NaN",
+]
+_QUOTE = re.compile(
+    rb'"(contract_value|email|opt_out)"[ \t\n\r\f]*:[ \t\n\r\f]*(true|false|-?[0-9][0-9.eE+\-]*)'
+)
+
+
+@st.composite
+def with_literals(draw: st.DrawFn) -> bytes:
+    value = draw(st.sampled_from(LITERALS))
+    space = draw(st.sampled_from(["", " ", "\n"]))
+    where = draw(st.sampled_from(["top", "set", "nested"]))
+    if where == "top":
+        return f'{{"$group_0":"o","contract_value":{space}{value}}}'.encode()
+    if where == "set":
+        return f'{{"$set":{{"email":{space}{value},"opt_out":{value}}}}}'.encode()
+    return f'{{"x":{{"contract_value":{value}}},"contract_value":"kept"}}'.encode()
+
+
+def quoted_reference(raw: bytes | None) -> tuple[dict | None, str]:
+    """The reference read of the document with the extra keys' numbers and booleans quoted."""
+    if raw is None:
+        return reference(raw)
+    row, kind = reference(_QUOTE.sub(rb'"\1":"\2"', raw), pa.schema([*SCHEMA, *EXTRA]))
+    if row is None:
+        return None, kind
+    return {"contract_value": row["contract_value"], "$set": row["$set"]}, kind
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raws=st.lists(with_literals() | documents, min_size=1, max_size=20),
+    batch_rows=st.sampled_from([1, 4, 1000]),
+)
+def test_extra_keys_read_as_quoted_whatever_the_neighbours(raws: list[bytes | None], batch_rows: int) -> None:
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from plg_bridge.config import Settings
+    from plg_bridge.ingest.reader import iter_batches
+    from plg_bridge.storage import location
+    from tests.support.events import EXPORT_SCHEMA, event
+
+    rows = [event("core_feature_used", "2026-11-18", uuid=f"u{i}") for i in range(len(raws))]
+    table = pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA)
+    table = table.set_column(table.schema.get_field_index("properties"), "properties", as_array(raws))
+    cfg = dataclasses.replace(Settings().exports, batch_rows=batch_rows)
+    with tempfile.TemporaryDirectory() as folder:
+        pq.write_table(table, Path(folder) / "x.parquet")
+        batches = list(iter_batches(location(folder), "x.parquet", cfg, None, properties=EXTRA))
+    got = {
+        e["row"]: ({"contract_value": e["contract_value"], "$set": e["$set"]}, "ok")
+        for b in batches
+        for e in b.events.to_pylist()
+    }
+    got.update({q["row"]: (None, KIND[q["reason"]]) for b in batches for q in b.quarantine.to_pylist()})
+    assert sorted(got) == list(range(len(raws)))
+    for i, raw in enumerate(raws):
+        want = quoted_reference(raw)
+        if want[1] == "deep":
+            assert got[i][1] in ("ok", "deep")
+        else:
+            assert got[i] == want, (raw if raw is None else raw[:160], got[i], want)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -249,11 +250,19 @@ def _plain(docs: pa.Array | pa.ChunkedArray) -> pa.Array:
     return docs
 
 
-def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
+def extract(
+    docs: pa.Array, schema: pa.Schema, quote: Callable[[pa.Array], pa.Array] | None = None
+) -> tuple[pa.Table, np.ndarray]:
     """Columns for `schema`'s keys (strings, or structs of strings) and a per-row problem code.
 
     The code array holds None for good rows, else NULL, MALFORMED, TOO_DEEP or UNENCODABLE; rows
     with a code get null values. `docs` may hold invalid UTF-8 (Parquet does not check it).
+
+    `quote` (reader.quote_scalars) rewrites documents before they are read; it is applied only to
+    those Arrow cannot read as they are. The outcome is that of reading every rewritten document,
+    as long as `quote` changes a document only where a wanted key holds a non-string (which Arrow
+    refuses) or where nothing wanted is read; the rewrite costs a regex pass, so it is kept off
+    the documents that do not need it.
     """
     import numpy as np
     import pyarrow as pa
@@ -273,6 +282,11 @@ def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
             pieces += done
             left += rest
     left_rows = np.array(sorted(left), dtype=np.int64)
+    if quote is not None and len(left_rows):
+        table, quoted_reasons = extract(quote(docs.take(pa.array(left_rows))), schema)
+        reasons[left_rows] = quoted_reasons
+        pieces.append((left_rows, table))
+        left_rows = left_rows[:0]
     for at in range(0, len(left_rows), CHUNK):  # CHUNK documents as Python bytes at a time
         slow_rows = left_rows[at : at + CHUNK]
         raws = docs.take(pa.array(slow_rows)).cast(pa.binary()).to_pylist()

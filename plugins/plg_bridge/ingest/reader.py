@@ -173,9 +173,13 @@ def quote_scalars(docs: pa.Array, keys: list[str]) -> pa.Array:
     return pc.replace_with_mask(docs, hits, fixed)
 
 
-def extract(docs: pa.Array, schema: pa.Schema) -> tuple[pa.Table, np.ndarray]:
-    """properties.extract: each row read exactly as `json.loads` reads it, or given a reason."""
-    return props.extract(docs, schema)
+def extract(
+    docs: pa.Array, schema: pa.Schema, quoted: list[str] | None = None
+) -> tuple[pa.Table, np.ndarray]:
+    """properties.extract: each row read exactly as `json.loads` reads it, or given a reason; the
+    `quoted` keys' numbers and booleans as their JSON text (quote_scalars, on the rows that need it)."""
+    quote = (lambda d: quote_scalars(d, quoted)) if quoted else None
+    return props.extract(docs, schema, quote=quote)
 
 
 def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.Array, np.ndarray]:
@@ -189,8 +193,7 @@ def _person_struct(sub: pa.RecordBatch, schema: pa.Schema) -> tuple[pa.Array, np
     if "person_properties" not in sub.schema.names or sub.num_rows == 0:
         return pa.nulls(sub.num_rows, kind), np.full(sub.num_rows, None, dtype=object)
     encoded = pc.dictionary_encode(to_string(sub.column("person_properties")))
-    unique = quote_scalars(encoded.dictionary, _scalar_leaves(schema))
-    parsed, reasons = extract(unique, schema)  # bad documents come back as nulls
+    parsed, reasons = extract(encoded.dictionary, schema, _scalar_leaves(schema))  # bad ones: nulls
     table = parsed.take(encoded.indices)  # null index (no person properties) -> null row
     reasons = np.where(reasons == props.NULL, None, reasons)  # null / "" / `null`: no profile
     indices = encoded.indices.to_numpy(zero_copy_only=False)
@@ -244,7 +247,7 @@ def _slim_batches(
 
         sub = batch.filter(keep)
         docs = to_string(sub.column("properties"))
-        extracted, reasons = extract(quote_scalars(docs, quoted), schema)
+        extracted, reasons = extract(docs, schema, quoted)
         org = pc.coalesce(
             extracted.column(0).combine_chunks(),
             pc.struct_field(extracted.column(1).combine_chunks(), [0]),
