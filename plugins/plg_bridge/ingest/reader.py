@@ -6,8 +6,8 @@ file), rows are kept only for the events the models use, and the organization is
 `properties` cannot be parsed are returned apart, with the file and row number, never dropped.
 
 Extra keys asked for by the person-level models are strings; numbers and booleans under those
-keys (`"contract_value": 1200`, `"opt_out": true`) are quoted first so Arrow's fast JSON path
-still applies, and they arrive as their JSON text ("1200", "true"). Keys of the export's
+keys (`"contract_value": 1200`, `"opt_out": true`) arrive as their JSON text as written ("1200",
+"true"): documents Arrow refuses for them are quoted (quote_scalars) and read again. Keys of the export's
 `person_properties` column can be extracted too; each distinct document is parsed once, and
 one that is not a readable JSON object leaves the event's person properties null and is listed
 in `person_quarantine` (the event itself is kept).
