@@ -200,7 +200,7 @@ class FakeHubSpot(FakeServer):
             if self.daily_used >= self.daily_limit:
                 headers = self._headers(remaining=0)
                 return Response(429, self._rate_body("daily", "DAILY"), headers)
-            self.arrivals[token].append(time.monotonic())
+            self.arrivals[token].append(request.received)
             allowed, remaining = self.windows[token].hit()
             headers = self._headers(remaining=remaining)
             if not allowed:

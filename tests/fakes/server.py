@@ -29,6 +29,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # named groups of the matched route
+    received: float = field(default_factory=time.monotonic)  # when it arrived, before any latency
 
     @property
     def json(self) -> Any:

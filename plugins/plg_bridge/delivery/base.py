@@ -76,7 +76,7 @@ def keyed(records: list[dict]) -> list[dict]:
 
 # -- sending: batches in flight, the stop rule, one outcome per record ----------------------------
 
-DEFAULT_MAX_IN_FLIGHT = 16  # a ceiling on threads per target, whatever the rate and latency say
+DEFAULT_MAX_IN_FLIGHT = 24  # a ceiling on threads per target, whatever the rate and latency say
 
 
 class InFlight:
@@ -84,7 +84,8 @@ class InFlight:
     observed, never more than `ceiling`.
 
     Little's law: calls/s = in flight / latency, so the bound is rate x latency plus one spare
-    (rounded up); the limiter still paces every call, so a generous bound costs no 429s, only
+    (rounded up), or while the window still has unused budget (a run's start) that budget, up
+    to the ceiling; the limiter still paces every call, so a generous bound costs no 429s, only
     threads. `fixed` (a setting) overrides the derivation. Before the first answer the latency
     is unknown and `initial` requests go out.
     """
@@ -96,10 +97,12 @@ class InFlight:
         fixed: int | None = None,
         ceiling: int = DEFAULT_MAX_IN_FLIGHT,
         initial: int = 2,
+        spare: Callable[[], int] | None = None,
     ) -> None:
         if fixed is not None and fixed < 1:
             raise ValueError("in-flight requests must be >= 1")
         self.rate, self.fixed, self.ceiling, self.initial = calls_per_second, fixed, max(1, ceiling), initial
+        self.spare = spare  # calls the rate budget allows right now (a fresh window: all of it)
         self.latency: float | None = None  # smoothed seconds per call (EWMA)
         self._lock = threading.Lock()
 
@@ -114,7 +117,10 @@ class InFlight:
             return min(self.initial, self.ceiling)
         if not self.rate:  # no rate limit (Salesforce meters per day): the ceiling
             return self.ceiling
-        return max(1, min(self.ceiling, math.ceil(self.rate * self.latency) + 1))
+        steady = math.ceil(self.rate * self.latency) + 1
+        # while the window has budget to spare (a run's start), spend it as fast as the ceiling allows
+        burst = self.spare() if self.spare is not None else 0
+        return max(1, min(self.ceiling, max(steady, burst)))
 
 
 def calls_per_second(limiter: Any) -> float | None:

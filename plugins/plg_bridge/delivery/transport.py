@@ -145,6 +145,12 @@ class RateLimiter:
                 self._sleep(wait)
                 waited += wait
 
+    def spare(self) -> int:
+        """Calls the window allows right now without waiting."""
+        with self._lock:
+            now = self._clock()
+            return max(0, self._allowed(now) - sum(1 for c in self._calls if c > now - self.period))
+
     def _allowed(self, now: float) -> int:
         if now >= self._others_until:
             return self.max_calls

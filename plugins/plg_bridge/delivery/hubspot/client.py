@@ -301,7 +301,11 @@ class HubSpotClient:
 
     def in_flight(self) -> InFlight:
         """Requests kept in flight: the setting, else derived from the limiter's rate and latency."""
-        return InFlight(calls_per_second(self.rest.limiter), fixed=self.max_in_flight)
+        return InFlight(
+            calls_per_second(self.rest.limiter),
+            fixed=self.max_in_flight,
+            spare=getattr(self.rest.limiter, "spare", None),
+        )
 
     def _send(
         self, object_type: str, payload: list[dict[str, Any]], keys: list[str]

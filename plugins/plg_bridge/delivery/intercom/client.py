@@ -387,7 +387,12 @@ class IntercomClient:
 
     def in_flight(self) -> InFlight:
         """Calls kept in flight: the setting, else derived from the limiter's rate and latency."""
-        return InFlight(calls_per_second(self.rest.limiter), fixed=self.max_in_flight, ceiling=32)
+        return InFlight(
+            calls_per_second(self.rest.limiter),
+            fixed=self.max_in_flight,
+            ceiling=32,
+            spare=getattr(self.rest.limiter, "spare", None),
+        )
 
 
 def _complete(
