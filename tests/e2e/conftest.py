@@ -82,7 +82,25 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="module")
-def celery_stack(moto_server, tmp_path_factory):
+def stack_env() -> dict[str, str]:
+    """Settings for the stack's processes beyond the shared ones (a test module may override this)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def seed_export():
+    """Fills the export location before the stack starts (a test module may override this)."""
+
+    def seed(uri: str) -> None:
+        from plg_bridge.synthetic.generate import generate
+
+        generate(uri, 20_000, AS_OF, days=21)
+
+    return seed
+
+
+@pytest.fixture(scope="module")
+def celery_stack(moto_server, tmp_path_factory, stack_env, seed_export):
     problem = services_available()
     if problem:
         if os.environ.get("PLG_E2E_REQUIRE"):
@@ -90,8 +108,6 @@ def celery_stack(moto_server, tmp_path_factory):
         pytest.skip(f"{problem}: .ci/run starts PostgreSQL and Redis")
 
     import boto3
-
-    from plg_bridge.synthetic.generate import generate
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     keep = os.environ.get("PLG_E2E_LOGS")  # a folder to keep the stack's logs in (CI artifacts)
@@ -112,6 +128,7 @@ def celery_stack(moto_server, tmp_path_factory):
             f"AIRFLOW_CONN_{name.upper()}_DEFAULT": json.dumps(conn(ports[name]))
             for name, (_, conn) in FAKES.items()
         },
+        **stack_env,
     }
     stack = Stack.create(root, extra)
     e2e = E2E(stack, BUCKET, moto_server, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()})
@@ -135,7 +152,7 @@ def celery_stack(moto_server, tmp_path_factory):
             for name, value in aws.items():
                 mp.setenv(name, value)
             boto3.client("s3").create_bucket(Bucket=BUCKET)
-            generate(f"s3://{BUCKET}/posthog", 20_000, AS_OF, days=21)
+            seed_export(f"s3://{BUCKET}/posthog")
         _check_celery_executor_imports(preflight.communicate(timeout=120)[0])
         stack.run("db-migrate", [AIRFLOW, "db", "migrate"])
         stack.start_airflow(

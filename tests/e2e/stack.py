@@ -1,5 +1,5 @@
-"""A distributed Airflow 3 for end-to-end tests: api-server, scheduler, dag-processor and a Celery
-worker as separate OS processes, PostgreSQL as the metadata DB and Redis as the Celery broker.
+"""A distributed Airflow 3 for end-to-end tests: api-server, scheduler, dag-processor, triggerer and a
+Celery worker as separate OS processes, PostgreSQL as the metadata DB and Redis as the Celery broker.
 
 `Stack` owns everything it creates (a fresh Postgres database, a Redis database, the processes and
 their logs under one temporary folder) and `close()` removes all of it, even after a failure.
@@ -279,6 +279,7 @@ class Stack:
             self.stop_one("dag-processor")
             self.start("dag-processor", [AIRFLOW, "dag-processor"])
         self.start("scheduler", [AIRFLOW, "scheduler"])
+        self.start("triggerer", [AIRFLOW, "triggerer"])  # deferrable tasks and asset watchers
         self.start(
             "celery-worker",
             [AIRFLOW, "celery", "worker", "--queues", self.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]],
