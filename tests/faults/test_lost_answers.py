@@ -344,3 +344,23 @@ def test_kill_at_random_points_leaves_unconfirmed_only_what_left(subprocess_vend
     assert vendors.waiting().empty
     total = len(_keys_that_left(vendors))
     assert any(0 < n < total for n in progress), (progress, total)  # some kill struck mid-delivery
+
+
+@pytest.mark.parametrize("how", ["cut", "504"])
+def test_salesforce_lead_status_is_an_update_so_a_lost_answer_is_simply_resent(how, vendors, monkeypatch):
+    """Salesforce lead status is not create-once (Status = PQL on existing leads): a lost answer
+    is retried on the wire and the second write changes nothing; every lead ends as desired."""
+    from tests.faults.conftest import SF_CLIENT
+
+    monkeypatch.setenv("PLG_BRIDGE__DELIVERY__DESTINATIONS", "salesforce")
+    with LosingProxy(vendors.salesforce.url) as proxy:
+        conn = {"conn_type": "http", "host": "127.0.0.1", "port": proxy.port, "schema": "http"}
+        conn.update(login=SF_CLIENT[0], password=SF_CLIENT[1], extra={"timeout": 5})
+        monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+        # the token answer's instance_url sends every later call through the proxy too
+        monkeypatch.setattr(type(vendors.salesforce), "url", property(lambda self: proxy.url))
+        proxy.lose(r"/composite/sobjects/?$", how, method="PATCH")
+        vendors.run()
+        assert [h for _m, _p, h in proxy.lost] == [how]
+    assert vendors.problems(("salesforce",)) == []
+    assert vendors.waiting().empty
