@@ -51,7 +51,7 @@ SETTLE_WAITS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 RESEND_AFTER = 600.0
 MERGE_ATTEMPTS = 5
 
-_active: list[Journal] = []  # the journal of the send in progress (a stack: one per process in practice)
+_active: list[Journal] = []  # the journals of the sends in progress (usually one per process)
 _active_lock = threading.Lock()
 
 
@@ -59,8 +59,8 @@ def departing(keys: Iterable[str]) -> None:
     """Called by a destination right before a create request carrying `keys` leaves (after its
     rate limiter); records them as in flight in the journaled target's state. A no-op outside a
     journaled send (upserts, tests of the clients alone)."""
-    journal = _active[-1] if _active else None
-    if journal is not None:
+    keys = list(keys)
+    for journal in list(_active):  # each journal records the keys of its own target's rows
         journal.departing(keys)
 
 
