@@ -1,18 +1,23 @@
 """Create (or update) one Airflow pool per delivery destination: `plg_<destination>`.
 
 Every `deliver_<target>` task of plg_reverse_etl runs in its destination's pool (see
-plugins/plg_bridge/delivery/targets.py), so a pool's slots are how many tasks may call that vendor's
-API at the same time. The sizes respect each API's concurrency limits:
+plugins/plg_bridge/delivery/targets.py). A pool is how one vendor app's rate budget is shared
+across Airflow tasks and workers: ONE slot per vendor app, so its targets run one after another,
+each using the whole budget with several requests in flight (delivery/base.py), instead of two
+tasks each pacing itself to the full limit and together doubling it. Within a process, clients of
+the same credential share one limiter (delivery/transport.shared_limiter), and the limiter learns
+from the vendor's rate-limit headers what other integrations of the customer spend.
 
-    plg_hubspot     2  HubSpot: 100 (Free/Starter) or 190 (Pro/Enterprise) requests per 10 s per
-                       app, shared by every caller of the app; two writers of 100-record batches
-                       stay well inside it.
-    plg_salesforce  2  Salesforce: a daily API budget per org, and concurrent upserts of the same
-                       sObject fail with UNABLE_TO_LOCK_ROW; two writers keep lock contention low.
-    plg_intercom    2  Intercom: 10,000 calls/min per app (25,000 per workspace) enforced in 10 s
-                       windows; two writers leave room for the workspace's other integrations.
+    plg_hubspot     1  HubSpot: 100 (Free/Starter) or 190 (Pro/Enterprise) requests per 10 s per
+                       app, shared by every caller of the app.
+    plg_salesforce  1  Salesforce: a daily API budget per org; concurrent upserts of the same
+                       sObject lock rows (UNABLE_TO_LOCK_ROW); one target at a time.
+    plg_intercom    1  Intercom: 10,000 calls/min per app (25,000 per workspace) in 10 s windows.
     plg_slack       1  Slack: about one message per second per channel; one writer keeps messages
                        in order and inside the limit.
+
+A second pool slot is only safe for a destination whose targets use different credentials
+(e.g. two HubSpot apps): each app then keeps its own budget.
 
 Usage (run wherever the `airflow` command reaches the metadata DB: the init service of
 docker-compose, the scheduler's container, a CI job):
@@ -42,9 +47,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 # destination -> (slots, why)
 POOLS: dict[str, tuple[int, str]] = {
-    "hubspot": (2, "100-190 requests per 10 s per app, shared by every caller of the app"),
-    "salesforce": (2, "daily API budget per org; concurrent upserts of one sObject lock rows"),
-    "intercom": (2, "10,000 calls/min per app, 25,000 per workspace, in 10 s windows"),
+    "hubspot": (
+        1,
+        "one app's 100-190 requests per 10 s: its targets run one after another, each with the whole budget",
+    ),
+    "salesforce": (1, "one org's daily API budget; concurrent upserts of one sObject lock rows"),
+    "intercom": (1, "one app's 10,000 calls/min in 10 s windows: its targets run one after another"),
     "slack": (1, "about one message per second per channel; one writer keeps the order"),
 }
 

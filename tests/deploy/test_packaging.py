@@ -29,7 +29,7 @@ from tests.support import REPO
 PACKAGE = REPO / "deploy" / "package.py"
 PROBE = Path(__file__).with_name("platform_probe.py")
 CONNECTIONS = {"hubspot_default", "salesforce_default", "intercom_default", "slack_default"}
-POOL_SLOTS = {"plg_hubspot": 2, "plg_salesforce": 2, "plg_intercom": 2, "plg_slack": 1}
+POOL_SLOTS = {"plg_hubspot": 1, "plg_salesforce": 1, "plg_intercom": 1, "plg_slack": 1}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 RUN_ID = f"e2e__{AS_OF.isoformat()}"
 RUN_TIMEOUT = 360
-POOLS = {"plg_hubspot": 2, "plg_salesforce": 2, "plg_intercom": 2, "plg_slack": 1}
+POOLS = {"plg_hubspot": 1, "plg_salesforce": 1, "plg_intercom": 1, "plg_slack": 1}
 
 
 def wait_for_run(stack: Stack, run_id: str, after: str | None = None, timeout: float = RUN_TIMEOUT) -> dict:
