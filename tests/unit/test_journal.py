@@ -198,3 +198,22 @@ def test_a_failing_lookup_decides_nothing(work):
         _target(None, broken), None, work, snapshot, AS_OF, sleep=lambda s: None
     )
     assert settled.frame.set_index("record_key").loc["a", "status"] == "unconfirmed"
+
+
+def test_a_state_written_before_sent_at_existed_still_loads(work):
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    old = {c: t for c, t in state.STATE_COLUMNS.items() if c != "sent_at"}
+    frame = pd.DataFrame([{"record_key": "a", "status": "unconfirmed", "attempts": 0}]).reindex(
+        columns=list(old)
+    )
+    path = work.path(state.state_key("t"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(frame.astype(old), preserve_index=False), path)
+
+    loaded = state.load(work, "t").frame
+    assert list(loaded.columns) == list(state.STATE_COLUMNS)
+    assert loaded["sent_at"].isna().all() and loaded["status"].tolist() == ["unconfirmed"]
