@@ -303,3 +303,24 @@ def test_a_200_mb_jsonl_line_costs_bounded_memory(tmp_path):
     quarantined, rows, grown_mb = (int(x) for x in done.stdout.split())
     assert (quarantined, rows) == (1, 3)
     assert grown_mb < 40, f"reading a 200 MB line grew the peak RSS by {grown_mb} MB"
+
+
+def test_wide_rows_come_in_smaller_batches_so_memory_follows_bytes(tmp_path, monkeypatch):
+    from plg_bridge.ingest import formats
+
+    rows = [
+        event("core_feature_used", "2026-11-18", uuid=f"u{i}", props={"pad": f"{i:06d}" * 170})
+        for i in range(6_000)
+    ]
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA), tmp_path / "wide.parquet", compression="zstd"
+    )
+    monkeypatch.setattr(formats, "BATCH_BYTES", 1 << 20)  # about 1,000 rows of ~1 KB
+    sizes = [b.num_rows for b in formats.raw_batches(location(str(tmp_path)), "wide.parquet", 131_072)]
+    assert sum(sizes) == 6_000
+    assert 800 <= max(sizes) <= 1_100, sizes
+    monkeypatch.setattr(formats, "BATCH_BYTES", 1 << 30)  # narrow enough: batch_rows decides
+    assert [b.num_rows for b in formats.raw_batches(location(str(tmp_path)), "wide.parquet", 4_000)] == [
+        4_000,
+        2_000,
+    ]

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # PostHog's extension -> pyarrow codec name, for JSON Lines streams.
 JSONL_CODECS = {"gz": "gzip", "br": "brotli", "zst": "zstd", "lz4": "lz4"}
 MAX_LINE_BYTES = 16 << 20  # default of exports.max_line_bytes
+BATCH_BYTES = 64 << 20  # Parquet: uncompressed bytes of the read columns per record batch, about
+MIN_BATCH_ROWS = 1_024
 READ_BYTES = 1 << 20  # JSON Lines are read this much at a time
 HEAD_BYTES = 64 << 10  # of an over-long line, kept to find its uuid and event
 QUARANTINE = "_quarantine"  # column of rows the format could not read (JSON Lines only)
@@ -56,6 +58,7 @@ def raw_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches with the required columns, plus the optional and `extra` ones present.
 
+    Parquet batches hold at most `batch_rows` rows and about BATCH_BYTES (rows_per_batch).
     `window` (event time, [start, end)) lets Parquet skip row groups whose `timestamp` statistics
     show every row outside it; the batches are then a superset of the window's rows, never a
     filtered set (rows of the kept row groups come whole). `counters` receives row_groups_read and
@@ -89,12 +92,30 @@ def _parquet_batches(
         except (OSError, pa.ArrowException) as exc:
             raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
         columns = columns_to_read(parquet.schema_arrow, source, optional)
+        rows = rows_per_batch(parquet, columns, batch_rows)
         for group in range(parquet.num_row_groups):  # one row group at a time bounds the buffered bytes
             if window is not None and not _may_hold(parquet, group, window):
                 counters["row_groups_skipped"] += 1
                 continue
             counters["row_groups_read"] += 1
-            yield from parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=[group])
+            yield from parquet.iter_batches(batch_size=rows, columns=columns, row_groups=[group])
+
+
+def rows_per_batch(parquet: Any, columns: list[str], batch_rows: int) -> int:
+    """`batch_rows`, or fewer when the file's rows are wide: a record batch holds about BATCH_BYTES
+    of the read columns (from the footer's uncompressed sizes), so memory follows the bytes, not the
+    row count (posthog-js-sized `properties` make a row ~2 KB; 131,072 of them would be 260 MB)."""
+    meta = parquet.metadata
+    if not meta.num_rows:
+        return batch_rows
+    wanted = set(columns)
+    size = sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+        if meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted
+    )
+    return max(MIN_BATCH_ROWS, min(batch_rows, BATCH_BYTES * meta.num_rows // max(size, 1)))
 
 
 def _utc(moment: datetime) -> datetime:
