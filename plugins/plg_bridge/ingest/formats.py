@@ -58,7 +58,8 @@ def raw_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Record batches with the required columns, plus the optional and `extra` ones present.
 
-    Parquet batches hold at most `batch_rows` rows and about BATCH_BYTES (rows_per_batch).
+    Batches hold at most `batch_rows` rows and about BATCH_BYTES (Parquet: rows_per_batch; JSON
+    Lines: the lines' bytes).
     `window` (event time, [start, end)) lets Parquet skip row groups whose `timestamp` statistics
     show every row outside it; the batches are then a superset of the window's rows, never a
     filtered set (rows of the kept row groups come whole). `counters` receives row_groups_read and
@@ -248,7 +249,7 @@ def _jsonl_batches(
         stream = pa.CompressedInputStream(raw, JSONL_CODECS[extension]) if extension in JSONL_CODECS else raw
         columns: dict[str, list] = {n: [] for n in names}
         present: set[str] = set()
-        number = 0
+        number = held = 0
         try:
             for number, line, size, head in _lines(stream, max_line_bytes):
                 if line is None:
@@ -260,9 +261,10 @@ def _jsonl_batches(
                     present.update(record)
                 for name in names:
                     columns[name].append(_as_text(record.get(name)))
-                if len(columns["uuid"]) >= batch_rows:
+                held += size if line is not None else 0
+                if len(columns["uuid"]) >= batch_rows or held >= BATCH_BYTES:  # rows or bytes, as Parquet
                     yield _batch(columns, present, source)
-                    columns = {n: [] for n in names}
+                    columns, held = {n: [] for n in names}, 0
         except (OSError, EOFError, pa.ArrowException) as exc:
             raise ExportReadError(f"{source}: cannot read JSON Lines after line {number}: {exc}") from exc
         if columns["uuid"] or not present:
