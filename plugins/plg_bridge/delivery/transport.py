@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import requests
+import requests.auth
 from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
@@ -206,23 +207,48 @@ def shared_limiter(key: tuple, max_calls: int, period: float, **kwargs: Any) -> 
 def credential_key(session: requests.Session) -> str:
     """A fingerprint of the session's credential (never the credential itself): the key of its
     shared rate budget."""
-    secret = str(session.headers.get("Authorization") or session.auth or "")
+    fingerprint = getattr(session.auth, "fingerprint", None)
+    if fingerprint:
+        return str(fingerprint)
+    secret = str(session.headers.get("Authorization") or "")
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-def bearer_auth(session: requests.Session, token: str | None, conn_id: str, what: str) -> requests.Session:
-    """Authorize `session` with the bearer token an Airflow connection keeps in its password.
+class BearerAuth(requests.auth.AuthBase):
+    """`Authorization: Bearer <token>` on every request (HubSpot, Intercom, Slack-style APIs).
 
-    The token is masked in Airflow's logs, and basic auth is dropped: these APIs take the token in
-    the Authorization header only, and sending it as basic auth would leak it into the wrong one.
+    The one way a bearer token is attached: clients take it as their session's auth. Its repr
+    never shows the token; `fingerprint` names the credential (its rate budget) without it.
     """
-    if not token:
-        raise ValueError(f"Airflow connection {conn_id!r} has no password: put the {what} there")
-    from airflow.sdk.log import mask_secret
 
-    mask_secret(token)
-    session.auth = None
-    session.headers["Authorization"] = f"Bearer {token}"
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("a bearer token is required")
+        self._token = token
+        self.fingerprint = hashlib.sha256(token.encode()).hexdigest()[:16]
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(<{self.fingerprint}>)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BearerAuth) and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+
+def bearer_session(session: requests.Session | None, token: str | None, what: str) -> requests.Session:
+    """`session` (or a new one) authorized with `token`; a session that already carries a
+    `BearerAuth` keeps it. Raises when there is neither."""
+    session = session or requests.Session()
+    if token:
+        session.auth = BearerAuth(token)
+    if not isinstance(session.auth, BearerAuth):
+        raise ValueError(f"{what} needs a token (or a session with a BearerAuth)")
     return session
 
 

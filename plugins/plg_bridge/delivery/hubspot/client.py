@@ -30,7 +30,7 @@ from plg_bridge.delivery.transport import (
     RestClient,
     RetriesExhausted,
     RetryPolicy,
-    bearer_auth,
+    bearer_session,
     body_snippet,
     credential_key,
     json_body,
@@ -121,12 +121,7 @@ class HubSpotClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        session = session or requests.Session()
-        session.auth = None  # HubSpot wants the bearer header only, never basic auth
-        if token:
-            session.headers["Authorization"] = f"Bearer {token}"
-        if "Authorization" not in session.headers:
-            raise ValueError("HubSpotClient needs a token (or a session that sends one)")
+        session = bearer_session(session, token, "HubSpotClient")  # bearer only, never basic auth
         policy = policy or RetryPolicy()
         policy = replace(policy, retry_statuses=policy.retry_statuses | {423})
         if limiter is None and calls_per_10s:
@@ -157,8 +152,14 @@ class HubSpotClient:
 
     @classmethod
     def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> HubSpotClient:
-        """Client for an Airflow HTTP connection: host = base URL, password = token."""
-        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+        """Client for an Airflow HTTP connection: host = base URL (none: HubSpot's API),
+        password = token, extra `timeout` (seconds). Built by airflow/hooks.py."""
+        from plg_bridge.airflow.hooks import bearer_session as connection
+
+        found = connection(conn_id, default_url=DEFAULT_BASE_URL, what="HubSpot token")
+        if found.timeout is not None:
+            kwargs.setdefault("timeout", found.timeout)
+        return cls(found.base_url, session=found.session, **kwargs)
 
     def ensure_properties(self, object_type: str, definitions: Iterable[Mapping[str, Any]]) -> list[str]:
         """Create the properties that do not exist yet; returns the names created.
@@ -331,39 +332,3 @@ class HubSpotClient:
 
 
 # -- Airflow glue (imported lazily) ---------------------------------------------------------------
-
-
-@functools.cache
-def _hook_class() -> type:
-    from airflow.providers.http.hooks.http import HttpHook
-
-    class HubSpotHook(HttpHook):
-        """`HttpHook` for HubSpot: connection host is the base URL, password the bearer token.
-
-        The one place a HubSpot connection is looked up. Login is ignored: HubSpot takes no
-        basic auth, and sending the token as basic auth would leak it into the wrong header.
-        """
-
-        hook_name = "HubSpot"
-        default_host = DEFAULT_BASE_URL  # a connection without host talks to HubSpot itself
-
-        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
-
-        def _configure_session_from_auth(
-            self, session: requests.Session, connection: Any
-        ) -> requests.Session:
-            return bearer_auth(session, connection.password, self.http_conn_id, "HubSpot token")
-
-        def get_client(self, **kwargs: Any) -> HubSpotClient:
-            session = self.get_conn()
-            return HubSpotClient(self.base_url, session=session, **kwargs)
-
-    return HubSpotHook
-
-
-def __getattr__(name: str) -> Any:
-    """`HubSpotHook` is built on first access so importing this module never imports Airflow."""
-    if name == "HubSpotHook":
-        return _hook_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

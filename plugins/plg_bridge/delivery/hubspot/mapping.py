@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, cast
 
+from plg_bridge.delivery.convert import day, flag, number_text, score_rows
 from plg_bridge.delivery.convert import missing as _missing
-from plg_bridge.delivery.convert import score_rows
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
 if TYPE_CHECKING:
@@ -84,39 +83,17 @@ COMPANY_PROPERTIES: tuple[dict[str, Any], ...] = (
 
 
 def _number(value: Any) -> str | None:
-    """HubSpot number text; integral floats (counts upcast by NA) lose their '.0'."""
-    if _missing(value):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)  # not ours to fix here: HubSpot rejects that row with a clear message
-    if not math.isfinite(number):
-        return None
-    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+    return number_text(value)
 
 
 def _flag(value: Any) -> str | None:
-    if _missing(value):
-        return None
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in {"true", "t", "yes", "y", "1"}:
-            return "true"
-        if lowered in {"false", "f", "no", "n", "0"}:
-            return "false"
-        return value
-    return "true" if bool(value) else "false"
+    """HubSpot booleans are the texts "true" / "false"."""
+    parsed = flag(value)
+    return ("true" if parsed else "false") if isinstance(parsed, bool) else parsed
 
 
 def _as_date(as_of: str | date | None) -> str | None:
-    if as_of is None:
-        return None
-    if isinstance(as_of, datetime):
-        return as_of.date().isoformat()
-    if isinstance(as_of, date):
-        return as_of.isoformat()
-    return date.fromisoformat(str(as_of)[:10]).isoformat()
+    return day(as_of)
 
 
 def company_inputs(
@@ -168,7 +145,7 @@ TASK_TO_COMPANY = 192  # HubSpot-defined association type: task -> company
 
 
 def _day(value: Any) -> str | None:
-    return None if _missing(value) else str(value)[:10]
+    return day(value)
 
 
 def contact_inputs(contacts: pd.DataFrame) -> list[dict[str, Any]]:

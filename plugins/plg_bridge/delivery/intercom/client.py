@@ -33,7 +33,7 @@ from plg_bridge.delivery.transport import (
     RestClient,
     RetriesExhausted,
     RetryPolicy,
-    bearer_auth,
+    bearer_session,
     body_snippet,
     credential_key,
     json_body,
@@ -129,12 +129,7 @@ class IntercomClient:
     ) -> None:
         if base_url is None:
             base_url = region_url(region)
-        session = session or requests.Session()
-        session.auth = None  # bearer only: never send the token as basic auth
-        if token:
-            session.headers["Authorization"] = f"Bearer {token}"
-        if "Authorization" not in session.headers:
-            raise ValueError("IntercomClient needs a token (or a session that sends one)")
+        session = bearer_session(session, token, "IntercomClient")  # bearer only, never basic auth
         session.headers["Intercom-Version"] = str(version)
         session.headers["Accept"] = "application/json"
         if limiter is None:
@@ -166,7 +161,16 @@ class IntercomClient:
     def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> IntercomClient:
         """Client for an Airflow HTTP connection: password = access token; extra `region`
         (us | eu | au) and `intercom_version`; a host overrides the region's host."""
-        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+        from plg_bridge.airflow.hooks import bearer_session as connection
+
+        def regional(extra: dict[str, Any]) -> str:
+            return region_url(str(extra.get("region") or DEFAULT_REGION))
+
+        found = connection(conn_id, default_url=regional, what="Intercom access token")
+        kwargs.setdefault("version", str(found.extra.get("intercom_version") or DEFAULT_VERSION))
+        if found.timeout is not None:
+            kwargs.setdefault("timeout", found.timeout)
+        return cls(found.base_url, session=found.session, **kwargs)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -419,60 +423,3 @@ def region_url(region: str) -> str:
 # -- Airflow glue (imported lazily) -----------------------------------------------------------
 
 _EXTRA_KEYS = ("region", "intercom_version")
-
-
-@functools.cache
-def _hook_class() -> type:
-    from airflow.providers.http.hooks.http import HttpHook
-
-    class IntercomHook(HttpHook):
-        """`HttpHook` for Intercom: password = access token; extra `region` (us | eu | au) and
-        `intercom_version`; a connection host (with its schema, https when none) overrides the
-        region's host. The one place an Intercom connection is read. Login is ignored: the token
-        must never go out as basic auth.
-        """
-
-        hook_name = "Intercom"
-
-        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
-            self.extra: dict[str, Any] = {}
-
-        def _set_base_url(self, connection: Any) -> None:
-            self.extra = dict(connection.extra_dejson or {})
-            if not connection.host:
-                self.base_url = region_url(self.extra.get("region") or DEFAULT_REGION)
-                self._base_url_initialized = True
-                return
-            host = str(connection.host).rstrip("/")
-            if "://" not in host:  # a vendor API: https unless the connection says otherwise
-                host = f"{connection.schema or 'https'}://{host}"
-            self.base_url = f"{host}:{connection.port}" if connection.port else host
-            self._base_url_initialized = True
-
-        def _configure_session_from_auth(
-            self, session: requests.Session, connection: Any
-        ) -> requests.Session:
-            return bearer_auth(session, connection.password, self.http_conn_id, "Intercom access token")
-
-        def _configure_session_from_extra(
-            self, session: requests.Session, connection: Any, extra_options: dict[str, Any]
-        ) -> requests.Session:
-            session = super()._configure_session_from_extra(session, connection, extra_options)
-            for key in _EXTRA_KEYS:  # HttpHook turns unknown extras into headers: these are settings
-                session.headers.pop(key, None)
-            return session
-
-        def get_client(self, **kwargs: Any) -> IntercomClient:
-            session = self.get_conn()
-            kwargs.setdefault("version", str(self.extra.get("intercom_version") or DEFAULT_VERSION))
-            return IntercomClient(self.base_url, session=session, **kwargs)
-
-    return IntercomHook
-
-
-def __getattr__(name: str) -> Any:
-    """`IntercomHook` is built on first access so importing this module never imports Airflow."""
-    if name == "IntercomHook":
-        return _hook_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from plg_bridge.delivery.convert import SCORE_COLUMNS
+from plg_bridge.delivery.convert import SCORE_COLUMNS, flag, integer, text, unix_day
 from plg_bridge.delivery.convert import missing as _missing
+from plg_bridge.delivery.convert import unix_time as to_unix_time
 from plg_bridge.delivery.outcomes import RowOutcome
 
 if TYPE_CHECKING:
@@ -67,66 +67,26 @@ ATTRIBUTE_TYPES = {a["name"]: a["data_type"] for a in COMPANY_ATTRIBUTES}
 
 
 def _integer(value: Any) -> int | None:
-    """A JSON integer (numpy ints and integral floats included); None when missing or not a number."""
-    if _missing(value) or isinstance(value, str | bytes):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
-        return None
-    return math.floor(number + 0.5)
+    return integer(value)
 
 
 def _boolean(value: Any) -> bool | None:
-    if _missing(value):
-        return None
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in {"true", "t", "yes", "y", "1"}:
-            return True
-        if lowered in {"false", "f", "no", "n", "0"}:
-            return False
-        return None
-    return bool(value)
+    parsed = flag(value)
+    return parsed if isinstance(parsed, bool) else None
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:
-    if _missing(value):
-        return None
-    text = " ".join(str(value).split())
-    if limit is not None:
-        text = text[:limit]
-    return text or None
+    return None if _missing(value) else text(str(value), limit, squash=True)
 
 
 def unix_time(value: Any) -> int | None:
     """Seconds since the epoch for a timestamp / datetime / date / ISO text (naive = UTC)."""
-    if _missing(value):
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
-    import pandas as pd
-
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(UTC)
-    return int(stamp.timestamp())
+    return to_unix_time(value)
 
 
 def _day(as_of: str | date | datetime | None) -> int | None:
     """Midnight UTC of `as_of`, as a unix time (Intercom date attributes take unix times)."""
-    if as_of is None:
-        return None
-    if isinstance(as_of, datetime):
-        as_of = as_of.date()
-    if not isinstance(as_of, date):
-        as_of = date.fromisoformat(str(as_of)[:10])
-    return int(datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC).timestamp())
+    return unix_day(as_of)
 
 
 def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:

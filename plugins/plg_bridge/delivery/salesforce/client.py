@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -177,7 +176,19 @@ class SalesforceClient:
     def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> SalesforceClient:
         """Client for an Airflow HTTP connection: host = My Domain URL, login/password = client
         id/secret, extra `{"api_version": "v67.0"}` (a keyword argument wins over the extra)."""
-        return _hook_class()(http_conn_id=conn_id).get_client(**kwargs)
+        from plg_bridge.airflow.hooks import connection_session
+
+        found = connection_session(conn_id)
+        if not found.login or not found.password:
+            raise ValueError(
+                f"Airflow connection {conn_id!r} needs login (client id) and password "
+                "(client secret) of the External Client App"
+            )
+        if found.timeout is not None:
+            kwargs.setdefault("timeout", found.timeout)
+        if found.extra.get("api_version"):
+            kwargs.setdefault("api_version", str(found.extra["api_version"]))
+        return cls(found.base_url, found.login, found.password, session=found.session, **kwargs)
 
     # -- auth -----------------------------------------------------------------------------------
 
@@ -630,62 +641,3 @@ def _dedupe(keys: Sequence[str]) -> tuple[list[int], dict[int, RowOutcome]]:
 # -- Airflow glue (imported lazily) ---------------------------------------------------------------
 
 _OWN_EXTRAS = ("api_version",)
-
-
-@functools.cache
-def _hook_class() -> type:
-    from airflow.providers.http.hooks.http import HttpHook
-    from airflow.sdk.log import mask_secret
-
-    class SalesforceHook(HttpHook):
-        """`HttpHook` for Salesforce: host = My Domain URL, login = client id, password = secret.
-
-        The one place a Salesforce connection is looked up. The session sends no basic auth (the
-        secret goes only to the token endpoint, in the form body); extra `api_version` selects the
-        REST version and is kept out of the session's headers.
-        """
-
-        hook_name = "Salesforce (client credentials)"
-
-        def __init__(self, http_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-            super().__init__(method="POST", http_conn_id=http_conn_id, **kwargs)
-            self._credentials: tuple[str, str] | None = None
-            self._api_version: str | None = None
-
-        def _configure_session_from_auth(
-            self, session: requests.Session, connection: Any
-        ) -> requests.Session:
-            if not connection.host:
-                raise ValueError(
-                    f"Airflow connection {self.http_conn_id!r} has no host: put the My Domain URL there"
-                )
-            if not connection.login or not connection.password:
-                raise ValueError(
-                    f"Airflow connection {self.http_conn_id!r} needs login (client id) and password "
-                    "(client secret) of the External Client App"
-                )
-            mask_secret(connection.password)
-            self._credentials = (connection.login, connection.password)
-            self._api_version = connection.extra_dejson.get("api_version")
-            session.auth = None
-            return session
-
-        def get_client(self, **kwargs: Any) -> SalesforceClient:
-            session = self.get_conn()
-            for name in _OWN_EXTRAS:
-                session.headers.pop(name, None)
-            if "timeout" not in kwargs and self.merged_extra.get("timeout") is not None:
-                kwargs["timeout"] = float(self.merged_extra["timeout"])
-            if self._api_version and "api_version" not in kwargs:
-                kwargs["api_version"] = self._api_version
-            client_id, client_secret = cast("tuple[str, str]", self._credentials)
-            return SalesforceClient(self.base_url, client_id, client_secret, session=session, **kwargs)
-
-    return SalesforceHook
-
-
-def __getattr__(name: str) -> Any:
-    """`SalesforceHook` is built on first access so importing this module never imports Airflow."""
-    if name == "SalesforceHook":
-        return _hook_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

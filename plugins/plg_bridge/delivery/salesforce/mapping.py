@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from plg_bridge.delivery.convert import day, flag, number, score_rows, text
 from plg_bridge.delivery.convert import missing as _missing
-from plg_bridge.delivery.convert import score_rows
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
 if TYPE_CHECKING:
@@ -58,54 +56,20 @@ _USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")  # not per-app-api-usage
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready scalar: numpy/pandas scalars to Python, integral floats to int, NaN to None."""
-    if _missing(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    return value
+    return number(value)
 
 
 def _flag(value: Any) -> bool | str | None:
-    if _missing(value):
-        return None
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in {"true", "t", "yes", "y", "1"}:
-            return True
-        if lowered in {"false", "f", "no", "n", "0"}:
-            return False
-        return value  # not ours to fix here: Salesforce rejects that row with a clear message
-    return bool(value)
+    return flag(value)  # unrecognised text: Salesforce rejects that row with a clear message
 
 
 def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
-    if _missing(value):
-        return None
-    if isinstance(value, Mapping | list):
-        value = json.dumps(value, sort_keys=True, default=str)
-    text = str(value).strip()
-    if not text:
-        return None
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text(value, limit, ellipsis=True)
 
 
 def _day(value: Any) -> str | None:
     """ISO date (UTC) of a timestamp, datetime, date or ISO string."""
-    if _missing(value):
-        return None
-    import pandas as pd
-
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC")
-    return stamp.date().isoformat()
+    return day(value)
 
 
 def resolve_field_map(field_map: Mapping[str, str | None] | None = None) -> dict[str, str]:

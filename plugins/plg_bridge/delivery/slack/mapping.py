@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from plg_bridge.delivery.convert import day
 from plg_bridge.delivery.convert import missing as _missing
 
 if TYPE_CHECKING:
@@ -138,11 +139,7 @@ def _trend(this_week: Any, last_week: Any) -> str:
 
 
 def _day(as_of: str | date | datetime) -> str:
-    if isinstance(as_of, datetime):
-        return as_of.date().isoformat()
-    if isinstance(as_of, date):
-        return as_of.isoformat()
-    return str(as_of)[:10]
+    return day(as_of) or str(as_of)[:10]
 
 
 @dataclass(frozen=True)
