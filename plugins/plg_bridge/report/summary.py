@@ -90,7 +90,11 @@ def _alerts(ws: Workspace, summary: dict) -> list[str]:
 
 
 def write_run_summary(ws: Workspace, as_of: datetime, scored: dict, deliveries: list[dict]) -> dict:
-    """Write summary.json and summary.md for the run; returns their URIs."""
+    """Write summary.json and summary.md for the run; returns their URIs. A failed target's error
+    (an exception's text, which may quote a vendor's answer) is stripped of connection secrets."""
+    from plg_bridge.redact import strip_secrets
+
+    deliveries = [{**d, "error": strip_secrets(d["error"])} if d.get("error") else d for d in deliveries]
     work = ws.work
     scores = work.read_frame(work.key_of(scored["outputs"]["scores"])).head(10)
     summary = {
