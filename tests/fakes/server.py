@@ -113,7 +113,8 @@ class FakeServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         # Per-request round trip, like a remote API: every vendor call is answered after
-        # latency +- jitter seconds (uniform), concurrently with other calls. 0: at once.
+        # latency +- jitter seconds (uniform), half on the way in (before the vendor acts on it
+        # and counts it), half on the way back, concurrently with other calls. 0: at once.
         self.latency, self.jitter = 0.0, 0.0
         self._rng = random.Random(20261120)
         self.requests: list[Request] = []
@@ -230,9 +231,20 @@ class FakeServer:
             return self._admin(request)
         with self._lock:
             self.requests.append(request)
-            delay = self.latency + (self._rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0)
-        if delay > 0:
-            time.sleep(delay)
+            inbound, outbound = self._transit(), self._transit()
+        if inbound > 0:  # the request's way in: the vendor acts (and counts it) on arrival
+            time.sleep(inbound)
+        response = self._answer(request)
+        if outbound > 0:  # the answer's way back
+            time.sleep(outbound)
+        return response
+
+    def _transit(self) -> float:
+        """One way of a round trip: half the latency, +- half the jitter."""
+        half = self.latency / 2
+        return half + (self._rng.uniform(-self.jitter / 2, self.jitter / 2) if self.jitter else 0.0)
+
+    def _answer(self, request: Request) -> Response | None:
         fault = self._take_fault(request.path)
         if fault:
             if fault.delay:

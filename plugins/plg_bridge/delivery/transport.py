@@ -123,7 +123,11 @@ class RateLimiter:
             raise ValueError("max_calls must be >= 1 and period > 0")
         # The vendor stamps a call when it arrives, we when we grant it: a few ms of transit
         # jitter would otherwise land a call inside the window and cost a 429 plus a full wait.
-        self.max_calls, self.period = max_calls, period + margin
+        # The margin grows with the spread of the round trips observed (`note_round_trip`):
+        # with many calls in flight on a busy worker, transit varies by more than a few ms.
+        self.max_calls, self.window, self.margin = max_calls, period, margin
+        self._rtt: float | None = None
+        self._rtt_spread = 0.0
         self._clock, self._sleep = clock, sleep
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
@@ -145,6 +149,20 @@ class RateLimiter:
                 wait = max(wait, 0.001)
                 self._sleep(wait)
                 waited += wait
+
+    @property
+    def period(self) -> float:
+        """The window the client keeps its calls in: the vendor's plus the transit margin."""
+        return self.window + max(self.margin, self._rtt_spread)
+
+    def note_round_trip(self, seconds: float) -> None:
+        """One call's round trip: its spread (mean absolute deviation, smoothed) widens the margin."""
+        with self._lock:
+            if self._rtt is None:
+                self._rtt = seconds
+                return
+            self._rtt_spread = 0.9 * self._rtt_spread + 0.1 * abs(seconds - self._rtt)
+            self._rtt = 0.9 * self._rtt + 0.1 * seconds
 
     def spare(self) -> int:
         """Calls the window allows right now without waiting."""
@@ -199,7 +217,7 @@ def shared_limiter(key: tuple, max_calls: int, period: float, **kwargs: Any) -> 
     """
     with _SHARED_LOCK:
         limiter = _SHARED.get(key)
-        if limiter is None or limiter.max_calls > max_calls or limiter.period < period:
+        if limiter is None or limiter.max_calls > max_calls or limiter.window < period:
             limiter = _SHARED[key] = RateLimiter(max_calls, period, **kwargs)
         return limiter
 
@@ -381,9 +399,12 @@ class RestClient:
             if before_send is not None:
                 before_send()
             try:
+                sent_at = time.monotonic()
                 response = self.session.request(
                     method, url, json=json, data=data, headers=dict(headers or {}), timeout=self.timeout
                 )
+                if self.limiter is not None and hasattr(self.limiter, "note_round_trip"):
+                    self.limiter.note_round_trip(time.monotonic() - sent_at)
             except (requests.Timeout, requests.ConnectionError, *_CUT_ANSWER) as exc:
                 status, body = None, f"{type(exc).__name__}: {exc}"
                 if not idempotent and not _never_sent(exc):
