@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from plg_bridge.ingest import rollup
+from plg_bridge.ingest import history, rollup
 from plg_bridge.ingest.layout import ExportFile, is_data_file, parse_key
 from plg_bridge.models import pql
 from plg_bridge.storage import Location
@@ -36,6 +36,7 @@ class ScoreResult:
     signals: pd.DataFrame | None = None  # when the partials carry the person tables
     contacts: pd.DataFrame | None = None  # idem
     history: dict | None = None  # the DAG path: snapshot started from, partials folded in
+    keys: pd.DataFrame | None = None  # person keys (identity.stitch) when the person tables were read
 
 
 def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFile]:
@@ -132,12 +133,30 @@ def score_merged(
     if not merged.people:
         return ScoreResult(scores, quality, merged.quarantine)
     ids = settings.exports.placeholder_ids
-    keys = stitch(merged.links, as_of, ids, merged.firsts["distinct_id"])
-    excluded = exclusions.find(merged, keys, as_of, settings)
-    signals = raise_signals(merged, scores, as_of, settings, keys=keys, excluded=excluded)
+    keys = stitch(merged.links, as_of, ids, merged.firsts["distinct_id"], merged.firsts)
+    subset, kept, narrowed = merged, None, None
+    if folded is not None and folded.contacts is not None:
+        since = min(folded.since, as_of - timedelta(days=1))  # the signals' day, even on a rerun
+        recompute = touched.distinct_ids(
+            merged, folded.added, since, keys, folded.keys, email_key=settings.models.email_property
+        )
+        if recompute is not None:
+            subset = touched.restrict(merged, recompute)
+            persons = keys.loc[keys["distinct_id"].isin(recompute), "person_key"]
+            before = folded.keys.loc[folded.keys["distinct_id"].isin(recompute), "person_key"]
+            gone = pd.Index(persons).union(pd.Index(before)).union(recompute)
+            kept = folded.contacts[~folded.contacts["person_key"].isin(gone)]
+            narrowed = {"persons_recomputed": persons.nunique(), "persons": keys["person_key"].nunique()}
+            log.info("person models: %(persons_recomputed)d of %(persons)d persons recomputed", narrowed)
+    excluded = exclusions.find(subset, keys, as_of, settings)
+    signals = raise_signals(subset, scores, as_of, settings, keys=keys, excluded=excluded)
     quality.update({f"signals_{k}": int(v) for k, v in signals["signal"].value_counts().sort_index().items()})
-    people = contacts(merged, as_of, settings, keys=keys, excluded=excluded)
-    return ScoreResult(scores, quality, merged.quarantine, signals, people)
+    people = contacts(subset, as_of, settings, keys=keys, excluded=excluded)
+    if kept is not None:
+        people = pd.concat([kept, people], ignore_index=True)
+        people = people.astype(object).where(people.notna(), None).astype(COLUMNS)  # as contacts() does
+        people = people.sort_values("email", kind="stable").reset_index(drop=True)
+    return ScoreResult(scores, quality, merged.quarantine, signals, people, history=narrowed, keys=keys)
 
 
 def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
@@ -163,14 +182,13 @@ def score_from_work(
     (ingest/history.py) of an earlier run plus the partials of the files it had not seen."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from plg_bridge.ingest import history
-
     folded = history.fold(work, files, pql.as_of_time(as_of), settings)
     with ThreadPoolExecutor(1, thread_name_prefix="history") as pool:  # store while the models run
         saving = pool.submit(folded.save)
-        result = score_merged(folded.partial, as_of, settings)
+        result = score_merged(folded.partial, as_of, settings, folded)
         saving.result()
-    return ScoreResult(**{**result.__dict__, "history": folded.info})
+    folded.commit(result.keys, result.contacts)
+    return replace(result, history={**folded.info, **(result.history or {})})
 
 
 def score_run(ws: Workspace, files: list[ExportFile], as_of: datetime) -> dict:

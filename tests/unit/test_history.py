@@ -96,8 +96,10 @@ def test_daily_runs_fold_new_files_and_equal_cold(export, tmp_path, settings):
         assert_same(result, cold(work, files, day(n), settings))
         if n == 3:
             assert result.history == {"base": None, "folded": len(files)}
-        else:  # started from yesterday's snapshot, merged only today's files
-            assert result.history == {"base": day(n - 1).isoformat(), "folded": len(files) - seen}
+        else:  # started from yesterday's snapshot, merged only today's files, recomputed their persons
+            history = result.history
+            assert (history["base"], history["folded"]) == (day(n - 1).isoformat(), len(files) - seen)
+            assert 0 < history["persons_recomputed"] <= history["persons"]
         seen = len(files)
     # the late events, the re-delivery and the late identity link all reached the last run
     assert result.quality["rows_read"] >= 20_000 + 300 + 43
@@ -110,7 +112,7 @@ def test_rerun_and_backfill_reproduce_from_snapshots_they_may_use(export, tmp_pa
     exports, work = location(str(export)), location(str(tmp_path / "work"))
     outputs = {n: run(exports, work, day(n), settings)[1] for n in (4, 5, 6)}
     files, again = run(exports, work, day(5), settings)  # rerun: its own snapshot
-    assert again.history == {"base": day(5).isoformat(), "folded": 0}
+    assert (again.history["base"], again.history["folded"]) == (day(5).isoformat(), 0)
     assert_same(again, outputs[5])
     # a backfill before every snapshot: none was built only from files it may see -> cold
     files, back = run(exports, work, day(3), settings)
@@ -164,3 +166,54 @@ def test_fold_into_equals_the_merge_of_every_partial(export, settings):
         whole.counts.sort_values(["org_id", "day", "event"]).reset_index(drop=True),
     )
     assert folded.quality == whole.quality
+
+
+def test_only_persons_touched_by_new_data_are_recomputed(tmp_path, settings):
+    """Three persons; the newest file touches one of them (and, by email, the one sharing it)."""
+    folder = tmp_path / "exports"
+    first = [
+        identify("ann", "anon-ann", day(0).isoformat(), set_props={"email": "ann@ex.com"}),
+        pageview("anon-ann", day(0).isoformat(), utm=("google", "cpc", "a")),
+        identify("bob", None, day(0).isoformat(), set_props={"email": "bob@ex.com"}),
+        identify("cat", None, day(0).isoformat(), set_props={"email": "cat@ex.com"}),
+        event("signup_completed", day(0).isoformat(), org="org_1", distinct_id="bob"),
+    ]
+    write_export(folder, first, name(0, 0))
+    write_export(
+        folder, [event("core_feature_used", day(1).isoformat(), org="org_1", distinct_id="cat")], name(1, 0)
+    )
+    later = [
+        identify(
+            "bob", None, day(2).isoformat(), set_props={"email": "ann@ex.com"}
+        ),  # now shares ann's email
+        event("signup_completed", day(0).isoformat(), org="org_2", distinct_id="bob"),  # a late event
+    ]
+    write_export(folder, later, name(2, 0))
+    exports, work = location(str(folder)), location(str(tmp_path / "work"))
+    run(exports, work, day(2), settings)
+    files, result = run(exports, work, day(3), settings)
+    assert_same(result, cold(work, files, day(3), settings))
+    assert (result.history["persons_recomputed"], result.history["persons"]) == (2, 3)  # ann (email) and bob
+    assert result.contacts["email"].tolist() == ["ann@ex.com", "cat@ex.com"]  # one person per email
+
+
+def test_damaged_snapshot_falls_back_to_merging_every_partial(export, tmp_path, settings):
+    exports, work = location(str(export)), location(str(tmp_path / "work"))
+    run(exports, work, day(5), settings)
+    snapshot = tmp_path / "work" / history.snapshots(work)[0].prefix / "merged" / "counts.parquet"
+    snapshot.write_bytes(snapshot.read_bytes()[:100])  # truncated, e.g. by a full disk
+    files, result = run(exports, work, day(6), settings)
+    assert result.history["base"] is None
+    assert_same(result, cold(work, files, day(6), settings))
+
+
+def test_a_new_file_without_creation_events_folds_in(export, tmp_path, settings):
+    """The day's only new file has no creators (nor counts cells of its own kind): the fold's merge
+    of the snapshot with it must still renumber the fingerprints (rollup.merge regression)."""
+    exports, work = location(str(export)), location(str(tmp_path / "work"))
+    run(exports, work, day(DAYS), settings)
+    rows = [event("core_feature_used", day(DAYS - 1).isoformat(), org="org_0001") for _ in range(5)]
+    write_export(export, rows, name(DAYS, 0))
+    files, result = run(exports, work, day(DAYS + 1), settings)
+    assert (result.history["base"], result.history["folded"]) == (day(DAYS).isoformat(), 1)
+    assert_same(result, cold(work, files, day(DAYS + 1), settings))

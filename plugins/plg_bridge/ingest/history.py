@@ -4,8 +4,10 @@ A run as of T needs the merge of the partials of every export file it may see (r
 That merge is a pure function of the set of files (key + fingerprint): partials never depend on
 T, and T is applied by the models afterwards. So a run stores its merge as a *snapshot*
 
-    history/as_of=<T>/<digest of its files>/   the merged Partial (rollup.write layout) and
-                                                manifest.json (written last: the commit mark)
+    history/as_of=<T>/<digest of its files>/   merged/ (the merged Partial, rollup.write layout),
+                                                keys.parquet and contacts.parquet (the person keys
+                                                and contacts as of T), manifest.json (written
+                                                last: the commit mark)
 
 and the next run starts from the newest snapshot as of <= T whose files it may all still see
 with the same fingerprints, and merges only the partials of the other files into it. Any
@@ -17,7 +19,8 @@ part of the digest, so changing them rebuilds too.
 
 The fold itself follows the new data, not the history: person tables are re-reduced only for the
 keys (distinct ids, organizations) that the new partials touch; the rest of the snapshot passes
-through unchanged.
+through unchanged. The person-level models then recompute only the persons the new data touched
+(ingest/touched.py), taking every other person's contact from the snapshot.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROOT = "history"
-FORMAT = 1  # bump when the snapshot layout or the merge changes meaning
+FORMAT = 2  # bump when the snapshot layout or the merge changes meaning
 KEEP = 7  # snapshots kept (newest as-of first); older ones are deleted after a successful write
 # the columns a person table is reduced by first: rows of a snapshot whose value there is not
 # among the new partials' pass through the fold untouched (reduce groups by a superset of it)
@@ -114,25 +117,41 @@ def base_for(work: Location, files: list[ExportFile], as_of: datetime, settings:
 class Folded:
     partial: rollup.Partial  # the merge of every visible file's partial
     info: dict  # {"base": as-of of the snapshot started from or None (cold), "folded": partials merged}
-    save: Callable[[], None]  # stores `partial` as the run's snapshot (a no-op when it exists)
+    save: Callable[[], None]  # stores the merged tables (may run on another thread while models run)
+    commit: Callable[[pd.DataFrame | None, pd.DataFrame | None], None]  # (keys, contacts) as of T
+    added: rollup.Partial | None = None  # the merge of the new partials alone (None when cold)
+    since: datetime | None = None  # as-of of the snapshot started from
+    keys: pd.DataFrame | None = None  # its person keys (identity.stitch output)
+    contacts: pd.DataFrame | None = None  # its contacts
 
 
 def fold(work: Location, files: list[ExportFile], as_of: datetime, settings: Settings) -> Folded:
     """The merge of the partials of `files` (stored by the rollup step), from the best snapshot.
 
-    The caller runs `save()` (it may do so on another thread while the models run): it writes the
-    tables, then the manifest that commits the snapshot, then prunes old snapshots.
+    The caller runs `save()` (possibly on another thread while the models run), then
+    `commit(keys, contacts)` with the run's results: that writes them and the manifest which
+    makes the snapshot usable, then prunes old snapshots.
     """
     from plg_bridge.pipeline import partial_prefix
+    from plg_bridge.storage import StorageError
 
     visible = files_of(files)
     target = snapshot_prefix(as_of, visible, settings)
-    if work.exists(f"{target}/manifest.json"):  # a rerun over the same files: already merged
-        return Folded(rollup.read(work, target), {"base": as_of.isoformat(), "folded": 0}, lambda: None)
     base = base_for(work, files, as_of, settings)
+    state = None
+    if base is not None:
+        try:
+            state = rollup.read(work, f"{base.prefix}/merged")
+        except (rollup.PartialError, StorageError) as exc:  # e.g. written by an older partial format
+            log.warning("history snapshot %s unusable (%s): merging every partial", base.prefix, exc)
+            base = None
     new = [f for f in files if base is None or base.files.get(f.key) != visible[f.key]]
     partials = [rollup.read(work, partial_prefix(f)) for f in new]
-    merged = fold_into(rollup.read(work, base.prefix), partials) if base else rollup.merge(partials)
+    added = rollup.merge(partials) if partials else None
+    if state is None:
+        merged = added or rollup.merge([])
+    else:
+        merged = fold_into(state, [added] if added is not None else [])
     info = {"base": base.as_of.isoformat() if base else None, "folded": len(new)}
     log.info("history as of %s: %s", f"{as_of:%Y-%m-%d}", info)
     manifest = {
@@ -141,13 +160,28 @@ def fold(work: Location, files: list[ExportFile], as_of: datetime, settings: Set
         "files": visible,
         "settings": settings_digest(settings),
     }
+    same = base is not None and base.prefix == target  # a rerun over the same files: nothing to store
 
     def save() -> None:
-        rollup.write(merged, work, target)
+        if not same:
+            rollup.write(merged, work, f"{target}/merged")
+
+    def commit(keys: pd.DataFrame | None, contacts: pd.DataFrame | None) -> None:
+        if same:
+            return
+        for name, frame in (("keys", keys), ("contacts", contacts)):
+            if frame is not None:
+                work.write_frame(f"{target}/{name}.parquet", frame)
         work.write_bytes(f"{target}/manifest.json", json.dumps(manifest, sort_keys=True).encode())
         prune(work)
 
-    return Folded(merged, info, save)
+    folded = Folded(merged, info, save, commit)
+    if base is not None and work.exists(f"{base.prefix}/contacts.parquet"):
+        folded.added = added if added is not None else rollup.merge([])
+        folded.since = base.as_of
+        folded.keys = work.read_frame(f"{base.prefix}/keys.parquet")
+        folded.contacts = work.read_frame(f"{base.prefix}/contacts.parquet")
+    return folded
 
 
 def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.Partial:

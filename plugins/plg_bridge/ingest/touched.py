@@ -1,0 +1,114 @@
+"""Which persons a daily run must recompute, given the history snapshot it started from.
+
+A person's contact (email, first touch, signup, Aha, organization, exclusion) depends only on the
+rows of its own distinct ids before T, on which distinct ids form it, and on the other persons
+sharing its email (the CRMs key contacts by email, so one of them wins). Between the snapshot's
+as-of S and the run's T that can change only for:
+
+- distinct ids with rows in the new partials (any time: late events), or with rows at or after
+  S already in the history (events stamped ahead of their export), or after the day before T
+  (the run's signals look at that day whatever S is);
+- distinct ids whose person key moved (identity.stitch before and now differ: a late link, a
+  merge applied in event-time order that now goes another way);
+- and, transitively, every distinct id of a person holding one of those, before or now, and of a
+  person that ever had one of their emails (normalised as the contacts model compares them).
+
+Everyone else keeps the contact row of the snapshot. Organizations are not narrowed: the PQL score
+and the organization signals run over every organization (small per-organization tables).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from plg_bridge.ingest.rollup import Partial
+
+# the distinct-id columns of each person table, and the time a row happened
+IDS = {
+    "links": ("a", "b"),  # b is a person_id for kind "person": harmless extra ids
+    "firsts": ("distinct_id",),
+    "touches": ("distinct_id",),
+    "conversions": ("distinct_id",),
+    "profiles": ("distinct_id",),
+    "memberships": ("distinct_id",),
+    "occurrences": ("distinct_id",),
+    "spans": ("distinct_id",),
+}
+TIME = {"spans": "last"}  # every other table: "timestamp"
+MAX_ROUNDS = 50  # closure rounds before giving up and recomputing everyone
+
+
+def ids_in(partial: Partial, since: datetime | None = None) -> pd.Index:
+    """Distinct ids of every person-table row (at or after `since`, when given)."""
+    import pandas as pd
+
+    found = []
+    for name in partial.PEOPLE_TABLES:
+        frame = getattr(partial, name)
+        if frame is None or not len(frame):
+            continue
+        if since is not None:
+            frame = frame[frame[TIME.get(name, "timestamp")] >= pd.Timestamp(since)]
+        found += [frame[c] for c in IDS.get(name, ("distinct_id",)) if c in frame]
+    return pd.Index(pd.concat(found, ignore_index=True).dropna().unique() if found else [], dtype="str")
+
+
+def _moved(now: pd.DataFrame, before: pd.DataFrame) -> pd.Index:
+    """Distinct ids whose person key differs (or that only one side knows)."""
+    import pandas as pd
+
+    both = now.merge(before, on="distinct_id", how="outer", suffixes=("", "_before"))
+    moved = both["person_key"].fillna("\0") != both["person_key_before"].fillna("\0")
+    return pd.Index(both.loc[moved, "distinct_id"], dtype="str")
+
+
+def distinct_ids(
+    merged: Partial,
+    added: Partial,
+    since: datetime,
+    keys: pd.DataFrame,
+    keys_before: pd.DataFrame,
+    *,
+    email_key: str = "email",
+) -> pd.Index | None:
+    """Distinct ids whose persons must be recomputed (module docstring); None: recompute everyone."""
+    import pandas as pd
+
+    seeds = ids_in(added).union(ids_in(merged, since)).union(_moved(keys, keys_before))
+    owner_now = keys.set_index("distinct_id")["person_key"]
+    owner_before = keys_before.set_index("distinct_id")["person_key"]
+    profiles = merged.profiles[merged.profiles["key"] == email_key]
+    email = profiles["value"].fillna("").str.strip().str.lower()
+    email_ids = profiles["distinct_id"]
+
+    ids = pd.Index(seeds, dtype="str")
+    for _ in range(MAX_ROUNDS):
+        persons = ids.union(pd.Index(owner_now.reindex(ids).dropna())).union(
+            pd.Index(owner_before.reindex(ids).dropna())
+        )
+        grown = ids.union(pd.Index(keys.loc[keys["person_key"].isin(persons), "distinct_id"]))
+        grown = grown.union(pd.Index(keys_before.loc[keys_before["person_key"].isin(persons), "distinct_id"]))
+        shared = email[email_ids.isin(grown).to_numpy()]
+        grown = grown.union(pd.Index(email_ids[email.isin(shared[shared != ""]).to_numpy()]))
+        if len(grown) == len(ids):
+            return ids
+        ids = pd.Index(grown, dtype="str")
+    return None
+
+
+def restrict(partial: Partial, ids: pd.Index) -> Partial:
+    """A copy of `partial` whose person tables keep only the rows of `ids` (links: by `a`)."""
+    from dataclasses import replace
+
+    tables = {}
+    for name in partial.PEOPLE_TABLES:
+        frame = getattr(partial, name)
+        if frame is None:
+            continue
+        column = "a" if name == "links" else "distinct_id"
+        tables[name] = frame[frame[column].isin(ids)].reset_index(drop=True)
+    return replace(partial, **tables)
