@@ -828,7 +828,8 @@ class _Seen:
             for name, table, new in (("cell", "counts", count_rows), ("ucell", "creators", creator_rows)):
                 local = p.seen[name].to_numpy()[mask]
                 if len(new):
-                    local = np.where(local >= 0, new[self.offsets[table][i] + np.maximum(local, 0)], local)
+                    at = np.minimum(self.offsets[table][i] + np.maximum(local, 0), len(new) - 1)  # empty table
+                    local = np.where(local >= 0, new[at], local)
                 moved = local
                 columns[name].append(moved.astype(np.int32))
         frame = pd.DataFrame(
