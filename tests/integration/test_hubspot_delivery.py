@@ -450,3 +450,48 @@ def test_a_fresh_portal_costs_one_list_and_one_batch_create_then_nothing_more(fa
 
     send_companies(client, records(scores(4)), AS_OF)  # the run's client knows them now
     assert len([r for r in fake.requests if "/properties/" in r.path]) == 2
+
+
+def test_plg_scored_at_is_sent_through_the_sync_path_and_an_unchanged_day_sends_nothing(
+    ready_fake, monkeypatch, tmp_path
+):
+    """The target the DAG and `sync` run (sync_target -> hubspot_companies): the stored company
+    carries the run's as-of date; the next day with the same scores plans nothing and calls nothing."""
+    import datetime as dt
+
+    from plg_bridge.config import DeliverySettings, Settings
+    from plg_bridge.controls import RunOptions
+    from plg_bridge.delivery.deliver import RunInputs, sync_target
+    from plg_bridge.delivery.targets import TARGETS
+
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": ready_fake.port,
+        "schema": "http",
+        "password": "test-token",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
+    settings = Settings(
+        work_location=str(tmp_path), delivery=DeliverySettings(destinations=("hubspot",))
+    ).validate()
+    frame = scores(5)
+
+    def run(day: int) -> dict:
+        frames = {"scores": frame, "signals": pd.DataFrame(), "contacts": pd.DataFrame()}
+        as_of = dt.datetime(2026, 11, day, tzinfo=dt.UTC)
+        return sync_target(
+            settings,
+            TARGETS["hubspot_companies"],
+            RunInputs(str(tmp_path), None, as_of, _cache=frames),
+            RunOptions(),
+        )
+
+    first = run(20)
+    assert first["created"] == 5
+    stored = ready_fake.find("companies", "posthog_group_id", "org-0003")
+    assert stored["properties"]["plg_scored_at"] == "2026-11-20"
+
+    calls = len(ready_fake.requests)
+    second = run(21)
+    assert second["plan"]["unchanged"] == 5 and len(ready_fake.requests) == calls

@@ -458,3 +458,45 @@ def test_several_calls_in_flight_at_a_200ms_round_trip(ready_fake):
     assert list(outcomes["record_key"]) == [f"org-{i:03d}" for i in range(40)]
     assert set(outcomes["status"]) == {"created"}
     assert seconds < 3.0, f"40 calls at 200 ms took {seconds:.2f}s: one at a time would be 8 s"
+
+
+def test_plg_scored_at_is_sent_through_the_sync_path(ready_fake, monkeypatch, tmp_path):
+    """intercom_companies as the DAG and `sync` run it: the company's plg_scored_at is midnight UTC
+    of the run's as-of date; the next day with the same scores sends nothing."""
+    import datetime as dt
+
+    from plg_bridge.config import DeliverySettings, Settings
+    from plg_bridge.controls import RunOptions
+    from plg_bridge.delivery.deliver import RunInputs, sync_target
+    from plg_bridge.delivery.targets import TARGETS
+
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": ready_fake.port,
+        "schema": "http",
+        "password": TOKEN,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_INTERCOM_DEFAULT", json.dumps(conn))
+    settings = Settings(
+        work_location=str(tmp_path), delivery=DeliverySettings(destinations=("intercom",))
+    ).validate()
+    frame = scores(3)
+
+    def run(day: int) -> dict:
+        frames = {"scores": frame, "signals": pd.DataFrame(), "contacts": pd.DataFrame()}
+        as_of = dt.datetime(2026, 11, day, tzinfo=dt.UTC)
+        return sync_target(
+            settings,
+            TARGETS["intercom_companies"],
+            RunInputs(str(tmp_path), None, as_of, _cache=frames),
+            RunOptions(),
+        )
+
+    assert run(20)["created"] == 3
+    midnight = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp())
+    stored = [c["custom_attributes"]["plg_scored_at"] for c in ready_fake.companies.values()]
+    assert stored == [midnight] * 3
+
+    calls = len(ready_fake.requests)
+    assert run(21)["plan"]["unchanged"] == 3 and len(ready_fake.requests) == calls

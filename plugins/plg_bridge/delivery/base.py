@@ -67,6 +67,13 @@ def signals_of(inputs: RunInputs, kind: str) -> pd.DataFrame:
     return signals[signals["signal"] == kind] if len(signals) else signals
 
 
+def run_as_of(records: list[dict]) -> str | None:
+    """The run's as-of date (ISO day), which the engine passes with each record it sends
+    (deliver.py): vendors stamp it at send time (`plg_scored_at`), outside the planned payload,
+    so an organization whose values did not change is not resent every day for a new date."""
+    return next((str(r["as_of"])[:10] for r in records if r.get("as_of")), None)
+
+
 def keyed(records: list[dict]) -> list[dict]:
     """Records in the engine's shape `{record_key, org_id, payload}`."""
     return [

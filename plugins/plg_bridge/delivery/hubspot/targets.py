@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from plg_bridge.delivery.base import Target, routed
+from plg_bridge.delivery.base import Target, routed, run_as_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +31,9 @@ def _hubspot_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    return send_companies(_client(settings), records, _as_of(records), batch_size=settings.hubspot.batch_size)
+    return send_companies(
+        _client(settings), records, run_as_of(records), batch_size=settings.hubspot.batch_size
+    )
 
 
 def send_companies(client, records: list[dict], as_of: str | None, *, batch_size: int = 100) -> pd.DataFrame:
@@ -51,11 +53,6 @@ def _stamped(payload: dict, as_of: str | None) -> dict:
     if as_of is None:
         return payload
     return {**payload, "properties": {**payload["properties"], "plg_scored_at": str(as_of)[:10]}}
-
-
-def _as_of(records: list[dict]) -> str | None:
-    """The run's as-of date, which the engine passes with each record (deliver.py)."""
-    return next((r["as_of"] for r in records if r.get("as_of")), None)
 
 
 def _client(settings: Settings):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from plg_bridge.delivery.base import Target, keyed, routed
+from plg_bridge.delivery.base import Target, keyed, routed, run_as_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +30,27 @@ def _intercom_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
 
     scores = inputs.frame("scores")
     return keyed(company_records(scores, routed(inputs, settings, "intercom"))) if len(scores) else []
+
+
+def _send_intercom_companies(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    return send_companies(_intercom_client(settings), records, run_as_of(records))
+
+
+def send_companies(client, records: list[dict], as_of: str | None) -> pd.DataFrame:
+    """The intercom_companies send step: `plg_scored_at` (midnight UTC of the run's as-of date)
+    stamped at send time on companies that carry a score, then created or updated."""
+    from plg_bridge.delivery.convert import unix_day
+    from plg_bridge.delivery.intercom.deliver import deliver_companies
+
+    stamp = unix_day(as_of) if as_of else None
+    sent = []
+    for record in records:
+        payload = record["payload"]
+        attributes = payload.get("custom_attributes") or {}
+        if stamp is not None and "plg_pql_score" in attributes:
+            payload = {**payload, "custom_attributes": {**attributes, "plg_scored_at": stamp}}
+        sent.append({**record, "payload": payload})
+    return deliver_companies(client, sent)
 
 
 def _intercom_tags(inputs: RunInputs, settings: Settings) -> list[dict]:
@@ -60,7 +81,7 @@ def _sender(deliver_name: str):
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("intercom_companies", "intercom", _intercom_companies, _sender("deliver_companies")),
+    Target("intercom_companies", "intercom", _intercom_companies, _send_intercom_companies),
     Target(
         "intercom_tags",
         "intercom",
