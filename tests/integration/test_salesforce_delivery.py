@@ -192,7 +192,7 @@ def test_a_lock_that_never_clears_fails_after_the_retries():
         outcomes = deliver_accounts(make_client(fake), records(3))
         row = outcomes.set_index("record_key").loc["org-0001"]
         assert (row["status"], row["error_code"]) == ("failed", "UNABLE_TO_LOCK_ROW")
-        assert sizes(fake.calls("PATCH", UPSERT)) == [3, 1, 1, 1]  # max_attempts=4 in all
+        assert sizes(fake.calls("PATCH", UPSERT)) == [3, 1, 1]  # RECORD_ROUNDS = 3 rounds of the record
 
 
 @pytest.mark.parametrize(

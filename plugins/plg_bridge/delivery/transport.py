@@ -270,6 +270,19 @@ def bearer_session(session: requests.Session | None, token: str | None, what: st
     return session
 
 
+def paginate(
+    first: str, fetch: Callable[[str], Mapping[str, Any]], next_of: Callable[[Mapping[str, Any]], str | None]
+) -> Iterator[Mapping[str, Any]]:
+    """The pages of a paged resource: `fetch(path)` reads one page (and raises on failure),
+    `next_of(page)` names the next one (None: the last). Salesforce SOQL follows
+    `nextRecordsUrl`; HubSpot's `paging.next.after` and Slack's `next_cursor` fit the same shape."""
+    path: str | None = first
+    while path:
+        page = fetch(path)
+        yield page
+        path = next_of(page)
+
+
 def json_body(response: requests.Response) -> Any:
     """The response's JSON, or None when it has none (vendors answer some errors in HTML)."""
     try:
@@ -343,6 +356,7 @@ class RestClient:
         is_fatal: Callable[[requests.Response], bool] | None = None,
         rate_headers: Callable[[requests.Response], tuple[int | None, int | None, float | None]]
         | None = None,
+        retry_if: Callable[[requests.Response], bool] | None = None,
     ) -> None:
         self.session, self.base_url = session, base_url
         # Several calls in flight (base.send_batches) need as many pooled connections, or each
@@ -351,6 +365,7 @@ class RestClient:
         session.mount("https://", pooled)
         session.mount("http://", pooled)
         self.rate_headers = rate_headers  # (limit, remaining, window s) from a vendor's headers
+        self.retry_if = retry_if  # a vendor's transient answers beyond the retry statuses
         self.policy = policy or RetryPolicy()
         self.limiter, self.timeout, self.sleep = limiter, timeout, sleep
         self.wait_hint, self.is_fatal = wait_hint, is_fatal
@@ -427,7 +442,9 @@ class RestClient:
                         status=response.status_code,
                         body=body_snippet(response),
                     )
-                retryable = response.status_code in self.policy.retry_statuses
+                retryable = response.status_code in self.policy.retry_statuses or (
+                    self.retry_if is not None and self.retry_if(response)
+                )
                 if not retryable or (not idempotent and response.status_code != 429):
                     return response
                 status, body = response.status_code, body_snippet(response)

@@ -38,6 +38,7 @@ from plg_bridge.delivery.transport import (
     RetryPolicy,
     body_snippet,
     json_body,
+    paginate,
 )
 from plg_bridge.redact import mask
 
@@ -53,6 +54,9 @@ DEFAULT_IN_FLIGHT = 10
 # Bulk jobs tried when the CSV upload fails transiently (5xx, no answer): each failed one is
 # aborted first, and an aborted job processed nothing.
 BULK_FRESH_JOBS = 3
+# Rounds for records a 200 answer failed one by one with a transient code (a lock held by another
+# job): the call itself is retried by RestClient only, so a batch costs at most 6 x 3 calls.
+RECORD_ROUNDS = 3
 
 # -- errors -----------------------------------------------------------------------------------------
 
@@ -84,6 +88,11 @@ def _error_codes(response: requests.Response) -> set[str]:
     if isinstance(body, list):
         return {str(e.get("errorCode")) for e in body if isinstance(e, Mapping) and e.get("errorCode")}
     return set()
+
+
+def salesforce_is_transient(response: requests.Response) -> bool:
+    """A 4xx Salesforce asks to retry: a row lock held by another job, the API briefly unavailable."""
+    return 400 <= response.status_code < 500 and bool(_error_codes(response) & RETRYABLE_ERROR_CODES)
 
 
 def salesforce_is_fatal(response: requests.Response) -> bool:
@@ -158,6 +167,7 @@ class SalesforceClient:
             timeout=timeout,
             sleep=sleep,
             is_fatal=salesforce_is_fatal,
+            retry_if=salesforce_is_transient,
         )
         self._client_id, self._client_secret = client_id, client_secret
         self._token: str | None = None
@@ -263,17 +273,16 @@ class SalesforceClient:
     ) -> requests.Response:
         """One authenticated call; returns the first answer that is not retried.
 
-        Retries (through `RestClient`) 429/5xx/network errors; here, a 4xx whose errorCode is
-        UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE, and a 401 once after a new token.
+        Retries are RestClient's (the one retry layer): 429/5xx/network errors and a 4xx whose
+        errorCode is UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE (`salesforce_is_transient`).
+        A 401 is not a retry but a new token: the call is replayed once with it.
         Raises `SalesforceStop` (daily limit, refused credentials) and `RetriesExhausted`.
         """
         if self.stopped is not None:
             raise self.stopped
         url = self.data_url(path)
         refreshed = False
-        attempt = 0
         while True:
-            attempt += 1
             token = self.token()
             try:
                 response = self.rest.request(
@@ -296,15 +305,6 @@ class SalesforceClient:
                     continue
                 code, message = error_of(401, json_body(response), body_snippet(response))
                 raise self._stop(code, f"refused a fresh token: {message}", 401, body_snippet(response))
-            if (
-                400 <= response.status_code < 500
-                and _error_codes(response) & RETRYABLE_ERROR_CODES
-                and attempt < self.policy.max_attempts
-            ):
-                wait = self.policy.backoff(attempt)
-                log.warning("%s %s: %s, retry in %.2fs", method, path, _error_codes(response), wait)
-                self.sleep(wait)
-                continue
             return response
 
     def _note_usage(self, response: requests.Response) -> None:
@@ -320,9 +320,8 @@ class SalesforceClient:
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """All records of a SOQL query, following `nextRecordsUrl`. Raises `SalesforceError`."""
-        records: list[dict[str, Any]] = []
-        path: str | None = f"query?{urlencode({'q': soql})}"
-        while path:
+
+        def fetch(path: str) -> Mapping[str, Any]:
             response = self.request("GET", path)
             body = json_body(response)
             if response.status_code != 200 or not isinstance(body, Mapping):
@@ -330,9 +329,13 @@ class SalesforceClient:
                 raise SalesforceError(
                     f"query failed: {code} {message}", code=code, status=response.status_code
                 )
-            records.extend(body.get("records") or [])
-            path = None if body.get("done", True) else body.get("nextRecordsUrl")
-        return records
+            return body
+
+        def next_of(page: Mapping[str, Any]) -> str | None:
+            return None if page.get("done", True) else page.get("nextRecordsUrl")
+
+        pages = paginate(f"query?{urlencode({'q': soql})}", fetch, next_of)
+        return [record for page in pages for record in page.get("records") or []]
 
     def lead_statuses(self) -> dict[str, bool]:
         """Lead status ApiName -> IsConverted, from `LeadStatus` (cached for this client)."""
@@ -352,7 +355,7 @@ class SalesforceClient:
         """
         outcomes: list[RowOutcome | None] = [None] * len(records)
         todo = list(range(len(records)))
-        for round_ in range(1, self.policy.max_attempts + 1):
+        for round_ in range(1, RECORD_ROUNDS + 1):
             payload = {"allOrNone": False, "records": [records[n] for n in todo]}
             try:
                 response = self.request("PATCH", path, json=payload)
@@ -371,7 +374,7 @@ class SalesforceClient:
             for n, outcome in zip(todo, results, strict=True):
                 outcomes[n] = outcome
             todo = [n for n, o in zip(todo, results, strict=True) if o.error_code in RETRYABLE_ERROR_CODES]
-            if not todo or round_ == self.policy.max_attempts:
+            if not todo or round_ == RECORD_ROUNDS:
                 break
             wait = self.policy.backoff(round_)
             log.warning("Salesforce: %d records locked/unavailable, resending in %.2fs", len(todo), wait)
