@@ -7,7 +7,7 @@ plugs into, so a vendor only says how to map records and how to send one batch.
 - `routed` / `signals_of` / `keyed`: the record-building helpers every vendor's targets share.
 - `send_batches`: batching's second half, for every vendor: several calls in flight (`InFlight`),
   the stop-after-a-fatal-answer rule, outcomes complete and in order whatever the completion order.
-- `resolve_unknown`: the hook where a vendor looks up deliveries whose answer was lost.
+- `Target.lookup`: the hook where a vendor looks up deliveries whose answer was lost (journal.py).
 
 Imported by the DAG file at parse time (through delivery/targets.py): keep its imports light.
 """
@@ -204,12 +204,3 @@ def complete(outcomes: Sequence[RowOutcome | None]) -> list[RowOutcome]:
     if any(o is None for o in outcomes):
         raise RuntimeError("internal error: a record has no outcome")
     return cast("list[RowOutcome]", list(outcomes))
-
-
-def resolve_unknown(keys: Sequence[str]) -> dict[str, RowOutcome]:
-    """Hook point for a vendor lookup of deliveries whose answer was lost (sent, no answer): a
-    vendor folder may provide `resolve_unknown(client, keys) -> {key: outcome}` in its client
-    (HubSpot: search tasks by their key property; Slack: conversations.history + message
-    metadata). Keys it cannot resolve stay unknown (unconfirmed for on-call). The default knows
-    nothing."""
-    return {}
