@@ -46,7 +46,7 @@ Two throughput figures, because a rate limit's ceiling is a long-run figure:
 - window use (steady state): how full the client keeps the window once the first budget is
   spent. For the admitted calls in arrival order at the fake, call i can go no earlier than
   call i-L plus the window (L = the limit), so window / mean(t[i] - t[i-L]) is the share of the
-  ceiling the client sustains, whatever the phase of its bursts. The >= 90 % target is judged on
+  ceiling the client sustains, whatever the phase of its bursts. The >= 95 % target is judged on
   this figure.
 """
 
@@ -500,6 +500,13 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
             out.last_call = calls[-1][0] - started
         admitted = [c[0] for c in calls if c[1] != 429]
         out.window_use = window_use(admitted, case.limit, case.window)
+        if not case.limit and case.in_flight and case.latency:
+            # no rate limit: how full the in-flight bound is kept once calls flow (arrival rate of
+            # the data calls against in-flight calls / round trip)
+            data = sorted(c[0] for c in calls if c[3].startswith("/services/data/") and "composite" in c[3])
+            if len(data) > case.in_flight:
+                rate = (len(data) - 1) / (data[-1] - data[0])
+                out.window_use = rate / (case.in_flight / case.latency)
         if (
             case.vendor == "hubspot"
             and case.what_if
@@ -622,38 +629,37 @@ def details(outcomes: list[Outcome]) -> list[str]:
 
 
 def verdicts(outcomes: list[Outcome]) -> list[str]:
+    """Issue 10's targets: >= 95 % of the ceiling, 429s < 1 % of calls, 0 lost, 0 duplicated."""
     lines = []
     for o in outcomes:
         c = o.case
         parts = []
         if o.window_use is not None:
-            ok = o.window_use >= 0.9
-            text = f"window use {o.window_use:.1%} (target >= 90 %): **{'met' if ok else 'missed'}**"
+            ok = o.window_use >= 0.95
+            what = "window use" if c.limit else "in-flight use"
+            text = f"{what} {o.window_use:.1%} (target >= 95 %): **{'met' if ok else 'missed'}**"
             if not ok:
-                text += f" by {0.9 - o.window_use:.1%} points"
-                text += " — " + why_short(o)
+                text += f" by {0.95 - o.window_use:.1%} points"
+                if c.limit:
+                    text += " — " + why_short(o)
             parts.append(text)
         elif c.limit:
             parts.append("too few calls to measure the steady state")
         else:
-            parts.append(
-                f"{o.rate:,.0f} records/s (no rate ceiling: Salesforce meters a daily request count)"
-            )
+            parts.append(f"{o.rate:,.0f} records/s (Bulk: one job, no rate ceiling)")
+        share_429 = o.throttled / o.calls if o.calls else 0.0
         parts.append(
-            f"rows lost {o.lost} (target 0): **{'met' if o.lost == 0 and not o.duplicates else 'missed'}**"
+            f"429s {share_429:.1%} of calls (target < 1 %): **{'met' if share_429 < 0.01 else 'missed'}**"
+        )
+        parts.append(
+            f"rows lost {o.lost}, duplicated {o.duplicates} (target 0): "
+            f"**{'met' if o.lost == 0 and not o.duplicates else 'missed'}**"
         )
         parts.append(
             f"unchanged rerun {o.rerun_calls} calls (target 0): **{'met' if o.rerun_calls == 0 else 'missed'}**"
         )
         if c.what_if:
             parts.append(c.what_if)
-        elif c.vendor == "hubspot":
-            parts.append(
-                "through the DAG, `targets._send_hubspot_companies` builds its client with "
-                "`HubSpotClient.from_connection`, whose limiter defaults to 100 calls / 10 s and has no "
-                f"setting, so there the window use is at most 100 / {c.limit * 10 / c.window:g} = "
-                f"{100 / (c.limit * 10 / c.window):.1%} of this limit"
-            )
         lines.append(f"- {c.destination}: " + "; ".join(parts) + ".")
     return lines
 
@@ -729,7 +735,11 @@ def report(outcomes: list[Outcome], command: str, loads: list[float], total_seco
         "long-run ceiling, which a run a few windows long can exceed because it starts with a full "
         "window's budget; *window use* is the share of the ceiling the client sustains once that "
         "budget is spent (window / mean gap between call i and call i-L at the fake, L = the limit), "
-        "and is what the >= 90 % target is judged on. Rows lost: desired organizations not stored at "
+        "and is what the >= 95 % target is judged on (Salesforce Collections, without a rate limit: the "
+        "arrival rate of its calls against in-flight calls / round trip, its ceiling). Every fake "
+        "answers after a round trip (HubSpot 300 ms, Salesforce 500 ms, Intercom 200 ms, +- 10 %), "
+        "half on the way in; the fault rows answer 5 % of calls 503 at random (retried by the client). "
+        "Rows lost: desired organizations not stored at "
         "the fake exactly once with their name and score. The unchanged rerun plans the same records "
         "again; its calls are counted at the fake. Benchmark-only changes to the fakes (subclasses in "
         "bench/delivery.py): call arrival times and statuses are recorded, and FakeHubSpot's linear "
@@ -739,7 +749,8 @@ def report(outcomes: list[Outcome], command: str, loads: list[float], total_seco
         "",
         *details(outcomes),
         "",
-        "Against the targets (issue 5, item 8):",
+        "Against the targets (issue 10: >= 95 % of the ceiling at realistic latency, 429s < 1 %, 0 lost, "
+        "0 duplicated, with and without 5 % faults):",
         "",
         *verdicts(outcomes),
     ]
