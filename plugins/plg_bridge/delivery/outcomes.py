@@ -42,6 +42,8 @@ def outcomes_frame(outcomes: Iterable[RowOutcome]) -> pd.DataFrame:
 
     from plg_bridge.redact import strip_secrets
 
-    rows = [{**asdict(o), "error_message": strip_secrets(o.error_message)} for o in outcomes]
+    outcomes = list(outcomes)
+    clean = {m: strip_secrets(m) for m in {o.error_message for o in outcomes}}  # once per distinct text
+    rows = [{**asdict(o), "error_message": clean[o.error_message]} for o in outcomes]
     frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
     return frame.astype("string")
