@@ -28,6 +28,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+# what a `plg-bridge plan` process does before any work: its imports and the secrets masker
+# (Airflow's, installed by the CLI for the commands that load connections)
+STARTUP = (
+    "import logging, pandas, pyarrow, plg_bridge.cli, plg_bridge.pipeline, plg_bridge.delivery.deliver; "
+    "from plg_bridge.redact import install_log_masking; install_log_masking(logging.WARNING)"
+)
+
 
 def plan_env(events: Path, work: Path) -> dict[str, str]:
     """The environment of a `plg-bridge plan` over this export and work folder (no secrets)."""
@@ -93,7 +100,10 @@ def dag_path(
         history = json.loads((work / "runs" / f"as_of={as_of.isoformat()}" / "history.json").read_text())
         runs.append({"seconds": child.seconds, "rss_mb": child.rss_mb, "cpu_seconds": child.cpu_seconds})
         log(f"{events.name}: daily increment {i + 1}/{repeat}: {child.seconds:.2f}s, {child.rss_mb:.0f} MB")
+    startup = measure([sys.executable, "-c", STARTUP], env=env)
+    log(f"{events.name}: start-up of a plan process (imports, secrets masker): {startup.seconds:.2f}s")
     return {
+        "startup_seconds": startup.seconds,
         "new_file": key,
         "new_rows": new_rows,
         "cold": cold,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from plg_bridge.config import load_settings
@@ -105,3 +107,37 @@ def test_rerun_reproduces_outputs_after_newer_exports_arrive(pipeline_env):
 
     assert run_dag().state == "success"  # clearing the 2026-11-20 run again
     assert {name: (run_dir / name).read_bytes() for name in first} == first
+
+
+def test_next_day_folds_its_new_file_and_a_reexport_rebuilds(pipeline_env):
+    """The daily increment (ingest/history.py): the next day's score task starts from the previous
+    run's snapshot and merges only the new file; a re-exported old interval invalidates the
+    snapshots that merged its old version. Both equal the CLI's score over the same files."""
+    exports, work, _ = pipeline_env
+    settings = load_settings(env={})
+    later = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    next_dir = work / "runs" / "as_of=2026-11-21"
+
+    def scored_like_the_cli() -> None:
+        scores = pd.read_csv(next_dir / "scores.csv")
+        expected = score_export(location(str(exports)), later, settings).scores
+        assert scores["org_id"].tolist() == expected["org_id"].tolist()
+        assert scores["pql_score"].tolist() == expected["pql_score"].tolist()
+        assert scores["events_this_week"].tolist() == expected["events_this_week"].tolist()
+
+    assert run_dag().state == "success"
+    late_events = [event("core_feature_used", "2026-11-19T12:00", org="org_0001") for _ in range(50)]
+    write_export(exports, late_events, name=f"{AS_OF.isoformat()}-{later.isoformat()}.parquet.zst")
+    assert run_dag(logical_date=later).state == "success"
+    assert json.loads((next_dir / "history.json").read_text())["base"] == AS_OF.isoformat()
+    assert json.loads((next_dir / "history.json").read_text())["folded"] == 1
+    scored_like_the_cli()
+
+    old = next(exports.glob("2026-11-15T00:00:00+00:00-*.parquet*"))  # PostHog re-exports it, with more rows
+    rows = pq.read_table(old).to_pylist()
+    rows += [event("core_feature_used", "2026-11-15T12:00", org="org_0002") for _ in range(30)]
+    write_export(exports, rows, old.name)
+    os.utime(old, (old.stat().st_atime, old.stat().st_mtime + 60))
+    assert run_dag(logical_date=later).state == "success"  # clearing the 2026-11-21 run
+    assert json.loads((next_dir / "history.json").read_text())["base"] is None  # rebuilt from every partial
+    scored_like_the_cli()
