@@ -192,7 +192,7 @@ def _print_run(result: dict) -> int:
             print(f"{d['target']:<24} skipped ({d['skipped']})")
             continue
         if "error" in d:
-            print(f"{d['target']:<24} FAILED: {d['error'].splitlines()[0]}")
+            print(f"{d['target']:<24} FAILED: {strip_secrets(d['error']).splitlines()[0]}")
             broken.setdefault(d.get("error_kind", "delivery"), []).append(d["target"])
             continue
         p = d["plan"]
