@@ -297,6 +297,8 @@ def deliver_targets(
 
 def _isolated(name: str, as_of: datetime, options: RunOptions, ws: Workspace, prefix: str | None) -> dict:
     """One target of deliver_targets: its failure becomes its result."""
+    from plg_bridge.redact import strip_secrets
+
     try:
         return deliver_run(name, as_of, options, ws, prefix)
     except Exception as exc:
@@ -304,7 +306,8 @@ def _isolated(name: str, as_of: datetime, options: RunOptions, ws: Workspace, pr
         # the caller reports it (the CLI: one line per problem, then the exit code)
         level = logging.INFO if kind == "configuration" else logging.ERROR
         log.log(level, "%s failed (%s): %s", name, kind, exc)
-        return {"target": name, "error": f"{type(exc).__name__}: {exc}"[:1000], "error_kind": kind}
+        error = strip_secrets(f"{type(exc).__name__}: {exc}")[:1000]  # a vendor body may echo headers
+        return {"target": name, "error": error, "error_kind": kind}
 
 
 def is_configuration_error(exc: BaseException) -> bool:
