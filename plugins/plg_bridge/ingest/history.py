@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 ROOT = "history"
 FORMAT = 2  # bump when the snapshot layout or the merge changes meaning
+CHUNK = 8  # partials read and merged at a time when many are new (a cold run)
 KEEP = 7  # snapshots kept (newest as-of first); older ones are deleted after a successful write
 # the columns a person table is reduced by first: rows of a snapshot whose value there is not
 # among the new partials' pass through the fold untouched (reduce groups by a superset of it)
@@ -146,8 +147,10 @@ def fold(work: Location, files: list[ExportFile], as_of: datetime, settings: Set
             log.warning("history snapshot %s unusable (%s): merging every partial", base.prefix, exc)
             base = None
     new = [f for f in files if base is None or base.files.get(f.key) != visible[f.key]]
-    partials = [rollup.read(work, partial_prefix(f)) for f in new]
-    added = rollup.merge(partials) if partials else None
+    added = None
+    for i in range(0, len(new), CHUNK):  # a few partials in memory at a time, folded as they come
+        partials = [rollup.read(work, partial_prefix(f)) for f in new[i : i + CHUNK]]
+        added = rollup.merge(partials) if added is None else fold_into(added, partials)
     if state is None:
         merged = added or rollup.merge([])
     else:
