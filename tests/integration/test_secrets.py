@@ -267,3 +267,54 @@ def test_failure_alert_carries_no_secret():
     text = failure_text({"task_instance": ti, "exception": error, "params": {"as_of": "2026-11-20"}})
     assert "intercom refused: HTTP 401" in text
     assert INTERCOM_TOKEN not in text and SECRETS["slack webhook secret"] not in text
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post_to_a_refusing_webhook(monkeypatch) -> str:
+    """A webhook whose host refuses the connection: slack_sdk retries (nothing was sent). Returns
+    what reached the hooks' logger (a handler on it, whatever Airflow did to the root logger)."""
+    import logging
+
+    import plg_bridge.delivery.slack.client as slack_client
+
+    host = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REFUSING_HOOK",
+        json.dumps({"conn_type": "slackwebhook", "host": host, "password": WEBHOOK_PATH}),
+    )
+    seen: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = slack_client.sdk_logger()
+    logger.addHandler(handler)
+    try:
+        outcomes = slack_client.post_digest(
+            [{"text": "hello"}], conn_id="refusing_hook", sleep=lambda s: None
+        )
+    finally:
+        logger.removeHandler(handler)
+    assert outcomes["status"].tolist() == ["failed"]
+    return "\n".join(seen)
+
+
+def test_slack_sdk_retry_log_never_prints_the_webhook_url(monkeypatch):
+    """slack_sdk logs `Going to retry the same request: POST <webhook URL>` at INFO (and `A retry
+    handler found ... <url>` when its logger's level is DEBUG): the hooks get a WARNING logger."""
+    import logging
+
+    import plg_bridge.delivery.slack.client as slack_client
+
+    assert "whSECRET99zz" not in _post_to_a_refusing_webhook(monkeypatch)
+
+    # the same post through a chatty logger (what the hook had before) prints the secret URL:
+    chatty = logging.getLogger("plg_bridge.tests.chatty_slack_sdk")
+    chatty.setLevel(logging.DEBUG)
+    monkeypatch.setattr(slack_client, "sdk_logger", lambda: chatty)
+    assert "whSECRET99zz" in _post_to_a_refusing_webhook(monkeypatch)
