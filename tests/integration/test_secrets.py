@@ -318,3 +318,40 @@ def test_slack_sdk_retry_log_never_prints_the_webhook_url(monkeypatch):
     chatty.setLevel(logging.DEBUG)
     monkeypatch.setattr(slack_client, "sdk_logger", lambda: chatty)
     assert "whSECRET99zz" in _post_to_a_refusing_webhook(monkeypatch)
+
+
+MASKING_PROBE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO)
+if sys.argv[1] == "masked":
+    from plg_bridge.redact import install_log_masking, register_connections
+    install_log_masking(logging.INFO)
+    register_connections(["probe"])
+else:
+    import airflow  # what the CLI had: Airflow's own logging setup outside a task
+    from airflow.sdk import BaseHook
+    BaseHook.get_connection("probe")
+logging.getLogger("plg_bridge.probe").info("stdlib line: %s", sys.argv[2])
+import structlog
+structlog.get_logger("airflow.task.hooks.probe").info("structlog line: " + sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize(("mode", "leaks"), [("masked", False), ("airflow-default", True)])
+def test_cli_logging_masks_connection_secrets(mode, leaks):
+    """The CLI's logs (stdlib and structlog, e.g. hooks) go through Airflow's secrets masker."""
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_PROBE": json.dumps({"conn_type": "http", "host": "h", "password": HUBSPOT_TOKEN}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", MASKING_PROBE, mode, HUBSPOT_TOKEN],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert "stdlib line" in out and "structlog line" in out
+    assert (HUBSPOT_TOKEN in out) is leaks
