@@ -140,7 +140,7 @@ def test_shipped_defaults_of_every_section_pass_validation():
     sections = [
         f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(getattr(settings, f.name))
     ]
-    assert {"signals", "intercom", "slack"} <= set(sections)  # the three once never validated
+    assert {"signals", "intercom", "slack"} <= set(sections)  # the three sections that were never validated
 
 
 def test_coercion_errors_from_the_environment_name_the_variable():
