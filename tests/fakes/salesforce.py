@@ -164,6 +164,7 @@ class FakeSalesforce(FakeServer):
         self.fields = {name: {f.lower(): f for f in ("Id", *fs)} for name, fs in objects.items()}
         self.external_ids = {k: set(v) for k, v in (external_ids or DEFAULT_EXTERNAL_IDS).items()}
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in objects}
+        self._indexes: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}  # see _key_index
         self.jobs: dict[str, dict[str, Any]] = {}  # Bulk 2.0 job info by id
         self._jobs: dict[str, _Job] = {}
         self._cursors: dict[str, tuple[list[dict], int]] = {}
@@ -341,6 +342,17 @@ class FakeSalesforce(FakeServer):
 
     # -- saving records (collections and bulk share this) ------------------------------------
 
+    def _key_index(self, sobject: str, key: str) -> dict[str, str]:
+        """External id value -> record id, kept between calls (a scan of every record per call
+        made a 50,000-record load quadratic and the fake, not the client, the bottleneck).
+        Rebuilt whenever records were added or removed other than through `_save`."""
+        rows = self.records[sobject]
+        cached = self._indexes.get((sobject, key))
+        if cached is None or cached[0] != len(rows):
+            index = {str(r[key]): i for i, r in rows.items() if r.get(key) is not None}
+            cached = self._indexes[(sobject, key)] = (len(rows), index)
+        return cached[1]
+
     def _save(self, items: list[tuple[str, dict]], op: str, key: str | None, all_or_none: bool) -> list[dict]:
         """Validate then apply insert/update/upsert of (sObject, raw record) pairs, in order.
 
@@ -370,8 +382,7 @@ class FakeSalesforce(FakeServer):
                 else:
                     keys_seen[str(key_value)] = keys_seen.get(str(key_value), 0) + 1
                     if sobject not in by_key:
-                        rows = self.records[sobject].items()
-                        by_key[sobject] = {str(r[key]): i for i, r in rows if r.get(key) is not None}
+                        by_key[sobject] = self._key_index(sobject, key)
                     target = by_key[sobject].get(str(key_value))
             elif op == "update":
                 target = values.pop("Id", None)
@@ -434,6 +445,10 @@ class FakeSalesforce(FakeServer):
                 record_id = target or self._new_id(sobject)
                 record = self.records[sobject].setdefault(record_id, {"Id": record_id})
                 record.update(values)
+                for (indexed, field_name), (count, index) in list(self._indexes.items()):
+                    if indexed == sobject and record.get(field_name) is not None:
+                        index[str(record[field_name])] = record_id
+                        self._indexes[(indexed, field_name)] = (count + created, index)
                 result.update(id=record_id, success=True)
                 if op == "upsert":
                     result["created"] = created
