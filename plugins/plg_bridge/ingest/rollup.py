@@ -11,14 +11,16 @@ One count per event (PostHog delivers at least once; a re-delivered event keeps 
 a later `_inserted_at` and can land in any later file): a uuid counts once across every file
 merged, and the copy kept is the one with the earliest `_inserted_at` (ties: the earliest export
 interval, then file order, then row order). A file keeps one copy per uuid itself; `seen` holds,
-per counted PQL-event copy, a 64-bit hash of its uuid, its `_inserted_at`, its file (`sources`)
-and the count cells it added to (org x day x event, and org x day x user for creators). `merge`
-finds the uuids seen in more than one partial (one sort of int64 hashes) and takes every later
-copy's contribution back out of the counts and creators, so merge memory and time follow the
-counted events in compact numpy form, never the rows. A 64-bit hash collision between two
-different uuids would drop one event: about 1e-5 odds at 20 M events. The person tables (links,
-firsts, touches, profiles, memberships, occurrences, spans: first / min / max / latest per key; conversions:
-one per uuid) give the same result whichever copies of an event they saw, so they need no undo.
+per kept PQL-event copy, 24 bytes: a 64-bit hash of its uuid, its `_inserted_at`, and the rows of
+`counts` (org x day x event) and `creators` (org x day x user) it added to; `sources` lists the
+files behind a partial as ranges of `seen`. `merge` sorts the hashes once, orders only the uuids
+seen more than once, and takes every later copy's contribution back out of the counts and
+creators, so merge memory and time follow the counted events in compact numpy form, never the
+rows. A 64-bit collision between two different uuids would drop one event: about 1e-5 odds at
+20 M events. The person tables (links, firsts, touches, profiles, memberships, occurrences, spans:
+first / min / max / latest per key; conversions: one per uuid) keep no fingerprints: a re-delivery
+carries the same content, and a second identical copy cannot change a first / min / max / latest.
+(Copies that differed, e.g. in person_id, would both reach the person tables: not undone.)
 Quality counters: `duplicates` (copies dropped within a file), `duplicates_across_files` (copies
 dropped by the merge).
 
@@ -828,7 +830,9 @@ class _Seen:
             for name, table, new in (("cell", "counts", count_rows), ("ucell", "creators", creator_rows)):
                 local = p.seen[name].to_numpy()[mask]
                 if len(new):
-                    at = np.minimum(self.offsets[table][i] + np.maximum(local, 0), len(new) - 1)  # empty table
+                    at = np.minimum(
+                        self.offsets[table][i] + np.maximum(local, 0), len(new) - 1
+                    )  # empty table
                     local = np.where(local >= 0, new[at], local)
                 moved = local
                 columns[name].append(moved.astype(np.int32))
