@@ -345,7 +345,7 @@ def report(results: list[Result], dags: list[DagResult], command: str, repeat: i
         "",
         f"Machine: {box['nproc']} cores ({box['cpu']}), {box['ram_gb']:.1f} GiB RAM, {box['os']}; "
         f"Python {box['python']}, pyarrow {box['pyarrow']}, pandas {box['pandas']}, numpy {box['numpy']}, "
-        f"DuckDB {box['duckdb']} ({results[0].duck_threads} threads). 1-minute load average during the "
+        f"DuckDB {box['duckdb']} ({[*results, *(d.full for d in dags)][0].duck_threads} threads). 1-minute load average during the "
         f"run: {min(LOADS):.1f} to {max(LOADS):.1f} (the machine is shared with other sessions; on 2 cores "
         "anything above ~2 means the tools waited for CPU).",
         "",
@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
     parser.add_argument(
-        "--sizes", help="comma-separated row counts of the cold runs (default 5000000,20000000)"
+        "--sizes", help="comma-separated row counts of the cold runs (default 5000000,20000000; none: skip)"
     )
     parser.add_argument("--dag-rows", type=int, help=f"events of the 28-day DAG export (default {DAG_ROWS})")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size (median reported)")
@@ -518,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if args.sizes:
+    if args.sizes == "none":  # the DAG path only
+        sizes = ()
+    elif args.sizes:
         sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(","))
     else:
         sizes = QUICK_SIZES if args.quick else SIZES

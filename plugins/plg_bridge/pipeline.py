@@ -142,10 +142,10 @@ def score_merged(
         )
         if recompute is not None:
             subset = touched.restrict(merged, recompute)
-            persons = keys.loc[keys["distinct_id"].isin(recompute), "person_key"]
-            before = folded.keys.loc[folded.keys["distinct_id"].isin(recompute), "person_key"]
+            persons = keys.loc[touched.isin(keys["distinct_id"], recompute), "person_key"]
+            before = folded.keys.loc[touched.isin(folded.keys["distinct_id"], recompute), "person_key"]
             gone = pd.Index(persons).union(pd.Index(before)).union(recompute)
-            kept = folded.contacts[~folded.contacts["person_key"].isin(gone)]
+            kept = folded.contacts[~touched.isin(folded.contacts["person_key"], gone)]
             narrowed = {"persons_recomputed": persons.nunique(), "persons": keys["person_key"].nunique()}
             log.info("person models: %(persons_recomputed)d of %(persons)d persons recomputed", narrowed)
     excluded = exclusions.find(subset, keys, as_of, settings)

@@ -192,6 +192,7 @@ def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.P
     import pandas as pd
 
     from plg_bridge.ingest import people
+    from plg_bridge.ingest.touched import isin
 
     if not partials:
         return state
@@ -210,7 +211,7 @@ def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.P
             setattr(merged, name, old)
             continue
         key = FOLD_KEYS[name]
-        touched = old[key].isin(new[key].unique())
+        touched = isin(old[key], new[key])
         folded = people.merge(name, [old[touched], new])
         setattr(merged, name, _concat(name, old[~touched], folded, pd))
     return merged
