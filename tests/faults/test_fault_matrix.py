@@ -176,12 +176,15 @@ def sf_reset(v: Vendors) -> None:
 
 def sf_locked_rows(v: Vendors) -> None:
     """UNABLE_TO_LOCK_ROW for some records in a collection: twice for org_01 (resent within the
-    call's rounds), eight times for org_02 and a lead of org_01 (more than one run's rounds)."""
+    call's rounds), for org_02 and a lead of org_01 more often than one run's rounds (they wait as
+    dead letters and go through on the rerun)."""
+    from plg_bridge.delivery.salesforce.client import RECORD_ROUNDS
+
     lock = "unable to obtain exclusive access to this record or 1 records"
     v.salesforce.fail_record("org_01", "UNABLE_TO_LOCK_ROW", lock, 2)
-    v.salesforce.fail_record("org_02", "UNABLE_TO_LOCK_ROW", lock, 8)
+    v.salesforce.fail_record("org_02", "UNABLE_TO_LOCK_ROW", lock, RECORD_ROUNDS + 2)
     lead = next(i for i, r in v.salesforce.leads.items() if r["PostHog_Group_Id__c"] == "org_01")
-    v.salesforce.fail_record(lead, "UNABLE_TO_LOCK_ROW", lock, 8)
+    v.salesforce.fail_record(lead, "UNABLE_TO_LOCK_ROW", lock, RECORD_ROUNDS + 2)
 
 
 def sf_token_expires(v: Vendors) -> None:
