@@ -49,9 +49,19 @@ def _target(send, lookup=None, batch=2):
     )
 
 
-def test_a_commit_lost_to_a_concurrent_run_keeps_the_vendor_ids(work):
+@pytest.fixture(params=["local", "s3"])
+def any_work(request, work):
+    """The work location on a local folder and on S3 (moto: If-Match conditional writes)."""
+    if request.param == "local":
+        return work
+    bucket = request.getfixturevalue("s3")
+    return location(f"s3://{bucket}/plg")
+
+
+def test_a_commit_lost_to_a_concurrent_run_keeps_the_vendor_ids(any_work):
     """Another run commits while this run's batch is out: this run re-reads the state and merges
     its created rows (with the vendor's ids) into it instead of losing them."""
+    work = any_work
 
     def send(settings, records):
         keys = [r["record_key"] for r in records]
