@@ -209,7 +209,7 @@ def test_slack_webhook_cannot_be_looked_up_so_the_message_waits_for_oncall(proxi
 # -- kill -9 while the answer is held ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("destination", ["hubspot", "slack"])
+@pytest.mark.parametrize("destination", ["hubspot", "slack", "intercom"])
 def test_killed_while_the_answer_is_held_then_rerun_creates_nothing_twice(
     destination, subprocess_vendors, monkeypatch
 ):
