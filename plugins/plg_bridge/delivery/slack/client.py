@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import logging
 import re
@@ -170,19 +171,24 @@ def post_digest(
     last_post: float | None = None
     for n, message in enumerate(messages, 1):
         key, text, blocks = _message_parts(message, n, key_prefix)
+        # a message of alert records answers for each record in it (mapping.alert_messages)
+        keys = (
+            [str(k) for k in message.get("record_keys") or [key]] if isinstance(message, Mapping) else [key]
+        )
         if stop is not None:
-            outcomes.append(
-                RowOutcome(key, "failed", None, stop.error_code, f"not sent: {stop.error_message}")
-            )
+            outcomes += [
+                RowOutcome(k, "failed", None, stop.error_code, f"not sent: {stop.error_message}")
+                for k in keys
+            ]
             continue
         if last_post is not None and min_interval > 0:
             wait = last_post + min_interval - clock()
             if wait > 0:
                 sleep(wait)
-        journal.departing([key])  # in flight from here on (after the pacing wait): exactly-once journal
-        outcome = send(key, text, blocks)
+        journal.departing(keys)  # in flight from here on (after the pacing wait): exactly-once journal
+        outcome = send(key, text, blocks, keys)
         last_post = clock()
-        outcomes.append(outcome)
+        outcomes += [dataclasses.replace(outcome, record_key=k) for k in keys]
         if outcome.status == "failed" and outcome.error_code in STOP_ERRORS:
             log.error("Slack refused a digest message with %s; not sending the rest", outcome.error_code)
             stop = outcome
@@ -221,9 +227,9 @@ def _api_sender(
         slack_conn_id=conn_id, retry_handlers=handlers, timeout=timeout, logger=sdk_logger(), **kwargs
     )
 
-    def send(key: str, text: str | None, blocks: list | None) -> RowOutcome:
+    def send(key: str, text: str | None, blocks: list | None, keys: Sequence[str] = ()) -> RowOutcome:
         body: dict[str, Any] = {"channel": channel, "unfurl_links": False, "unfurl_media": False}
-        body["metadata"] = lookup.metadata(key)  # finds the message again if the answer is lost
+        body["metadata"] = lookup.metadata(key, keys)  # finds the message again if the answer is lost
         if text:
             body["text"] = text
         if blocks:
@@ -266,7 +272,7 @@ def _webhook_sender(
         slack_webhook_conn_id=conn_id, retry_handlers=handlers, timeout=timeout, logger=sdk_logger()
     )
 
-    def send(key: str, text: str | None, blocks: list | None) -> RowOutcome:
+    def send(key: str, text: str | None, blocks: list | None, keys: Sequence[str] = ()) -> RowOutcome:
         body: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
         if text:
             body["text"] = text

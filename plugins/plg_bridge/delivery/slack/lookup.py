@@ -22,9 +22,9 @@ MAX_PAGES = 25  # of 200 messages: beyond that the lookup gives up (undecided)
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")
 
 
-def metadata(key: str) -> dict[str, Any]:
-    """The message metadata that names a digest message's record key."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"key": key}}
+def metadata(key: str, keys: Sequence[str] = ()) -> dict[str, Any]:
+    """The message metadata that names a digest message's record keys (every alert in it)."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"key": key, "keys": list(keys) or [key]}}
 
 
 def _oldest(records: Sequence[dict]) -> float | None:
@@ -73,9 +73,12 @@ def find_messages(client: Any, channel: str, records: Sequence[dict]) -> dict[st
         page = client.conversations_history(**kwargs)
         for message in page.get("messages") or []:
             meta = message.get("metadata") or {}
-            key = str((meta.get("event_payload") or {}).get("key") or "")
-            if meta.get("event_type") == EVENT_TYPE and key in keys:
-                found.setdefault(key, str(message.get("ts") or "") or None)
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") != EVENT_TYPE:
+                continue
+            for key in payload.get("keys") or [payload.get("key")]:
+                if str(key) in keys:
+                    found.setdefault(str(key), str(message.get("ts") or "") or None)
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
         if not page.get("has_more") or not cursor or len(found) == len(keys):
             return found

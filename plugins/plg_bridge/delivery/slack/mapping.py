@@ -368,3 +368,117 @@ def digest_messages(
         {"record_key": f"{key_prefix}:{day}:{n}", "payload": {"text": m.text, "blocks": m.blocks}}
         for n, m in enumerate(found, 1)
     ]
+
+
+# -- one record per alerted signal ---------------------------------------------------------------
+
+_SCORE_FIELDS = (
+    "pql_score",
+    "events_this_week",
+    "events_last_week",
+    "active_creators",
+    "integrations_connected",
+)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe value of a frame cell (None for missing; numbers as numbers; times as ISO text)."""
+    if _missing(value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def alert_records(
+    scores: pd.DataFrame | None,
+    signals: pd.DataFrame | None,
+    as_of: str | date | datetime,
+    *,
+    alert_signals: Sequence[str] = ALERT_SIGNALS,
+) -> list[dict[str, Any]]:
+    """One create-once record per alert-worthy signal, keyed by its `signal_key`.
+
+    The signal, not the message, is the unit of exactly-once: a digest posted by one run (the fast
+    path at 10:05, the daily run at midnight) holds the signals nobody alerted yet, and a signal in
+    it is never in another digest. The payload is what its digest line shows (a PQL crossing with
+    its score details from `scores`)."""
+    if signals is None or signals.empty:
+        return []
+    by_org: dict[str, dict[str, Any]] = {}
+    if scores is not None and len(scores):
+        fields = [c for c in _SCORE_FIELDS if c in scores.columns]
+        for row in scores[["org_id", *fields]].to_dict("records"):
+            by_org[str(row["org_id"])] = {k: _plain(row[k]) for k in fields}
+    day = _day(as_of)
+    records = []
+    for row in signals[signals["signal"].isin(alert_signals)].to_dict("records"):
+        fields = {
+            k: _plain(row.get(k))
+            for k in ("signal_key", "signal", "org_id", "org_name", "detail", "pql_score", "occurred_at")
+        }
+        if row["signal"] == "pql_crossed":
+            fields.update(by_org.get(str(row["org_id"]), {}))
+        records.append(
+            {
+                "record_key": str(row["signal_key"]),
+                "org_id": row.get("org_id"),
+                "payload": {"day": day, **fields},
+            }
+        )
+    return records
+
+
+def _message_of(
+    records: Sequence[Mapping[str, Any]], alert_signals: Sequence[str], max_blocks: int
+) -> list[_Message]:
+    import pandas as pd
+
+    rows = [dict(r["payload"]) for r in records]
+    crossed = pd.DataFrame([r for r in rows if r["signal"] == "pql_crossed"])
+    others = pd.DataFrame([r for r in rows if r["signal"] != "pql_crossed"])
+    day = rows[0]["day"] if rows else ""
+    return _digest(
+        crossed if len(crossed) else None,
+        others if len(others) else None,
+        day,
+        None,
+        alert_signals=alert_signals,
+        title=DEFAULT_TITLE,
+        max_blocks=max_blocks,
+    )
+
+
+def alert_messages(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    alert_signals: Sequence[str] = ALERT_SIGNALS,
+    max_blocks: int = MAX_BLOCKS,
+) -> list[dict[str, Any]]:
+    """Digest messages for alert records, each holding whole records:
+    `{record_key, record_keys, payload: {text, blocks}}` (its first key names the message; every key
+    in it gets the message's outcome). Records go into a message in order until one more would not fit."""
+    messages: list[dict[str, Any]] = []
+    group: list[Mapping[str, Any]] = []
+
+    def flush() -> None:
+        if group:
+            (message,) = _message_of(group, alert_signals, max_blocks)
+            keys = [str(r["record_key"]) for r in group]
+            messages.append(
+                {
+                    "record_key": keys[0],
+                    "record_keys": keys,
+                    "payload": {"text": message.text, "blocks": message.blocks},
+                }
+            )
+
+    for record in records:
+        if group and len(_message_of([*group, record], alert_signals, max_blocks)) > 1:
+            flush()
+            group = []
+        group.append(record)
+    flush()
+    return messages

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from plg_bridge.delivery.base import Target, keyed, routed
+from plg_bridge.delivery.base import Target, routed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,21 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def _slack_digest(inputs: RunInputs, settings: Settings) -> list[dict]:
-    from plg_bridge.delivery.slack.mapping import digest_messages
+    """One record per alerted signal (its signal key): whichever run posts it first, fast path or
+    daily, no other digest repeats it."""
+    from plg_bridge.delivery.slack.mapping import alert_records
 
     signals = routed(inputs, settings, "slack")
-    crossed = signals[signals["signal"] == "pql_crossed"]["org_id"] if len(signals) else []
-    scores = inputs.frame("scores")
-    scores_crossed = scores[scores["org_id"].isin(crossed)] if len(scores) else scores
-    if scores_crossed.empty and signals.empty:
-        return []
-    return keyed(digest_messages(scores_crossed, signals, inputs.as_of.date()))
+    return alert_records(inputs.frame("scores"), signals, inputs.as_of.date())
 
 
 def _send_slack_digest(settings: Settings, records: list[dict]) -> pd.DataFrame:
+    """The batch's signals as digest messages, each answering for the signals it holds."""
     from plg_bridge.delivery.slack.client import post_digest
+    from plg_bridge.delivery.slack.mapping import alert_messages
 
-    return post_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
+    messages = alert_messages(records)
+    return post_digest(messages, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
 
 
 def _find_slack_digest(settings: Settings, records: list[dict]) -> dict[str, str | None] | None:
@@ -44,9 +44,9 @@ def _find_slack_digest(settings: Settings, records: list[dict]) -> dict[str, str
     return find_digest(records, conn_id=settings.slack.conn_id, channel=settings.slack.channel)
 
 
-# Digest messages per journaled batch: one post_digest call paces them ~1 s apart (Slack's
-# per-channel limit) and stops at the first refusal every later message would hit too.
-SLACK_JOURNAL_BATCH = 10
+# Signals per journaled batch (a digest message or two): one post_digest call paces messages ~1 s
+# apart (Slack's per-channel limit) and stops at the first refusal every later one would hit too.
+SLACK_JOURNAL_BATCH = 20
 
 TARGETS: tuple[Target, ...] = (
     Target(
