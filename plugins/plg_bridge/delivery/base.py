@@ -105,11 +105,13 @@ class InFlight:
         ceiling: int = DEFAULT_MAX_IN_FLIGHT,
         initial: int = 2,
         spare: Callable[[], int] | None = None,
+        backing_off: Callable[[], int] | None = None,
     ) -> None:
         if fixed is not None and fixed < 1:
             raise ValueError("in-flight requests must be >= 1")
         self.rate, self.fixed, self.ceiling, self.initial = calls_per_second, fixed, max(1, ceiling), initial
         self.spare = spare  # calls the rate budget allows right now (a fresh window: all of it)
+        self.backing_off = backing_off  # calls now waiting out a retry backoff
         self.latency: float | None = None  # smoothed seconds per call (EWMA)
         self._lock = threading.Lock()
 
@@ -118,6 +120,10 @@ class InFlight:
             self.latency = seconds if self.latency is None else 0.8 * self.latency + 0.2 * seconds
 
     def bound(self) -> int:
+        # calls sleeping out a retry backoff are not on the wire: others may go meanwhile
+        return self._on_the_wire() + (self.backing_off() if self.backing_off is not None else 0)
+
+    def _on_the_wire(self) -> int:
         if self.fixed is not None:
             return self.fixed
         if self.latency is None:

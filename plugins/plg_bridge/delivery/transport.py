@@ -366,6 +366,9 @@ class RestClient:
         session.mount("http://", pooled)
         self.rate_headers = rate_headers  # (limit, remaining, window s) from a vendor's headers
         self.retry_if = retry_if  # a vendor's transient answers beyond the retry statuses
+        # calls sleeping out a retry backoff: not on the wire, so they hold no in-flight slot
+        self.waiting = 0
+        self._waiting_lock = threading.Lock()
         self.policy = policy or RetryPolicy()
         self.limiter, self.timeout, self.sleep = limiter, timeout, sleep
         self.wait_hint, self.is_fatal = wait_hint, is_fatal
@@ -453,7 +456,13 @@ class RestClient:
             if attempt == attempts:
                 break
             log.warning("%s %s: %s, retry %d/%d in %.2fs", method, path, reason, attempt, attempts - 1, wait)
-            self.sleep(wait)
+            with self._waiting_lock:
+                self.waiting += 1
+            try:
+                self.sleep(wait)
+            finally:
+                with self._waiting_lock:
+                    self.waiting -= 1
         if status is None:  # no answer on any attempt: cut the destination off for this client
             self.unreachable = (
                 f"{self.base_url} stopped answering ({reason} on all {attempts} attempts of an earlier call); "

@@ -407,7 +407,9 @@ class SalesforceClient:
             starts,
             send,
             lambda start: keys[start : start + batch_size],
-            in_flight=InFlight(None, fixed=self.max_in_flight or DEFAULT_IN_FLIGHT),
+            in_flight=InFlight(
+                None, fixed=self.max_in_flight or DEFAULT_IN_FLIGHT, backing_off=lambda: self.rest.waiting
+            ),
             what=f"Salesforce {label}",
         )
         log.info("Salesforce %s: %d batches, %s", label, len(starts), _counts(outcomes))
