@@ -413,7 +413,8 @@ def report(results: list[Result], dags: list[DagResult], command: str, repeat: i
         for d in dags:
             g, cli = d.dag, Result.median(d.full.plg, "seconds")
             lines.append(
-                f"| {fmt_rows(d.rows)}, {d.days} days, {d.payload} | {g['new_rows']:,} | {g['cold']['seconds']:.1f} | "
+                f"| {fmt_rows(d.rows)}, {d.days} days, {d.payload} | {g['new_rows']:,} | {g['cold']['seconds']:.1f}"
+                f"{' (cached: an earlier run)' if g['cold'].get('cached') else ''} | "
                 f"{cli:.1f} | {g['cold']['seconds'] / cli:.2f}x | {g['cold']['rss_mb']:.0f} | {g['seconds']:.2f} | "
                 f"{g.get('startup_seconds', float('nan')):.2f} | {g['cpu_seconds']:.1f} | {g['rss_mb']:.0f} | {d.duck_seconds:.2f} | "
                 f"{g['seconds'] / d.duck_seconds:.2f}x | {'yes' if d.equal else 'NO: ' + d.detail} |"

@@ -81,7 +81,7 @@ def dag_path(
     marker = work.with_suffix(".json")
     stored = json.loads(marker.read_text()) if marker.exists() else {}
     if stored.get("key") == cache_key and work.is_dir():
-        cold = stored["cold"]
+        cold = {**stored["cold"], "cached": True}
         log(f"{events.name}: DAG path: cold run cached in {work} (same data and code)")
     else:
         marker.unlink(missing_ok=True)
