@@ -217,3 +217,16 @@ def test_a_new_file_without_creation_events_folds_in(export, tmp_path, settings)
     files, result = run(exports, work, day(DAYS + 1), settings)
     assert (result.history["base"], result.history["folded"]) == (day(DAYS).isoformat(), 1)
     assert_same(result, cold(work, files, day(DAYS + 1), settings))
+
+
+def test_old_snapshots_are_pruned_and_a_backfill_behind_them_rebuilds(
+    export, tmp_path, settings, monkeypatch
+):
+    monkeypatch.setattr(history, "KEEP", 2)
+    exports, work = location(str(export)), location(str(tmp_path / "work"))
+    for n in (4, 5, 6):
+        run(exports, work, day(n), settings)
+    assert sorted(s.as_of for s in history.snapshots(work)) == [day(5), day(6)]
+    files, back = run(exports, work, day(4), settings)
+    assert back.history["base"] is None
+    assert_same(back, cold(work, files, day(4), settings))

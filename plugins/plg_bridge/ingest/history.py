@@ -226,9 +226,9 @@ def _concat(name: str, untouched: pd.DataFrame, folded: pd.DataFrame, pd) -> pd.
     return frame.astype(people.TABLES[name])
 
 
-def prune(work: Location, keep: int = KEEP) -> None:
-    """Delete snapshots beyond the `keep` newest as-of dates (a backfill further back rebuilds cold)."""
+def prune(work: Location, keep: int | None = None) -> None:
+    """Delete snapshots beyond the `keep` (KEEP) newest as-of dates (a backfill further back rebuilds cold)."""
     dates = sorted({s.prefix.split("/")[1] for s in snapshots(work)}, reverse=True)
-    for day in dates[keep:]:
+    for day in dates[KEEP if keep is None else keep :]:
         for obj in work.child(ROOT, day).list():
             work.delete(f"{ROOT}/{day}/{obj.key}")
