@@ -76,7 +76,7 @@ def rollup_or_quarantine(
         if settings.exports.on_unreadable != "quarantine":
             raise
         log.error("quarantined export object %s: %s", key, exc)
-        empty = rollup.merge([])
+        empty = replace(rollup.merge([]), people=people)  # an unreadable file takes no person tables away
         empty.quarantine.loc[0] = [exports.uri_of(key), -1, None, None, "unreadable_file", str(exc)[:2000]]
         empty.quality.update({"quarantined_files": 1})
         return empty

@@ -230,3 +230,14 @@ def test_old_snapshots_are_pruned_and_a_backfill_behind_them_rebuilds(
     files, back = run(exports, work, day(4), settings)
     assert back.history["base"] is None
     assert_same(back, cold(work, files, day(4), settings))
+
+
+def test_a_quarantined_unreadable_file_keeps_the_person_models(export, tmp_path):
+    settings = load_settings(env={"PLG_BRIDGE__EXPORTS__ON_UNREADABLE": "quarantine"})
+    (export / name(4, 1)).write_bytes(b"PAR1 not parquet at all")
+    exports, work = location(str(export)), location(str(tmp_path / "work"))
+    run(exports, work, day(5), settings)
+    files, result = run(exports, work, day(6), settings)
+    assert result.quality["quarantined_files"] == 1
+    assert result.contacts is not None and len(result.contacts) and result.signals is not None
+    assert_same(result, cold(work, files, day(6), settings))
