@@ -270,9 +270,7 @@ def test_pools_cover_every_delivery_task(probes):
 
 def test_connection_names_match_the_package():
     """Every conn id package.py documents is a default conn id of a destination module."""
-    sources = "\n".join(
-        p.read_text() for p in (REPO / "plugins" / "plg_bridge" / "delivery").rglob("*.py")
-    )
+    sources = "\n".join(p.read_text() for p in (REPO / "plugins" / "plg_bridge" / "delivery").rglob("*.py"))
     defaults = set(re.findall(r'^DEFAULT_CONN_ID = "([a-z_]+)"', sources, re.M))
     assert defaults == CONNECTIONS
 
