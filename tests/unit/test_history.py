@@ -241,3 +241,30 @@ def test_a_quarantined_unreadable_file_keeps_the_person_models(export, tmp_path)
     assert result.quality["quarantined_files"] == 1
     assert result.contacts is not None and len(result.contacts) and result.signals is not None
     assert_same(result, cold(work, files, day(6), settings))
+
+
+def test_within_a_date_only_the_most_complete_snapshots_stay(tmp_path):
+    """The fast path writes one snapshot per landing under the next midnight's date: each supersedes
+    the one before, so a date keeps its PER_DAY most complete snapshots, not one per landing."""
+    import json
+
+    work = location(str(tmp_path))
+
+    def snapshot(day: str, name: str, files: int) -> str:
+        prefix = f"{history.ROOT}/as_of={day}/{name}"
+        work.write_bytes(f"{prefix}/merged/counts.parquet", b"x")
+        manifest = {
+            "format": history.FORMAT,
+            "as_of": f"{day}T00:00:00+00:00",
+            "files": {f"f{i}": "v1" for i in range(files)},
+            "settings": "s",
+        }
+        work.write_bytes(f"{prefix}/manifest.json", json.dumps(manifest).encode())
+        return prefix
+
+    landings = [snapshot("2026-11-20", f"landing{n}", 10 + n) for n in range(6)]
+    daily = snapshot("2026-11-19", "daily", 9)
+    history.prune(work)
+    kept = [s.prefix for s in history.snapshots(work)]
+    assert kept == [*reversed(landings[-history.PER_DAY :]), daily]
+    assert not any(o.key.startswith("as_of=2026-11-20/landing0/") for o in work.child(history.ROOT).list())

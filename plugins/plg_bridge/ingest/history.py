@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,7 @@ ROOT = "history"
 FORMAT = 2  # bump when the snapshot layout or the merge changes meaning
 CHUNK = 8  # partials read and merged at a time when many are new (a cold run)
 KEEP = 7  # snapshots kept (newest as-of first); older ones are deleted after a successful write
+PER_DAY = 3  # snapshots kept per as-of date (the most complete): a rerun of an older instant rebuilds
 # the columns a person table is reduced by first: rows of a snapshot whose value there is not
 # among the new partials' pass through the fold untouched (reduce groups by a superset of it)
 FOLD_KEYS = {
@@ -227,8 +229,19 @@ def _concat(name: str, untouched: pd.DataFrame, folded: pd.DataFrame, pd) -> pd.
 
 
 def prune(work: Location, keep: int | None = None) -> None:
-    """Delete snapshots beyond the `keep` (KEEP) newest as-of dates (a backfill further back rebuilds cold)."""
-    dates = sorted({s.prefix.split("/")[1] for s in snapshots(work)}, reverse=True)
+    """Delete snapshots beyond the `keep` (KEEP) newest as-of dates (a backfill further back rebuilds cold),
+    and within a date all but the PER_DAY most complete: the fast path folds each landing into the
+    window of the next midnight, one snapshot per landing, each superseding the one before."""
+    found = snapshots(work)  # newest as-of, then most files, first
+    dates = sorted({s.prefix.split("/")[1] for s in found}, reverse=True)
     for day in dates[KEEP if keep is None else keep :]:
         for obj in work.child(ROOT, day).list():
             work.delete(f"{ROOT}/{day}/{obj.key}")
+    kept = Counter()
+    for snap in found:
+        day = snap.prefix.split("/")[1]
+        kept[day] += 1
+        if kept[day] > PER_DAY and day in dates[: KEEP if keep is None else keep]:
+            folder = snap.prefix.removeprefix(f"{ROOT}/")
+            for obj in work.child(ROOT, folder).list():
+                work.delete(f"{snap.prefix}/{obj.key}")
