@@ -344,7 +344,7 @@ def test_several_batches_in_flight_at_a_300ms_round_trip(ready_fake):
 
 def test_batches_answered_out_of_order_keep_their_own_outcomes(ready_fake):
     # the first batch is answered last: its rows must still get their own ids, in input order
-    ready_fake.inject(Fault(path=UPSERT, delay=0.5))
+    ready_fake.inject(Fault(path=UPSERT, delay=3.0))  # long enough for the other three under load
     client = make_client(ready_fake, max_in_flight=4)
     outcomes = client.upsert("companies", company_inputs(scores(8)), batch_size=2)
 

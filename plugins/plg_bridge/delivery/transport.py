@@ -291,6 +291,14 @@ def json_body(response: requests.Response) -> Any:
         return None
 
 
+def header_number(response: requests.Response, name: str, kind: type = float) -> Any:
+    """A vendor's numeric header (rate-limit hints), or None when absent or not a number."""
+    try:
+        return kind(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
 def body_snippet(response: requests.Response) -> str:
     """The start of a response body, for error messages: connection secrets stripped first, since
     a vendor or proxy may echo the request's headers (plg_bridge.redact)."""

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
@@ -33,24 +33,14 @@ from plg_bridge.delivery.transport import (
     bearer_session,
     body_snippet,
     credential_key,
+    header_number,
     json_body,
     shared_limiter,
 )
 
-if TYPE_CHECKING:
-    pass
-
-
 log = logging.getLogger(__name__)
 
 # -- HubSpot's transport policy -------------------------------------------------------------------
-
-
-def _int_header(response: requests.Response, name: str) -> int | None:
-    try:
-        return int(response.headers[name])
-    except (KeyError, ValueError):
-        return None
 
 
 def hubspot_wait_hint(response: requests.Response) -> float | None:
@@ -59,8 +49,8 @@ def hubspot_wait_hint(response: requests.Response) -> float | None:
         return 2.0
     if response.status_code != 429:
         return None
-    interval = _int_header(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
-    remaining = _int_header(response, "X-HubSpot-RateLimit-Remaining")
+    interval = header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds", int)
+    remaining = header_number(response, "X-HubSpot-RateLimit-Remaining", int)
     if interval is not None and (remaining is None or remaining <= 0):
         return interval / 1000
     return None
@@ -68,10 +58,10 @@ def hubspot_wait_hint(response: requests.Response) -> float | None:
 
 def hubspot_rate_headers(response: requests.Response) -> tuple[int | None, int | None, float | None]:
     """(limit, remaining, window seconds) of the app's rolling budget, from X-HubSpot-RateLimit-*."""
-    interval = _int_header(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+    interval = header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds", int)
     return (
-        _int_header(response, "X-HubSpot-RateLimit-Max"),
-        _int_header(response, "X-HubSpot-RateLimit-Remaining"),
+        header_number(response, "X-HubSpot-RateLimit-Max", int),
+        header_number(response, "X-HubSpot-RateLimit-Remaining", int),
         interval / 1000 if interval else None,
     )
 

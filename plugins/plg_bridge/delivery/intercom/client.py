@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import requests
 
@@ -36,29 +36,20 @@ from plg_bridge.delivery.transport import (
     bearer_session,
     body_snippet,
     credential_key,
+    header_number,
     json_body,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
 # -- Intercom's transport policy --------------------------------------------------------------
 
 
-def _number_header(response: requests.Response, name: str) -> float | None:
-    try:
-        return float(response.headers[name])
-    except (KeyError, ValueError):
-        return None
-
-
 def intercom_wait_hint(response: requests.Response, clock: Callable[[], float] = time.time) -> float | None:
     """On 429 wait until `X-RateLimit-Reset` (unix time); None (-> backoff) when it is unusable."""
     if response.status_code != 429:
         return None
-    reset = _number_header(response, "X-RateLimit-Reset")
+    reset = header_number(response, "X-RateLimit-Reset")
     if reset is None:
         return None
     wait = reset - clock()
@@ -85,8 +76,8 @@ class IntercomRateLimiter(RateLimiter):
         self.paused_until = -math.inf
 
     def observe(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
-        remaining = _number_header(response, "X-RateLimit-Remaining")
-        reset = _number_header(response, "X-RateLimit-Reset")
+        remaining = header_number(response, "X-RateLimit-Remaining")
+        reset = header_number(response, "X-RateLimit-Reset")
         if remaining is not None and reset is not None and remaining <= 0:
             self.paused_until = max(self.paused_until, reset)
         return response
