@@ -124,7 +124,7 @@ def score_merged(
     from plg_bridge.ingest import touched
     from plg_bridge.models import exclusions
     from plg_bridge.models.contacts import COLUMNS, contacts
-    from plg_bridge.models.identity import stitch
+    from plg_bridge.models.identity import persons
     from plg_bridge.models.signals import raise_signals
 
     as_of = pql.as_of_time(as_of)
@@ -133,7 +133,7 @@ def score_merged(
     if not merged.people:
         return ScoreResult(scores, quality, merged.quarantine)
     ids = settings.exports.placeholder_ids
-    keys = stitch(merged.links, as_of, ids, merged.firsts["distinct_id"], merged.firsts)
+    keys = persons(merged, as_of, ids)
     subset, kept, narrowed = merged, None, None
     if folded is not None and folded.contacts is not None:
         since = min(folded.since, as_of - timedelta(days=1))  # the signals' day, even on a rerun

@@ -49,17 +49,11 @@ def contacts(
     from plg_bridge.models import exclusions
     from plg_bridge.models.activation import person_firsts
     from plg_bridge.models.attribution import first_touch
-    from plg_bridge.models.identity import person_of, stitch
+    from plg_bridge.models.identity import person_of, persons
 
     t = pd.Timestamp(as_of)
     if keys is None:
-        keys = stitch(
-            partial.links,
-            as_of,
-            settings.exports.placeholder_ids,
-            partial.firsts["distinct_id"],
-            partial.firsts,
-        )
+        keys = persons(partial, as_of, settings.exports.placeholder_ids)
     if excluded is None:
         excluded = exclusions.find(partial, keys, as_of, settings)
 

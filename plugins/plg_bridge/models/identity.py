@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from plg_bridge.ingest.rollup import Partial
+
 COLUMNS = ["distinct_id", "person_key"]
 IDENTIFY = "$identify"
 # PostHog's isDistinctIdIllegal lists (compared here trimmed and case-insensitively, quoted too)
@@ -203,6 +205,12 @@ def stitch(
             "person_key": pd.array(np.asarray(id_names)[key_codes], dtype="str"),
         }
     )
+
+
+def persons(partial: Partial, as_of: datetime | None, placeholder_ids: Iterable[str] = ()) -> pd.DataFrame:
+    """`stitch` over everything a merged partial saw: its links, and every distinct id with a
+    first time (so ids that never linked are persons of their own)."""
+    return stitch(partial.links, as_of, placeholder_ids, partial.firsts["distinct_id"], partial.firsts)
 
 
 def _ns(values: pd.Series) -> np.ndarray:

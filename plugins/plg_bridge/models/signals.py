@@ -257,18 +257,12 @@ def raise_signals(
 
     from plg_bridge.ingest.people import EMAIL, latest_profiles
     from plg_bridge.models import exclusions, groups
-    from plg_bridge.models.identity import person_of, stitch
+    from plg_bridge.models.identity import person_of, persons
 
     if not partial.people:
         return empty()
     if keys is None:
-        keys = stitch(
-            partial.links,
-            as_of,
-            settings.exports.placeholder_ids,
-            partial.firsts["distinct_id"],
-            partial.firsts,
-        )
+        keys = persons(partial, as_of, settings.exports.placeholder_ids)
     if excluded is None:
         excluded = exclusions.find(partial, keys, as_of, settings)
     parts = {
