@@ -89,9 +89,11 @@ class Landing:
         }
 
 
-def newest_landing(exports: Location, since: float | None = None) -> Landing | None:
-    """What landed after `since` (epoch seconds; None: ever): None if nothing, else the newest export
-    interval end now present (the instant to evaluate) and the newest object's landing time.
+def newest_landing(exports: Location, since: float | None = None, seen: int | None = None) -> Landing | None:
+    """What landed after `since` (epoch seconds; None: ever) when `seen` objects were there: None if
+    nothing, else the newest export interval end now present (the instant to evaluate) and the newest
+    object's landing time. The count catches an object landing in the same second as the last one
+    announced (S3's LastModified has whole seconds).
 
     Only interval-named objects (PostHog's default key names) carry the instant they cover; an
     opaque name tells nothing about its interval, so it moves no instant (the daily run reads it).
@@ -109,7 +111,7 @@ def newest_landing(exports: Location, since: float | None = None) -> Landing | N
         landed = max(landed, obj.mtime or 0.0)
         if newest_end is None or end > newest_end[0]:
             newest_end = (end.astimezone(UTC), obj.key)
-    if newest_end is None or (since is not None and landed <= since):
+    if newest_end is None or (since is not None and landed <= since and seen in (None, files)):
         return None
     return Landing(newest_end[0], datetime.fromtimestamp(landed, UTC), newest_end[1], files)
 

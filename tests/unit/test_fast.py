@@ -78,6 +78,12 @@ def test_newest_landing_takes_the_newest_interval_and_the_newest_landing(tmp_pat
     assert late.instant == at("2026-11-20T10:10:00")
     assert late.landed_at.timestamp() == base + 1000
     assert late.files == 3
+    # another object lands within the same second as the last announced one (LastModified has
+    # whole seconds): the object count still tells
+    assert newest_landing(exports, since=base + 1000, seen=3) is None
+    _land(tmp_path, "events/2026-11-20T10:10:00Z-2026-11-20T10:15:00Z.parquet", base + 1000)
+    same_second = newest_landing(exports, since=base + 1000, seen=3)
+    assert same_second.instant == at("2026-11-20T10:15:00") and same_second.files == 4
 
 
 def test_instant_of_takes_the_newest_event_or_the_on_call_override():

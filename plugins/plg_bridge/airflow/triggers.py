@@ -20,6 +20,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 WATERMARK = "announced_mtime"
+SEEN = "announced_files"
 
 
 class ExportLandedTrigger(BaseEventTrigger):
@@ -35,30 +36,32 @@ class ExportLandedTrigger(BaseEventTrigger):
             {"location": self.location, "endpoint_url": self.endpoint_url, "poll_seconds": self.poll_seconds},
         )
 
-    async def _watermark(self) -> float | None:
+    async def _watermark(self) -> tuple[float | None, int | None]:
         if self.asset_state_store is None:
-            return None
-        value = await self.asset_state_store.aget(WATERMARK)
-        return float(value) if value is not None else None
+            return None, None
+        mtime = await self.asset_state_store.aget(WATERMARK)
+        files = await self.asset_state_store.aget(SEEN)
+        return (float(mtime) if mtime is not None else None), (int(files) if files is not None else None)
 
-    async def _remember(self, mtime: float) -> None:
+    async def _remember(self, mtime: float, files: int) -> None:
         if self.asset_state_store is not None:
             await self.asset_state_store.aset(WATERMARK, mtime)
+            await self.asset_state_store.aset(SEEN, files)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from plg_bridge.fast import newest_landing
         from plg_bridge.storage import location
 
         exports = location(self.location, self.endpoint_url)
-        since = await self._watermark()
+        since, seen = await self._watermark()
         while True:
             try:
-                landing = await asyncio.to_thread(newest_landing, exports, since)
+                landing = await asyncio.to_thread(newest_landing, exports, since, seen)
             except Exception as exc:  # a storage hiccup must not end the watch: log, try again
                 self.log.warning("listing %s failed: %s", self.location, exc)
                 landing = None
             if landing is not None:
-                since = landing.landed_at.timestamp()
-                await self._remember(since)
+                since, seen = landing.landed_at.timestamp(), landing.files
+                await self._remember(since, seen)
                 yield TriggerEvent(landing.to_payload())
             await asyncio.sleep(self.poll_seconds)
