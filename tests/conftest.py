@@ -16,6 +16,7 @@ from plg_bridge.storage import location
 from tests.support import REPO
 from tests.support.clocks import AS_OF
 from tests.support.events import write_export
+from tests.support.ports import free_port
 
 # Airflow reads its configuration at import time: point it at a throwaway home before any test
 # module imports it. The metadata DB is created only by the tests that need one (tests/dags).
@@ -25,14 +26,6 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "plg-bridge-tests-" + "x" * 64)
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import AIRFLOW, Stack, StackError, free_port, services_available
+from tests.e2e.stack import AIRFLOW, Stack, StackError, services_available
 from tests.support import REPO
+from tests.support.ports import free_port
 
 AS_OF = dt.date(2026, 11, 20)
 DAG_ID = "plg_reverse_etl"
