@@ -128,12 +128,12 @@ def score_merged(
     from plg_bridge.models.signals import raise_signals
 
     as_of = pql.as_of_time(as_of)
-    scores = pql.score(merged, as_of, settings.pql)
-    quality = quality_summary(merged, scores, as_of)
-    if not merged.people:
-        return ScoreResult(scores, quality, merged.quarantine)
     ids = settings.exports.placeholder_ids
-    keys = persons(merged, as_of, ids)
+    keys = persons(merged, as_of, ids) if merged.people else None  # creators count per person too
+    scores = pql.score(merged, as_of, settings.pql, placeholder_ids=ids, keys=keys)
+    quality = quality_summary(merged, scores, as_of)
+    if keys is None:
+        return ScoreResult(scores, quality, merged.quarantine)
     subset, kept, narrowed = merged, None, None
     if folded is not None and folded.contacts is not None:
         since = min(folded.since, as_of - timedelta(days=1))  # the signals' day, even on a rerun

@@ -208,3 +208,96 @@ def test_daily_scores_equal_score_as_of_each_date(tmp_path, settings):
         got = series[series["day"] == when].set_index("org_id")["pql_score"]
         assert got[got > 0].sort_index().to_dict() == expected[expected > 0].sort_index().to_dict(), when
     assert series["pql_score"].nunique() > 3  # the data moves the score around
+
+
+# -- creators counted per PostHog person (issue 12): both paths, rules written from PostHog's -----
+
+
+def creators_both_paths(tmp_path, settings, rows: list[dict], org: str = "org_a") -> int:
+    """active_creators of `org` by the CLI (`score_export`: identity events only) and by the DAG
+    path (person tables, `score_merged`); they must agree."""
+    from plg_bridge.pipeline import score_export, score_merged
+    from plg_bridge.storage import location
+    from tests.support.clocks import AS_OF
+    from tests.support.events import partial_of, write_export
+
+    write_export(tmp_path / "cli", rows)
+    cli = row_of(score_export(location(str(tmp_path / "cli")), AS_OF, settings), org)["active_creators"]
+    merged = partial_of(tmp_path / "dag", [rows], settings)
+    dag = row_of(score_merged(merged, AS_OF, settings), org)["active_creators"]
+    assert cli == dag, f"CLI {cli} creators, DAG path {dag}"
+    return cli
+
+
+def test_two_persons_merged_dangerously_count_once(tmp_path, settings):
+    """Both identified, different person_ids; `$merge_dangerously` merges identified persons."""
+    from tests.support.events import alias, identify
+
+    rows = [
+        identify("usr_a", None, "2026-11-01"),
+        identify("usr_b", None, "2026-11-01"),
+        event("creation_event", "2026-11-10", distinct_id="usr_a", person_id="pa"),
+        event("creation_event", "2026-11-11", distinct_id="usr_b", person_id="pb"),
+    ]
+    assert creators_both_paths(tmp_path / "apart", settings, rows) == 2
+    merged = [*rows, alias("usr_a", "usr_b", "2026-11-15", name="$merge_dangerously")]
+    assert creators_both_paths(tmp_path / "merged", settings, merged) == 1
+    # a merge at T or later is not known as of T
+    late = [*rows, alias("usr_a", "usr_b", "2026-11-20T00:00", name="$merge_dangerously")]
+    assert creators_both_paths(tmp_path / "late", settings, late) == 2
+
+
+def test_anonymous_person_identified_into_an_identified_one_counts_once(tmp_path, settings):
+    """usr_1 is identified; anon_x (its own person) creates, then `$identify(usr_1, anon_x)`:
+    PostHog merges the anonymous person into usr_1's."""
+    from tests.support.events import identify
+
+    rows = [
+        identify("usr_1", None, "2026-11-01", person_id="p1"),
+        event("creation_event", "2026-11-10", distinct_id="anon_x", person_id="px"),
+        event("creation_event", "2026-11-11", distinct_id="usr_1", person_id="p1"),
+        identify("usr_1", "anon_x", "2026-11-12", person_id="p1"),
+    ]
+    assert creators_both_paths(tmp_path, settings, rows) == 1
+
+
+def test_identify_between_two_identified_persons_is_refused_and_counts_twice(tmp_path, settings):
+    """User B logs in on A's machine without a reset: `$identify(usr_b, $anon_distinct_id=usr_a)`
+    with usr_a already identified; PostHog refuses the merge (cannot_merge_already_identified)."""
+    from tests.support.events import identify
+
+    rows = [
+        identify("usr_a", None, "2026-11-01", person_id="pa"),
+        identify("usr_b", None, "2026-11-02", person_id="pb"),
+        event("creation_event", "2026-11-10", distinct_id="usr_a", person_id="pa"),
+        event("creation_event", "2026-11-11", distinct_id="usr_b", person_id="pb"),
+        identify("usr_b", "usr_a", "2026-11-12", person_id="pb"),
+    ]
+    assert creators_both_paths(tmp_path, settings, rows) == 2
+
+
+def test_placeholder_ids_merge_no_one_and_are_no_creators(tmp_path, settings):
+    """Two users each `$identify` with `$anon_distinct_id` "anonymous" (PostHog's illegal list):
+    not one person through it. A padded placeholder without person_id is no creator; "guest"
+    (illegal, never merged) sharing usr_1's person_id is usr_1's person."""
+    from tests.support.events import identify
+
+    rows = [
+        identify("usr_1", "anonymous", "2026-11-01", person_id="p1"),
+        identify("usr_2", "anonymous", "2026-11-01", person_id="p2"),
+        event("creation_event", "2026-11-10", distinct_id="usr_1", person_id="p1"),
+        event("creation_event", "2026-11-10", distinct_id="usr_2", person_id="p2"),
+        event("creation_event", "2026-11-11", distinct_id=" anonymous ", person_id=""),
+        event("creation_event", "2026-11-12", distinct_id="guest", person_id="p1"),
+    ]
+    assert creators_both_paths(tmp_path, settings, rows) == 2
+
+
+def test_ids_sharing_a_person_id_count_once_across_days(tmp_path, settings):
+    """PostHog's own merge, as the export's person_id shows it: two distinct ids, one person."""
+    rows = [
+        event("creation_event", "2026-11-08", distinct_id="laptop", person_id="p9"),
+        event("creation_event", "2026-11-18", distinct_id="phone", person_id="p9"),
+        event("creation_event", "2026-11-18", distinct_id="other", person_id="p8"),
+    ]
+    assert creators_both_paths(tmp_path, settings, rows) == 2

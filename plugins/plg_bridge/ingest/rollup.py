@@ -2,7 +2,7 @@
 
 An export file is read once, one record batch at a time, and boiled down to a few small tables
 that merge: event counts per organization x event-time day x event, creators per organization x
-day x user, the latest group properties per organization, quarantined rows, data-quality
+day x (distinct_id, person_id), the latest group properties per organization, quarantined rows, data-quality
 counters, and the fingerprints of the events it counted. A run as of T merges the partials of
 the files it may see and applies T only then, so the expensive part never depends on the run's
 date and each file's work is done once.
@@ -12,7 +12,7 @@ a later `_inserted_at` and can land in any later file): a uuid counts once acros
 merged, and the copy kept is the one with the earliest `_inserted_at` (ties: the earliest export
 interval, then file order, then row order). A file keeps one copy per uuid itself; `seen` holds,
 per kept PQL-event copy, 24 bytes: a 64-bit hash of its uuid, its `_inserted_at`, and the rows of
-`counts` (org x day x event) and `creators` (org x day x user) it added to; `sources` lists the
+`counts` (org x day x event) and `creators` (org x day x ids) it added to; `sources` lists the
 files behind a partial as ranges of `seen`. `merge` sorts the hashes once, orders only the uuids
 seen more than once, and takes every later copy's contribution back out of the counts and
 creators, so merge memory and time follow the counted events in compact numpy form, never the
@@ -26,6 +26,9 @@ dropped by the merge).
 
 With `people=True` (the default) the same single read also produces the person-level tables of
 plg_bridge.ingest.people; the PQL tables are computed from the PQL events exactly as without it.
+With `people=False` (`plg-bridge score`) only the identity events are read besides the PQL events:
+their `links` and the `$identify` rows of `firsts`, all the PQL model needs to count creators per
+PostHog person (models/pql.creator_persons).
 
 Storage: `write` puts every table, then a completion marker `_complete-<digest>.json` LAST whose
 name is a digest of the other objects' names and sizes (local writes are tmp + rename; S3 puts are
@@ -113,7 +116,16 @@ def _empty(columns: dict[str, str]) -> pd.DataFrame:
 
 _TS = "datetime64[us, UTC]"
 COUNTS = {"org_id": "str", "day": _TS, "event": "str", "n": "int64", "cell": "int64"}
-CREATORS = {"org_id": "str", "day": _TS, "user": "str", "n": "int64", "cell": "int64"}
+# a creator cell keeps both ids of the row (person_id: null when the export has none): the PQL
+# model resolves them to PostHog persons through the identity links (models/pql.creator_persons)
+CREATORS = {
+    "org_id": "str",
+    "day": _TS,
+    "distinct_id": "str",
+    "person_id": "str",
+    "n": "int64",
+    "cell": "int64",
+}
 GROUPS = {"org_id": "str", "timestamp": _TS, **dict.fromkeys(GROUP_FIELDS, "str")}
 QUARANTINE = {
     "file": "str",
@@ -142,7 +154,7 @@ SCHEMAS = {
 @dataclass
 class Partial:
     counts: pd.DataFrame  # org_id, day, event, n, cell
-    creators: pd.DataFrame  # org_id, day, user, n (creation events), cell
+    creators: pd.DataFrame  # org_id, day, distinct_id, person_id, n (creation events), cell
     groups: pd.DataFrame  # org_id, timestamp, name, plan, seat_count, mrr
     quarantine: pd.DataFrame  # file, row, uuid, event, reason, properties (PQL events)
     quality: Counter = field(default_factory=Counter)
@@ -385,7 +397,8 @@ class _Counter:
             ),
             bool,
         )
-        ucell = np.where(made & ~placeholder, _combine(h_org, day, hash_text(user)), 0)
+        ids = _combine(hash_text(events.column("distinct_id")), hash_text(person))
+        ucell = np.where(made & ~placeholder, _combine(h_org, day, ids), 0)
         ucell[made & placeholder] = PLACEHOLDER
 
         self.columns["hash"].append(hash_text(events.column("uuid")).view(np.int64))
@@ -399,14 +412,20 @@ class _Counter:
         days = pa.array(day, pa.int64()).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
         for out, keys, names in (
             (self.cells, cell, ("org_id", "day", "event")),
-            (self.ucells, ucell, ("org_id", "day", "user")),
+            (self.ucells, ucell, ("org_id", "day", "distinct_id", "person_id")),
         ):
             wanted = np.flatnonzero((keys != 0) & (keys != PLACEHOLDER))
             if not len(wanted):
                 continue
             _, first = np.unique(keys[wanted], return_index=True)
             take = pa.array(wanted[first])
-            values = {"org_id": org, "day": days, "event": events.column("event"), "user": user}
+            values = {
+                "org_id": org,
+                "day": days,
+                "event": events.column("event"),
+                "distinct_id": events.column("distinct_id"),
+                "person_id": person,
+            }
             out.append(
                 pa.table(
                     {name: pc.take(values[name], take) for name in names} | {"cell": pa.array(keys[take])}
@@ -564,7 +583,8 @@ def rollup_file(
 ) -> Partial:
     """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it.
 
-    `people=False` reads only the PQL events and skips the person tables (`plg-bridge score`).
+    `people=False` reads only the PQL and identity events and keeps, of the person tables, only the
+    identity links and `$identify` firsts (identity_tables; `plg-bridge score`).
     Memory follows the record batch (plus the file's compact fingerprints and small tables);
     with `threads` the next batch is read while this one is aggregated (same result).
     """
@@ -588,10 +608,10 @@ def rollup_file(
         location,
         key,
         settings.exports,
-        None if people else events,
+        None if people else (*events, *people_tables.IDENTITY_EVENTS),
         properties=people_tables.event_properties(settings.models, signal_details.values())
         if people
-        else None,
+        else identity_properties(),
         # used when the export's person_properties column is read (exports.schema.OPTIONAL)
         person_properties=people_tables.person_properties(settings.models) if people else None,
     )
@@ -616,8 +636,14 @@ def rollup_file(
             is_pql = pc.fill_null(pc.is_in(batch.quarantine.column("event"), value_set=wanted), False)
             quarantine.append(batch.quarantine.filter(is_pql))
         else:
-            counter.add(batch.events)
-            quarantine.append(batch.quarantine)
+            is_pql = pc.fill_null(pc.is_in(batch.events.column("event"), value_set=wanted), False)
+            counter.add(batch.events.filter(is_pql).select(reader.slim_schema().names))
+            for name, table in identity_tables(
+                batch.events.filter(pc.invert(is_pql)), settings.exports.placeholder_ids
+            ).items():
+                person_parts[name].append(table)
+            is_pql = pc.fill_null(pc.is_in(batch.quarantine.column("event"), value_set=wanted), False)
+            quarantine.append(batch.quarantine.filter(is_pql))
         groups.append(batch.groups)
 
     quarantined = (
@@ -642,6 +668,37 @@ def rollup_file(
         **{name: people_tables.merge(name, parts) for name, parts in person_parts.items()},
         people=people,
     )
+
+
+def identity_properties() -> pa.Schema:
+    """The `properties` keys of the identity events (their other id)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field("$anon_distinct_id", pa.string()), pa.field("alias", pa.string())])
+
+
+def identity_tables(rows: pa.Table, placeholder_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """`links` and the `$identify` rows of `firsts` from identity-event rows, as people.from_slim
+    makes them (placeholder ids left out): what identity.stitch needs, without the person tables."""
+    import pandas as pd
+
+    valid_ids = people_tables.valid_ids
+    if not rows.num_rows:
+        return {}
+    frame = rows.select(["distinct_id", "person_id", "event", "timestamp", "$anon_distinct_id", "alias"])
+    frame = frame.to_pandas()
+    frame = frame[valid_ids(frame["distinct_id"], placeholder_ids)]
+    persons = frame[valid_ids(frame["person_id"], placeholder_ids)]
+    persons = persons.assign(a=persons["distinct_id"], b=persons["person_id"], kind="person")
+    other = frame["$anon_distinct_id"].where(frame["event"] == "$identify", frame["alias"])
+    calls = frame.assign(
+        a=frame["distinct_id"], b=other, kind=frame["event"].map(people_tables.IDENTITY_EVENTS)
+    )
+    calls = calls[valid_ids(calls["b"], placeholder_ids) & (calls["a"] != calls["b"])]
+    columns = list(people_tables.TABLES["links"])
+    links = pd.concat([persons[columns], calls[columns]], ignore_index=True)
+    firsts = frame.loc[frame["event"] == "$identify", ["distinct_id", "event", "timestamp"]]
+    return {"links": people_tables.reduce("links", links), "firsts": people_tables.reduce("firsts", firsts)}
 
 
 def rollup_files(

@@ -7,10 +7,17 @@ seed's HogQL compared `toDate(timestamp)` with `today()`, so both weeks containe
 score = velocity_points  if events_this_week > events_last_week * velocity_ratio
       + breadth_points   if active_creators >= breadth_min_creators, else active_creators * points_per_creator
       + integration_points if integrations_connected >= 1
+
+active_creators counts PostHog persons, not raw ids: each creation event's distinct_id (else its
+person_id) is resolved through the identity links known before T by PostHog's merge rules
+(models/identity.py), so two person_ids PostHog merged (`$merge_dangerously`, an anonymous person
+identified into an identified one, ids sharing a person_id) count once, and two identified
+persons an `$identify` could not merge count twice (creator_persons).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -45,8 +52,61 @@ def as_of_time(value: str | datetime) -> datetime:
     return value
 
 
-def score(partial: Partial, as_of: datetime, cfg: PqlSettings) -> pd.DataFrame:
-    """One row per organization with at least one scoring event in [T-2w, T), best first."""
+UNRESOLVED = "\x1f"  # prefix of a creator key that no distinct id resolves (never a distinct id)
+
+
+def creator_persons(
+    partial: Partial,
+    creators: pd.DataFrame,
+    as_of: datetime,
+    placeholder_ids: Iterable[str] = (),
+    keys: pd.DataFrame | None = None,
+) -> pd.Series:
+    """The PostHog person of each row of `creators` (a slice of `partial.creators`), as of T.
+
+    `keys` is identity.stitch's output when the caller already has it (the DAG path: persons of
+    the whole merged partial); otherwise the partial's links (all of them, or only the identity
+    events' on the CLI path) plus the creators' own distinct_id -> person_id links are stitched.
+    A distinct id PostHog never merges (a placeholder like "guest") resolves through its
+    person_id; one that resolves to no one keeps its person_id (else itself) as its own person.
+    """
+    import pandas as pd
+
+    from plg_bridge.models.identity import stitch
+
+    t = pd.Timestamp(as_of_time(as_of))
+    own = creators.loc[creators["person_id"].notna(), ["distinct_id", "person_id", "day"]]
+    own = pd.DataFrame(
+        {"a": own["distinct_id"], "b": own["person_id"], "kind": "person", "timestamp": own["day"]}
+    )
+    links = pd.concat([partial.links, own.astype(partial.links.dtypes.to_dict())], ignore_index=True)
+    if keys is None:
+        keys = stitch(links, t, placeholder_ids, creators["distinct_id"], partial.firsts)
+    by_id = pd.Series(keys["person_key"].to_numpy(), index=keys["distinct_id"].to_numpy())
+    person = creators["distinct_id"].map(by_id).to_numpy(dtype=object, copy=True)
+    missing = pd.isna(person)
+    if missing.any():
+        held = links[(links["kind"] == "person") & (links["timestamp"] < t)]
+        held = held.assign(key=held["a"].map(by_id)).dropna(subset=["key"])
+        via = held.groupby("b")["key"].min()
+        person[missing] = creators["person_id"][missing].map(via).astype(object).to_numpy()
+        missing = pd.isna(person)
+        raw = creators["person_id"].fillna(creators["distinct_id"]).astype(object).to_numpy()
+        person[missing] = [UNRESOLVED + str(v) for v in raw[missing]]
+    return pd.Series(person, index=creators.index, dtype="str")
+
+
+def score(
+    partial: Partial,
+    as_of: datetime,
+    cfg: PqlSettings,
+    *,
+    placeholder_ids: Iterable[str] = (),
+    keys: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per organization with at least one scoring event in [T-2w, T), best first.
+
+    `keys` (identity.stitch as of T over the partial) saves creator_persons a stitch."""
     import numpy as np
     import pandas as pd
 
@@ -63,11 +123,12 @@ def score(partial: Partial, as_of: datetime, cfg: PqlSettings) -> pd.DataFrame:
 
     creators = partial.creators
     creators = creators[(creators["day"] >= last_start) & (creators["day"] < t)]
+    creators = creators.assign(person=creator_persons(partial, creators, t, placeholder_ids, keys))
     out = pd.DataFrame(
         {
             "events_this_week": total(cfg.velocity_event, this_start, t),
             "events_last_week": total(cfg.velocity_event, last_start, this_start),
-            "active_creators": creators.groupby("org_id")["user"].nunique(),
+            "active_creators": creators.groupby("org_id")["person"].nunique(),
             "integrations_connected": total(cfg.integration_event, last_start, t),
         },
         index=pd.Index(sorted(counts["org_id"].unique()), name="org_id", dtype="str"),
@@ -98,13 +159,16 @@ def score(partial: Partial, as_of: datetime, cfg: PqlSettings) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def daily_scores(partial: Partial, dates: list[datetime], cfg: PqlSettings) -> pd.DataFrame:
+def daily_scores(
+    partial: Partial, dates: list[datetime], cfg: PqlSettings, *, placeholder_ids: Iterable[str] = ()
+) -> pd.DataFrame:
     """`score`'s pql_score as of each of `dates` (midnights), for every organization scored on
     any of them: columns org_id, day, pql_score (0 where unscored), one pass over the partials.
 
     The same rules as `score`, on an organization x day grid with cumulative sums (creators: a
     user counts when active on any day of the window), so a series of as-of dates costs about
-    one score, not one per date.
+    one score, not one per date. Creators are resolved to persons as of each date; the links
+    are stitched once when no identity link falls between the first and the last date.
     """
     import numpy as np
     import pandas as pd
@@ -149,15 +213,29 @@ def daily_scores(partial: Partial, dates: list[datetime], cfg: PqlSettings) -> p
 
     velocity, integration = event_grid(cfg.velocity_event), event_grid(cfg.integration_event)
     scored = grid(counts, np.ones(len(counts), dtype=np.int64))
-    pairs = creators[["org_id", "user"]].drop_duplicates().reset_index(drop=True)
-    pair_of = creators.merge(pairs.reset_index(names="pair"), on=["org_id", "user"])
-    active = np.zeros((len(pairs), n_days + 1), dtype=np.int64)
-    j = ((pair_of["day"] - first) / pd.Timedelta(days=1)).to_numpy().astype(np.int64) + 1
-    active[pair_of["pair"].to_numpy(), j] = 1
-    active = np.cumsum(active, axis=1)
-    pair_org = orgs.get_indexer(pairs["org_id"])
+    calls = partial.links[partial.links["kind"] != "person"]["timestamp"]
+    marks = partial.firsts.loc[partial.firsts["event"] == "$identify", "timestamp"]
+    moving = pd.concat([calls, marks])
+    moving = moving[(moving >= min(stamps)) & (moving < max(stamps))]
+    resolved: dict[pd.Timestamp, tuple] = {}
+
+    def active_pairs(t: pd.Timestamp) -> tuple:
+        """(pair cumulative activity, org of each pair) with creators resolved as of `t`."""
+        at = max(stamps) if moving.empty else t
+        if at not in resolved:
+            person = creator_persons(partial, creators, at, placeholder_ids)
+            keyed = creators.assign(person=person)
+            pairs = keyed[["org_id", "person"]].drop_duplicates().reset_index(drop=True)
+            pair_of = keyed.merge(pairs.reset_index(names="pair"), on=["org_id", "person"])
+            active = np.zeros((len(pairs), n_days + 1), dtype=np.int64)
+            j = ((pair_of["day"] - first) / pd.Timedelta(days=1)).to_numpy().astype(np.int64) + 1
+            active[pair_of["pair"].to_numpy(), j] = 1
+            resolved[at] = (np.cumsum(active, axis=1), orgs.get_indexer(pairs["org_id"]))
+        return resolved[at]
+
     frames = []
     for t in stamps:
+        active, pair_org = active_pairs(t)
         this = window(velocity, t - week, t)
         last = window(velocity, t - 2 * week, t - week)
         users = window(active, t - 2 * week, t) > 0
