@@ -13,7 +13,10 @@ JSON parse per row (a multi-path json_extract_string under TRY: malformed or non
 give no organization, so they count nowhere, as in plg-bridge where they are quarantined), the
 scoring rows materialized once, and every uuid counted once over all files (the copy with the
 earliest `_inserted_at`, then file name, then row). `--query oracle` runs include/sql/duckdb/pql.sql,
-the twin the tests compare plg-bridge with.
+the twin the tests compare plg-bridge with; the tests add `oracle_scores`, which counts creators per
+PostHog person (identity.sql's merge rules). The tuned query counts raw person_id / distinct_id:
+the generator's creators are identified members whose ids PostHog never merged, so the tables
+are the same there; with merged creators only oracle_scores is the reference.
 """
 
 from __future__ import annotations
@@ -88,6 +91,68 @@ SELECT s.org_id, n.org_name, s.events_this_week, s.events_last_week, s.active_cr
 FROM scored s LEFT JOIN names n USING (org_id)
 ORDER BY pql_score DESC, org_id
 """
+
+
+IDENTITY_SQL = SQL.parent / "identity.sql"
+# Active creators per PostHog person, for the oracle: run after identity.sql (plg_person_keys,
+# plg_events, plg_mergeable_id), written from PostHog's rules, not from the pandas code. Creation
+# events as pql.sql counts them (one copy per uuid over all files, window [T-14d, T), organization
+# set, creator = person_id else distinct_id not a placeholder); each resolved to the person of its
+# distinct id, else (an id PostHog never merges, e.g. "guest") to the person of a mergeable
+# distinct id seen with its person_id before T, else to its person_id (else distinct id) alone.
+PERSON_CREATORS = """
+WITH pql_rows AS (
+    SELECT uuid, timestamp, event, distinct_id, person_id,
+           coalesce(json_extract_string(properties, '$."$group_0"'),
+                    json_extract_string(properties, '$."$groups".organization')) AS org_id
+    FROM read_parquet(getvariable('files'), filename = true, file_row_number = true)
+    WHERE event IN ('core_feature_used', 'creation_event', 'integration_connected')
+      AND json_valid(properties) AND json_type(properties) = 'OBJECT'
+    QUALIFY row_number() OVER (
+        PARTITION BY uuid ORDER BY _inserted_at NULLS LAST, filename, file_row_number) = 1
+),
+creations AS (
+    SELECT org_id, distinct_id, nullif(person_id, '') AS person_id
+    FROM pql_rows
+    WHERE event = 'creation_event' AND org_id <> ''
+      AND timestamp >= getvariable('as_of') - INTERVAL 14 DAY AND timestamp < getvariable('as_of')
+      AND coalesce(nullif(person_id, ''), distinct_id) IS NOT NULL
+      AND lower(trim(coalesce(nullif(person_id, ''), distinct_id)))
+          NOT IN ('', 'null', 'undefined', 'anonymous', '0', 'none', 'nan')
+),
+by_person AS (
+    SELECT e.person_id, min(k.person_key) AS person_key
+    FROM plg_events e JOIN plg_person_keys k USING (distinct_id)
+    WHERE e.timestamp < getvariable('as_of') AND plg_mergeable_id(e.distinct_id)
+      AND plg_mergeable_id(e.person_id)
+    GROUP BY 1
+)
+SELECT c.org_id,
+       count(DISTINCT coalesce(k.person_key, p.person_key,
+                               'unresolved:' || coalesce(c.person_id, c.distinct_id))) AS active_creators
+FROM creations c
+LEFT JOIN plg_person_keys k ON k.distinct_id = c.distinct_id AND plg_mergeable_id(c.distinct_id)
+LEFT JOIN by_person p ON p.person_id = c.person_id
+GROUP BY 1
+"""
+
+
+def oracle_scores(con, placeholder_ids: list[str] | None = None):
+    """pql.sql's table with active_creators counted per PostHog person (identity.sql, then
+    PERSON_CREATORS) and the score re-applied; `files` and `as_of` must be set on `con`."""
+    if placeholder_ids is not None:
+        con.execute("SET VARIABLE placeholder_ids = ?", [placeholder_ids])
+    con.execute(IDENTITY_SQL.read_text())
+    scores = con.execute(query_text("oracle")).df()
+    persons = con.execute(PERSON_CREATORS).df().set_index("org_id")["active_creators"]
+    made = persons.reindex(scores["org_id"]).fillna(0).astype("int64").to_numpy()
+    scores["active_creators"] = made
+    velocity = (scores["events_this_week"] > scores["events_last_week"] * 1.5) * 40
+    breadth = [35 if n >= 3 else n * 10 for n in made]
+    integration = (scores["integrations_connected"] >= 1) * 25
+    scores["pql_score"] = (velocity + breadth + integration).astype("int64")
+    scores["is_pql"] = scores["pql_score"] >= 75
+    return scores
 
 
 def export_files(folder: str) -> list[str]:
