@@ -294,9 +294,15 @@ class SalesforceSettings:
     pql_lead_status: str = "PQL"  # Lead.Status set when an organization crosses the PQL threshold
     lead_org_field: str = "PostHog_Group_Id__c"  # Lead field holding the organization key
     max_in_flight: int | None = None  # Collections calls in flight; None: the default (10)
+    api_reserve: float = 0.05  # share of the daily API limit kept for other integrations (below it: stop)
 
     def validate(self) -> None:
         _nonempty(self.conn_id, "salesforce.conn_id")
+        _require(
+            isinstance(self.api_reserve, int | float) and 0 <= self.api_reserve < 0.5,
+            "salesforce.api_reserve",
+            f"must be a fraction of the daily limit in [0, 0.5), e.g. 0.05, got {self.api_reserve!r}",
+        )
         _in_flight(self.max_in_flight, "salesforce.max_in_flight")
         _require(
             self.api_version is None or bool(re.fullmatch(r"v\d+\.\d+", self.api_version)),

@@ -227,7 +227,7 @@ def test_lasting_5xx_fails_the_batch_with_retries_exhausted(fake):
 
 def test_request_limit_exceeded_stops_the_destination_for_the_run():
     with FakeSalesforce(daily_limit=2) as fake:
-        client = make_client(fake)
+        client = make_client(fake, api_reserve=0)  # no reserve: the vendor's 403 is what stops
         outcomes = deliver_accounts(client, records(450))
 
         assert statuses(outcomes.iloc[:400]) == {"created": 400}
@@ -517,7 +517,7 @@ def test_from_connection_needs_host_and_credentials(monkeypatch):
 def test_collections_calls_in_flight_at_a_500ms_round_trip(fake):
     fake.with_latency(0.5, 0.05)
     client = make_client(fake, max_in_flight=None)  # the default: 10 in flight
-    client.token()  # the token call is not what this measures
+    client.auth.token()  # the token call is not what this measures
     started = time.monotonic()
     outcomes = deliver_accounts(client, records(2000), bulk_threshold=None)
     seconds = time.monotonic() - started

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import requests
 import requests.auth
@@ -259,6 +259,238 @@ class BearerAuth(requests.auth.AuthBase):
         return hash(self.fingerprint)
 
 
+class TokenRefused(FatalDestinationError):
+    """The token endpoint refused the credentials (invalid_client, invalid_grant, ...): nothing
+    in this run can fix that. `code` is the OAuth error (OAUTH_INVALID_CLIENT)."""
+
+    def __init__(self, message: str, *, code: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message, status=status, body=body)
+        self.code = code
+
+
+REFUSAL_HOLD = 60.0  # seconds a refused credential is not asked again
+
+
+class OAuth2ClientCredentials(requests.auth.AuthBase):
+    """OAuth 2.0 client credentials as a session's auth: `Authorization: Bearer <access token>`.
+
+    The token is fetched on first use (one fetch however many threads ask at once) and kept;
+    `refresh(request)` replaces it after a 401 (RestClient asks, once per call). The token
+    answer's other fields stay readable (`answer`; Salesforce's `instance_url`). The secret and
+    the token never appear in repr, logs or errors; `fingerprint` (token URL, client id, secret)
+    keys the credential's rate budget and, through `shared`, its one token per process.
+
+    The token call goes through a RestClient of its own (retries of 5xx/429/network errors);
+    an answer of 400/401/403 (wrong secret, revoked app) raises `TokenRefused` naming `name`.
+    """
+
+    can_refresh = True
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        session: requests.Session | None = None,
+        extra: Mapping[str, str] | None = None,
+        name: str = "",
+        policy: RetryPolicy | None = None,
+        timeout: float = 30,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token_url or "://" not in token_url:
+            raise ValueError(f"token URL {token_url!r} needs a scheme")
+        if not client_id or not client_secret:
+            raise ValueError("OAuth2 client credentials need a client id and a client secret")
+        self.token_url = token_url
+        self.name = name or token_url
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            **dict(extra or {}),
+        }
+        self.fingerprint = hashlib.sha256(f"{token_url}\0{client_id}\0{client_secret}".encode()).hexdigest()[
+            :16
+        ]
+        self._session, self._policy, self._timeout, self._sleep = session, policy, timeout, sleep
+        self._token: str | None = None
+        self.answer: dict[str, Any] = {}  # the token answer without the token
+        self.fetches = 0  # token answers read
+        self.fetches_tried = 0
+        self._failure: DestinationError | None = None  # the last fetch's, for threads that waited on it
+        self._failed_at = -math.inf
+        self._lock = threading.Lock()
+        self._rest: RestClient | None = None
+
+    @classmethod
+    def shared(
+        cls, token_url: str, client_id: str, client_secret: str, **kwargs: Any
+    ) -> OAuth2ClientCredentials:
+        """The one auth object of this credential in the process: the targets of one app (and
+        every run in a long-lived worker) share its token instead of fetching one each."""
+        probe = cls(token_url, client_id, client_secret, **kwargs)
+        with _SHARED_LOCK:
+            return _SHARED_AUTH.setdefault(probe.fingerprint, probe)
+
+    def __repr__(self) -> str:
+        return f"OAuth2ClientCredentials({self.token_url!r}, <{self.fingerprint}>)"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if _same_endpoint(request.url, self.token_url):
+            return request  # the token call itself carries the credentials in its form
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+    def token(self) -> str:
+        """The current access token, fetched on first use. Threads that waited while a fetch
+        failed get that failure instead of asking again (one refused call, not one per thread)."""
+        seen = self.fetches_tried
+        with self._lock:
+            if self._token is None:
+                if self._failure is not None and (self.fetches_tried > seen or self._holding()):
+                    raise self._failure
+                self._fetch()
+            return cast("str", self._token)
+
+    def _holding(self) -> bool:
+        """A refusal holds for `REFUSAL_HOLD` seconds: the targets and batches of a run do not
+        each ask again, and a credential fixed at the vendor works on the next run."""
+        return isinstance(self._failure, TokenRefused) and time.monotonic() < self._failed_at + REFUSAL_HOLD
+
+    @property
+    def instance_url(self) -> str | None:
+        """The token answer's `instance_url` (Salesforce: where data calls go); fetches the token
+        on first use."""
+        self.token()
+        url = self.answer.get("instance_url")
+        return str(url).rstrip("/") if url else None
+
+    def refresh(self, request: requests.PreparedRequest) -> bool:
+        """After a 401 to `request`: a new token unless another thread already replaced the one
+        it carried. False when the request did not carry one of ours (nothing to refresh)."""
+        sent = str(request.headers.get("Authorization") or "")
+        if not sent.startswith("Bearer "):
+            return False
+        seen = self.fetches_tried
+        with self._lock:
+            if (
+                self._token is None
+                and self._failure is not None
+                and (self.fetches_tried > seen or self._holding())
+            ):
+                raise self._failure
+            if self._token is None or sent == f"Bearer {self._token}":
+                self._token = None
+                self._fetch()
+        return True
+
+    def _fetch(self) -> None:
+        self.fetches_tried += 1
+        self._failure = None
+        try:
+            self._request_token()
+        except DestinationError as exc:
+            self._failure, self._failed_at = exc, time.monotonic()
+            raise
+
+    def _request_token(self) -> None:
+        from plg_bridge.redact import mask
+
+        if self._rest is None:  # the caller's session (its proxies, TLS settings), built once
+            self._rest = RestClient(
+                self._session or requests.Session(),
+                self.token_url,
+                policy=self._policy,
+                timeout=self._timeout,
+                sleep=self._sleep,
+            )
+        response = self._rest.request(
+            "POST", self.token_url, data=self._form, headers={"Accept": "application/json"}
+        )
+        self.fetches += 1
+        body = json_body(response)
+        if response.status_code == 200 and isinstance(body, Mapping) and body.get("access_token"):
+            token = str(body["access_token"])
+            mask(token)  # a secret obtained at run time: Airflow does not know it
+            self._token = token
+            self.answer = {k: v for k, v in body.items() if k not in ("access_token", "refresh_token")}
+            log.info("%s: access token obtained", self.name)
+            return
+        error = body.get("error") if isinstance(body, Mapping) else None
+        what = (
+            f"{error}: {body.get('error_description') or error}"
+            if error and isinstance(body, Mapping)
+            else f"HTTP {response.status_code}"
+        )
+        message = f"{self.name}: the token endpoint refused the client credentials ({what})"
+        if response.status_code in (400, 401, 403):  # wrong credentials or app setup: not fixable in-run
+            code = f"OAUTH_{str(error).upper()}" if error else f"HTTP_{response.status_code}"
+            raise TokenRefused(message, code=code, status=response.status_code, body=body_snippet(response))
+        raise DestinationError(message, status=response.status_code, body=body_snippet(response))
+
+
+_SHARED_AUTH: dict[str, OAuth2ClientCredentials] = {}
+
+
+def _same_endpoint(url: str | None, other: str) -> bool:
+    return (url or "").split("?", 1)[0].rstrip("/") == other.split("?", 1)[0].rstrip("/")
+
+
+class BudgetReserved(FatalDestinationError):
+    """What is left of a daily budget is reserved for the customer's other integrations."""
+
+    code = "DAILY_BUDGET_RESERVED"
+
+
+class DailyBudget:
+    """A daily request budget shared with the customer's other integrations, learned from the
+    vendor's usage headers (Salesforce's `Sforce-Limit-Info: api-usage=USED/LIMIT`).
+
+    The vendor counts every integration's calls; once fewer than `reserve` of the limit remain
+    (a fraction, e.g. 0.05), `check()` raises `FatalDestinationError` so this run stops and
+    leaves the rest to the others: the rows wait as dead letters for the next run. Thread-safe.
+    """
+
+    def __init__(self, reserve: float = 0.05, *, name: str = "destination") -> None:
+        if not 0 <= reserve < 1:
+            raise ValueError("reserve must be a fraction in [0, 1)")
+        self.reserve, self.name = reserve, name
+        self.used: int | None = None
+        self.limit: int | None = None
+        self._lock = threading.Lock()
+
+    def learn(self, used: int, limit: int) -> None:
+        """One answer's usage; the highest count seen wins (answers arrive out of order)."""
+        with self._lock:
+            if self.limit != limit:
+                self.used, self.limit = used, limit
+            else:
+                self.used = max(self.used or 0, used)
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None or self.used is None else max(0, self.limit - self.used)
+
+    def reserved(self) -> int:
+        """Calls left to the customer's other integrations."""
+        return math.ceil(self.reserve * (self.limit or 0))
+
+    def exhausted(self) -> bool:
+        remaining = self.remaining
+        return remaining is not None and self.reserve > 0 and remaining < self.reserved()
+
+    def check(self) -> None:
+        """Raise `FatalDestinationError` once the remaining calls are below the reserve."""
+        if self.exhausted():
+            raise BudgetReserved(
+                f"{self.name}: daily API budget at {self.used}/{self.limit} calls; the last "
+                f"{self.reserved()} ({self.reserve:.0%}) are left to the customer's other integrations; "
+                "the rest is retried next run"
+            )
+
+
 def bearer_session(session: requests.Session | None, token: str | None, what: str) -> requests.Session:
     """`session` (or a new one) authorized with `token`; a session that already carries a
     `BearerAuth` keeps it. Raises when there is neither."""
@@ -419,10 +651,16 @@ class RestClient:
         attempts = self.policy.max_attempts
         status: int | None = None
         body = ""
-        for attempt in range(1, attempts + 1):
+        refreshed = False  # one new token per call (an auth that can refresh, after a 401)
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             if self.limiter is not None:
                 self.limiter.acquire()
             if before_send is not None:
+                ready = getattr(self.session.auth, "token", None)
+                if callable(ready):  # a token fetch that fails must not count the call as sent
+                    ready()
                 before_send()
             try:
                 sent_at = time.monotonic()
@@ -447,6 +685,19 @@ class RestClient:
             else:
                 if self.rate_headers is not None and self.limiter is not None:
                     self.limiter.learn(*self.rate_headers(response))
+                if response.status_code == 401 and getattr(self.session.auth, "can_refresh", False):
+                    if refreshed:
+                        raise FatalDestinationError(
+                            f"{method} {path}: HTTP 401 with a freshly fetched token: the credentials "
+                            "are not accepted",
+                            status=401,
+                            body=body_snippet(response),
+                        )
+                    if self.session.auth.refresh(response.request):  # type: ignore[union-attr]
+                        log.info("%s %s: HTTP 401, new token, sending again", method, path)
+                        refreshed = True
+                        attempt -= 1  # a 401 applied nothing: the resend is not a retry
+                        continue
                 if self.is_fatal is not None and self.is_fatal(response):
                     raise FatalDestinationError(
                         f"{method} {path}: HTTP {response.status_code} is fatal for this run",

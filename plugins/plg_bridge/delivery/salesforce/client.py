@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import requests
@@ -30,20 +29,20 @@ from plg_bridge.delivery.salesforce.mapping import (
     error_of,
 )
 from plg_bridge.delivery.transport import (
+    BudgetReserved,
+    DailyBudget,
     DestinationError,
     FatalDestinationError,
+    OAuth2ClientCredentials,
     RateLimiter,
     RestClient,
     RetriesExhausted,
     RetryPolicy,
+    TokenRefused,
     body_snippet,
     json_body,
     paginate,
 )
-from plg_bridge.redact import mask
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +56,9 @@ BULK_FRESH_JOBS = 3
 # Rounds for records a 200 answer failed one by one with a transient code (a lock held by another
 # job): the call itself is retried by RestClient only, so a batch costs at most 6 x 3 calls.
 RECORD_ROUNDS = 3
+# Share of the daily API request limit left to the customer's other integrations (settings:
+# salesforce.api_reserve): at fewer remaining calls, the run stops and retries next run.
+DEFAULT_API_RESERVE = 0.05
 
 # -- errors -----------------------------------------------------------------------------------------
 
@@ -119,15 +121,17 @@ def _soql_quote(value: str) -> str:
 
 
 class SalesforceClient:
-    """Salesforce REST over `RestClient` with an OAuth 2.0 client-credentials token.
+    """Salesforce REST over `RestClient` with an `OAuth2ClientCredentials` session auth.
 
-    `base_url` is the My Domain URL (https://<domain>.my.salesforce.com); the token's
-    `instance_url` is used for data calls, as Salesforce asks. The token is fetched on first use,
-    cached, and refreshed once when a call answers 401 (that call is then replayed: a 401 means
-    nothing was applied). A 403 REQUEST_LIMIT_EXCEEDED, or credentials the token endpoint refuses,
-    stop the client for the run (`stopped`): later calls raise the same `SalesforceStop` without
-    touching the network. No limiter by default: Salesforce meters a daily request count, not a
-    rate; pass `limiter` to cap concurrency-heavy runs.
+    `base_url` is the My Domain URL (https://<domain>.my.salesforce.com); the token answer's
+    `instance_url` is used for data calls, as Salesforce asks. The auth object fetches the token
+    on first use and RestClient refreshes it once when a call answers 401 INVALID_SESSION_ID
+    (that call is then sent again: a 401 means nothing was applied). A 403
+    REQUEST_LIMIT_EXCEEDED, credentials the token endpoint refuses, or a daily API budget down to
+    its reserve (`api_reserve` of the limit `Sforce-Limit-Info` reports, left to the customer's
+    other integrations) stop the client for the run (`stopped`): later calls raise the same
+    `SalesforceStop` without touching the network. No rate limiter by default: Salesforce meters
+    a daily request count, not a rate; pass `limiter` to cap concurrency-heavy runs.
     """
 
     def __init__(
@@ -144,6 +148,9 @@ class SalesforceClient:
         sleep: Callable[[float], None] = time.sleep,
         use_instance_url: bool = True,
         max_in_flight: int | None = None,
+        api_reserve: float = DEFAULT_API_RESERVE,
+        name: str | None = None,
+        share_token: bool = False,
     ) -> None:
         if not base_url or "://" not in base_url:
             raise ValueError(
@@ -152,13 +159,25 @@ class SalesforceClient:
         if not client_id or not client_secret:
             raise ValueError("SalesforceClient needs a client id and a client secret")
         session = session or requests.Session()
-        session.auth = None  # the bearer header only; never basic auth with the client secret
         self.base_url = base_url.rstrip("/")
+        self.name = name or f"Salesforce {self.base_url}"
         self.api_version = normalize_version(api_version)
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
         self.use_instance_url = use_instance_url
         self.max_in_flight = max_in_flight
+        make_auth = OAuth2ClientCredentials.shared if share_token else OAuth2ClientCredentials
+        self.auth = make_auth(
+            f"{self.base_url}/services/oauth2/token",
+            client_id,
+            client_secret,
+            session=session,
+            name=self.name,
+            policy=self.policy,
+            timeout=timeout,
+            sleep=sleep,
+        )
+        session.auth = self.auth  # the bearer token only; never basic auth with the client secret
         self.rest = RestClient(
             session,
             self.base_url,
@@ -169,14 +188,8 @@ class SalesforceClient:
             is_fatal=salesforce_is_fatal,
             retry_if=salesforce_is_transient,
         )
-        self._client_id, self._client_secret = client_id, client_secret
-        self._token: str | None = None
-        self._instance_url = self.base_url
-        self._token_lock = threading.Lock()
-        self.token_fetches = 0
+        self.budget = DailyBudget(api_reserve, name=self.name)
         self.stopped: SalesforceStop | None = None
-        self.api_usage: tuple[int, int] | None = None
-        self._usage_warned = False
         self._lead_statuses: dict[str, bool] | None = None
 
     def __repr__(self) -> str:
@@ -185,7 +198,8 @@ class SalesforceClient:
     @classmethod
     def from_connection(cls, conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> SalesforceClient:
         """Client for an Airflow HTTP connection: host = My Domain URL, login/password = client
-        id/secret, extra `{"api_version": "v67.0"}` (a keyword argument wins over the extra)."""
+        id/secret, extra `{"api_version": "v67.0"}` (a keyword argument wins over the extra).
+        Clients of one connection share one token in the process."""
         from plg_bridge.airflow.hooks import connection_session
 
         found = connection_session(conn_id)
@@ -198,9 +212,20 @@ class SalesforceClient:
             kwargs.setdefault("timeout", found.timeout)
         if found.extra.get("api_version"):
             kwargs.setdefault("api_version", str(found.extra["api_version"]))
+        kwargs.setdefault("name", f"Salesforce connection {conn_id!r}")
+        kwargs.setdefault("share_token", True)
         return cls(found.base_url, found.login, found.password, session=found.session, **kwargs)
 
-    # -- auth -----------------------------------------------------------------------------------
+    @property
+    def token_fetches(self) -> int:
+        """Token calls this client's auth made (shared auth: every client of the credential)."""
+        return self.auth.fetches
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """(used, limit) of the daily API requests, from the last `Sforce-Limit-Info` seen."""
+        budget = self.budget
+        return None if budget.used is None or budget.limit is None else (budget.used, budget.limit)
 
     def _stop(self, code: str, message: str, status: int | None = None, body: str = "") -> SalesforceStop:
         if self.stopped is None:
@@ -208,58 +233,17 @@ class SalesforceClient:
             log.error("Salesforce stopped for this run: %s %s", code, message)
         return self.stopped
 
-    def token(self) -> str:
-        """The cached access token, fetched on first use."""
-        with self._token_lock:
-            if self._token is None:
-                self._fetch_token()
-            return cast("str", self._token)
-
-    def _refresh(self, stale: str) -> None:
-        with self._token_lock:
-            if self._token == stale:  # another thread may have refreshed it already
-                self._token = None
-                self._fetch_token()
-
-    def _fetch_token(self) -> None:
-        if self.stopped is not None:
-            raise self.stopped
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._client_id,
-            "client_secret": self._client_secret,
-        }
-        try:
-            response = self.rest.request(
-                "POST", "/services/oauth2/token", data=form, headers={"Accept": "application/json"}
-            )
-        except FatalDestinationError as exc:
-            code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
-            raise self._stop(code, f"token request refused: {message}", exc.status, exc.body) from exc
-        self.token_fetches += 1
-        body = json_body(response)
-        if response.status_code == 200 and isinstance(body, Mapping) and body.get("access_token"):
-            self._token = str(body["access_token"])
-            mask(self._token)  # a secret obtained at run time: Airflow does not know it
-            if self.use_instance_url and body.get("instance_url"):
-                self._instance_url = str(body["instance_url"]).rstrip("/")
-            log.info("Salesforce token obtained for %s", self._instance_url)
-            return
-        code, message = error_of(response.status_code, body, body_snippet(response))
-        message = f"token request refused: {message}"
-        if response.status_code in (400, 401, 403):  # wrong credentials or app setup: not fixable in-run
-            raise self._stop(code, message, response.status_code, body_snippet(response))
-        raise SalesforceError(message, code=code, status=response.status_code, body=body_snippet(response))
-
     # -- calls ----------------------------------------------------------------------------------
 
     def data_url(self, path: str) -> str:
-        """Absolute URL: as given, `/services/...` on the instance, else under /services/data/vXX.X/."""
+        """Absolute URL: as given, `/services/...` on the instance, else under /services/data/vXX.X/.
+        The instance is the token answer's `instance_url` (the token is fetched first if needed)."""
         if "://" in path:
             return path
+        instance = (self.auth.instance_url if self.use_instance_url else None) or self.base_url
         if path.startswith("/services/"):
-            return f"{self._instance_url}{path}"
-        return f"{self._instance_url}/services/data/{self.api_version}/{path.lstrip('/')}"
+            return f"{instance}{path}"
+        return f"{instance}/services/data/{self.api_version}/{path.lstrip('/')}"
 
     def request(
         self,
@@ -274,49 +258,48 @@ class SalesforceClient:
         """One authenticated call; returns the first answer that is not retried.
 
         Retries are RestClient's (the one retry layer): 429/5xx/network errors and a 4xx whose
-        errorCode is UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE (`salesforce_is_transient`).
-        A 401 is not a retry but a new token: the call is replayed once with it.
-        Raises `SalesforceStop` (daily limit, refused credentials) and `RetriesExhausted`.
+        errorCode is UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE (`salesforce_is_transient`);
+        so is the one new token after a 401. Raises `SalesforceStop` (daily limit, the budget's
+        reserve, refused credentials), `SalesforceError` (token endpoint failing otherwise) and
+        `RetriesExhausted`.
         """
         if self.stopped is not None:
             raise self.stopped
-        url = self.data_url(path)
-        refreshed = False
-        while True:
-            token = self.token()
-            try:
-                response = self.rest.request(
-                    method,
-                    url,
-                    json=json,
-                    data=data,
-                    headers={**(headers or {}), "Authorization": f"Bearer {token}"},
-                    idempotent=idempotent,
-                )
-            except FatalDestinationError as exc:
-                code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
-                raise self._stop(code, message, exc.status, exc.body) from exc
-            self._note_usage(response)
-            if response.status_code == 401:
-                if not refreshed:
-                    log.info("Salesforce session expired (%s %s): new token, replaying", method, path)
-                    refreshed = True
-                    self._refresh(token)
-                    continue
-                code, message = error_of(401, json_body(response), body_snippet(response))
-                raise self._stop(code, f"refused a fresh token: {message}", 401, body_snippet(response))
-            return response
+        try:
+            self.budget.check()
+            response = self.rest.request(
+                method, self.data_url(path), json=json, data=data, headers=headers, idempotent=idempotent
+            )
+        except TokenRefused as exc:
+            raise self._stop(exc.code, f"token request refused: {exc}", exc.status, exc.body) from exc
+        except BudgetReserved as exc:
+            raise self._stop(exc.code, str(exc)) from exc
+        except FatalDestinationError as exc:
+            code, message = error_of(exc.status or 0, _loads(exc.body), exc.body)
+            if exc.status == 401:
+                message = f"{self.name} refused a fresh token: {message}"
+            raise self._stop(code, message, exc.status, exc.body) from exc
+        except RetriesExhausted:
+            raise
+        except DestinationError as exc:  # the token endpoint failed otherwise (404, 500 once)
+            code = f"HTTP_{exc.status}" if exc.status else "TOKEN_UNAVAILABLE"
+            raise SalesforceError(str(exc), code=code, status=exc.status, body=exc.body) from exc
+        self._note_usage(response)
+        return response
 
     def _note_usage(self, response: requests.Response) -> None:
+        """Learn the daily budget from `Sforce-Limit-Info`; at the reserve, stop sending."""
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is None:
             return
-        self.api_usage = usage
         used, limit = usage
+        self.budget.learn(used, limit)
         log.debug("Salesforce API usage %d/%d", used, limit)
-        if limit and used >= 0.9 * limit and not self._usage_warned:
-            self._usage_warned = True
-            log.warning("Salesforce API usage at %d/%d of the daily request limit", used, limit)
+        if self.budget.exhausted() and self.stopped is None:
+            try:
+                self.budget.check()
+            except BudgetReserved as exc:
+                self._stop(exc.code, str(exc))
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """All records of a SOQL query, following `nextRecordsUrl`. Raises `SalesforceError`."""

@@ -24,7 +24,9 @@ def _salesforce_client(settings: Settings):
 
     cfg = settings.salesforce
     extra = {"api_version": cfg.api_version} if cfg.api_version else {}
-    return SalesforceClient.from_connection(cfg.conn_id, **extra)
+    return SalesforceClient.from_connection(
+        cfg.conn_id, max_in_flight=cfg.max_in_flight, api_reserve=cfg.api_reserve, **extra
+    )
 
 
 def _salesforce_accounts(inputs: RunInputs, settings: Settings) -> list[dict]:
