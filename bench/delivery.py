@@ -18,6 +18,11 @@ Cases (each against a fresh fake and a fresh state folder):
   rate, so there is no records/s ceiling: the table gives the throughput and the daily budget used.
 - Intercom companies: FakeIntercom at 300 requests / 10 s (fixed windows, as Intercom spreads its
   limit), one company per call, so the ceiling is 30 records/s; 1,800 companies (about a minute).
+- Slack digest: FakeSlack at 1 chat.postMessage per second per channel (sliding window, 429 with
+  Retry-After; Slack documents about one message per second per channel), 150 ms round trip; the
+  slack_digest target (create-once, journaled in batches of 20 signals) posts alerted signals packed
+  into digest messages, so the ceiling is 1 message/s x signals per message (measured: the signals
+  the run posted / its chat.postMessage calls that were accepted).
 
 How each case is run, and why:
 
@@ -55,6 +60,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -82,6 +88,8 @@ SF_CLIENT = ("bench-client-id", "bench-client-secret")
 SF_DAILY_LIMIT = 100_000
 COLLECTION_SIZE = 200  # Salesforce sObject Collections: records per call
 SF_IN_FLIGHT = 10  # salesforce/client.py DEFAULT_IN_FLIGHT: Collections calls in flight
+SLACK_TOKEN = "xoxb-bench-token"
+SLACK_CHANNEL = "plg-alerts"  # SlackSettings.channel's default, without the '#'
 WHAT_IF_MARGIN = 0.05  # seconds added to the HubSpot client limiter's period in the what-if case
 
 if str(REPO) not in sys.path:
@@ -109,6 +117,7 @@ def _bench_fake(
     from tests.fakes.intercom import FakeIntercom
     from tests.fakes.salesforce import FakeSalesforce
     from tests.fakes.server import Request, Response
+    from tests.fakes.slack import FakeSlack
 
     fault_rng = random.Random(5)
 
@@ -188,6 +197,21 @@ def _bench_fake(
                     for c in self.companies.values()
                 ]
 
+    class BenchSlack(Recording, FakeSlack):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.calls = []
+
+        def stored(self) -> list:
+            """[signal key, None, None] for every signal key named by a posted message's metadata
+            (a key posted twice shows twice)."""
+            with self._lock:
+                return [
+                    [key, None, None]
+                    for m in self.posted
+                    for key in ((m.get("metadata") or {}).get("event_payload") or {}).get("keys") or []
+                ]
+
     if vendor == "hubspot":
         return BenchHubSpot(token=HUBSPOT_TOKEN, limit_per_10s=limit, window_seconds=window, host=host)
     if vendor == "salesforce":
@@ -196,6 +220,14 @@ def _bench_fake(
         )
     if vendor == "intercom":
         return BenchIntercom(token=INTERCOM_TOKEN, limit_per_10s=limit, window_seconds=window, host=host)
+    if vendor == "slack":
+        return BenchSlack(
+            bot_token=SLACK_TOKEN,
+            channels=[SLACK_CHANNEL],
+            per_channel_limit=limit,
+            per_channel_seconds=window,
+            host=host,
+        )
     raise ValueError(vendor)
 
 
@@ -291,13 +323,39 @@ def scores_frame(n: int, seed: int = 20261120):
     return frame
 
 
+def signals_frame(scores):
+    """One alert-worthy signal per organization of `scores` (the three Slack alert kinds in turn),
+    shaped like models/signals.py's output."""
+    import pandas as pd
+
+    kinds = ["usage_ceiling", "enterprise_interest", "pql_crossed"]
+    day = AS_OF.date().isoformat()
+    n = len(scores)
+    kind = [kinds[i % 3] for i in range(n)]
+    return pd.DataFrame(
+        {
+            "signal_key": [f"{k}:{o}:{day}" for k, o in zip(kind, scores["org_id"], strict=True)],
+            "signal": kind,
+            "org_id": scores["org_id"],
+            "org_name": scores["org_name"],
+            "distinct_id": [None] * n,
+            "email": [None] * n,
+            "detail": [f"feature {i % 4}" for i in range(n)],
+            "occurred_at": pd.to_datetime([f"{day}T10:00:00Z"] * n),
+            "as_of": [day] * n,
+            "pql_score": scores["pql_score"],
+            "is_pql": scores["is_pql"],
+        }
+    )
+
+
 # -- one case -------------------------------------------------------------------------------------
 
 
 @dataclass
 class Case:
     destination: str  # table label
-    vendor: str  # hubspot | salesforce | intercom
+    vendor: str  # hubspot | salesforce | intercom | slack
     target: str  # sync/targets.py target
     records: int
     limit: int = 0  # calls per window at the fake (0: no rate limit)
@@ -333,6 +391,7 @@ class Outcome:
     lag_ms: tuple[float, float, float] | None = None  # slot granted -> arrival at the fake
     throttle_detail: list = field(default_factory=list)  # per 429: client gap, fake gap, lags (ms)
     error: str | None = None
+    per_message: float = 0.0  # Slack: signals posted per accepted chat.postMessage
 
     @property
     def rate(self) -> float:
@@ -341,6 +400,8 @@ class Outcome:
     @property
     def ceiling(self) -> float | None:
         c = self.case
+        if c.vendor == "slack":
+            return c.limit * self.per_message / c.window if self.per_message else None
         if c.limit:
             return c.limit * c.per_call / c.window
         if c.in_flight and c.latency:  # no rate limit: in-flight calls x records per call / round trip
@@ -413,6 +474,20 @@ def client_for(vendor: str, url: str, case: Case):
         def make(*_a: Any, **_k: Any) -> Any:
             return IntercomClient(url, INTERCOM_TOKEN, limiter=limiter)
 
+    elif vendor == "slack":
+        # the Slack target reads its Airflow connection itself (slack/client.py, SlackHook): point
+        # slack_default at the fake; the client paces its own posts (no limiter object to stamp)
+        conn = {"conn_type": "slack", "password": SLACK_TOKEN, "extra": {"base_url": f"{url}/api/"}}
+        previous = os.environ.get("AIRFLOW_CONN_SLACK_DEFAULT")
+        os.environ["AIRFLOW_CONN_SLACK_DEFAULT"] = json.dumps(conn)
+        try:
+            yield None
+        finally:
+            if previous is None:
+                os.environ.pop("AIRFLOW_CONN_SLACK_DEFAULT", None)
+            else:
+                os.environ["AIRFLOW_CONN_SLACK_DEFAULT"] = previous
+        return
     else:
         cls = SalesforceClient
 
@@ -457,6 +532,17 @@ def check_store(stored: list, scores, name_fallback: bool = False) -> tuple[int,
     return missing, wrong, duplicates
 
 
+def check_signals(stored: list, signals) -> tuple[int, int, int]:
+    """(missing, wrong, duplicates) of the signal keys posted to Slack against the signals frame:
+    every alerted signal in exactly one posted message."""
+    want = set(signals["signal_key"].astype(str))
+    seen = Counter(str(key) for key, _, _ in stored)
+    duplicates = sum(c - 1 for c in seen.values() if c > 1)
+    missing = sum(1 for key in want if key not in seen)
+    wrong = sum(1 for key in seen if key not in want)
+    return missing, wrong, duplicates
+
+
 def run_case(case: Case, scores, work_root: Path) -> Outcome:
     from plg_bridge.config import DeliverySettings, SalesforceSettings, Settings
     from plg_bridge.controls import RunOptions
@@ -474,8 +560,10 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
     ).validate()
     import pandas as pd
 
+    signals = signals_frame(scores) if case.vendor == "slack" else pd.DataFrame()
+
     def inputs() -> RunInputs:
-        frames = {"scores": scores, "signals": pd.DataFrame(), "contacts": pd.DataFrame()}
+        frames = {"scores": scores, "signals": signals, "contacts": pd.DataFrame()}
         return RunInputs(str(work), None, AS_OF, _cache=dict(frames))
 
     print(f"  {case.destination}: {case.records:,} records ...", file=sys.stderr, flush=True)
@@ -499,6 +587,8 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
             out.first_call = calls[0][0] - started
             out.last_call = calls[-1][0] - started
         admitted = [c[0] for c in calls if c[1] != 429]
+        if case.vendor == "slack":  # the channel's limit counts posted messages only
+            admitted = [c[0] for c in calls if c[1] == 200 and c[3].endswith("chat.postMessage")]
         out.window_use = window_use(admitted, case.limit, case.window)
         if not case.limit and case.in_flight and case.latency:
             # no rate limit: how full the in-flight bound is kept once calls flow (arrival rate of
@@ -517,9 +607,14 @@ def run_case(case: Case, scores, work_root: Path) -> Outcome:
                 out, limiter.stamps, calls, case.limit
             )  # pairs stamps and arrivals: sequential calls only
         out.api_used = sum(1 for c in calls if c[3].startswith("/services/data/"))
-        out.missing, out.wrong, out.duplicates = check_store(
-            got["records"], scores, name_fallback=case.vendor == "salesforce"
-        )
+        if case.vendor == "slack":
+            out.missing, out.wrong, out.duplicates = check_signals(got["records"], signals)
+            posted = len({str(key) for key, _, _ in got["records"]})
+            out.per_message = posted / len(admitted) if admitted else 0.0
+        else:
+            out.missing, out.wrong, out.duplicates = check_store(
+                got["records"], scores, name_fallback=case.vendor == "salesforce"
+            )
         out.failed_outcomes = int(result.get("failed", 0))
         out.dead_letters = int(result.get("dead_letters_waiting", 0))
         out.plan = result.get("plan", {})
@@ -595,9 +690,15 @@ def details(outcomes: list[Outcome]) -> list[str]:
         else:
             limit = f"{c.limit} calls / {c.window:g} s at the fake and in the client"
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(o.status_counts.items()))
+        unit = f"{c.per_call} record(s) per call"
+        if c.vendor == "slack":
+            limit = (
+                f"{c.limit} chat.postMessage / {c.window:g} s per channel at the fake, paced by the client"
+            )
+            unit = f"{o.per_message:.1f} signals per accepted message"
         deliver = o.last_call - o.first_call
         line = (
-            f"- {c.destination} ({limit}; {c.per_call} record(s) per call): engine {o.seconds:.1f}s = "
+            f"- {c.destination} ({limit}; {unit}): engine {o.seconds:.1f}s = "
             f"{o.first_call:.1f}s plan and setup before the first call, {deliver:.1f}s first to last call, "
             f"{o.seconds - o.last_call:.1f}s outcomes and state commit. Plan {o.plan}; statuses {{{statuses}}}; "
             f"failed outcomes {o.failed_outcomes}, dead letters {o.dead_letters}; stored at the fake: "
@@ -666,6 +767,15 @@ def verdicts(outcomes: list[Outcome]) -> list[str]:
 
 def why_short(o: Outcome) -> str:
     c = o.case
+    if c.vendor == "slack":
+        return (
+            f"{o.throttled} chat.postMessage call(s) answered 429: post_digest spaces the messages of "
+            "one call 1 s apart, but the journal calls it once per batch of "
+            "20 signals (one message), so the next batch's message goes out without waiting and meets "
+            "the channel's limit; each 429 then waits out Retry-After (whole seconds)"
+            if o.throttled
+            else "no 429s; the client waits 1 s after each answer, so every message also pays its round trip"
+        )
     deliver = o.last_call - o.first_call
     ideal = c.window * math.floor((o.calls - o.throttled - 1) / c.limit) if c.limit else 0
     stretch = f"first to last call {deliver:.1f}s against {ideal:.0f}s for a client with no latency"
@@ -737,10 +847,11 @@ def report(outcomes: list[Outcome], command: str, loads: list[float], total_seco
         "budget is spent (window / mean gap between call i and call i-L at the fake, L = the limit), "
         "and is what the >= 95 % target is judged on (Salesforce Collections, without a rate limit: the "
         "arrival rate of its calls against in-flight calls / round trip, its ceiling). Every fake "
-        "answers after a round trip (HubSpot 300 ms, Salesforce 500 ms, Intercom 200 ms, +- 10 %), "
+        "answers after a round trip (HubSpot 300 ms, Salesforce 500 ms, Intercom 200 ms, Slack 150 ms, +- 10 %), "
         "half on the way in; the fault rows answer 5 % of calls 503 at random (retried by the client). "
         "Rows lost: desired organizations not stored at "
-        "the fake exactly once with their name and score. The unchanged rerun plans the same records "
+        "the fake exactly once with their name and score (Slack: alerted signals not named by exactly "
+        "one posted message's metadata). The unchanged rerun plans the same records "
         "again; its calls are counted at the fake. Benchmark-only changes to the fakes (subclasses in "
         "bench/delivery.py): call arrival times and statuses are recorded, and FakeHubSpot's linear "
         "`find` is indexed (it would otherwise cost ~1.25e9 comparisons for 50,000 upserts).",
@@ -818,6 +929,16 @@ def cases(quick: bool) -> list[Case]:
                 latency=0.2,
                 faults=faults,
             ),
+            Case(
+                f"Slack digest (signals), 150 ms{tag}",
+                "slack",
+                "slack_digest",
+                300 if quick else 1_200,  # 20 signals per message: ~15 / ~60 messages
+                limit=1,
+                window=1.0,  # Slack: about 1 message per second per channel
+                latency=0.15,
+                faults=faults,
+            ),
         ]
     rows.append(
         Case(
@@ -838,7 +959,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: 5,000 records, 1-second windows (< 30 s)"
     )
-    parser.add_argument("--only", help="comma-separated vendors to run (hubspot, salesforce, intercom)")
+    parser.add_argument(
+        "--only", help="comma-separated vendors to run (hubspot, salesforce, intercom, slack)"
+    )
     parser.add_argument("--no-docs", action="store_true", help="print only; do not write the report")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
