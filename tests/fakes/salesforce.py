@@ -141,6 +141,8 @@ class FakeSalesforce(FakeServer):
         fail_records: Mapping[str, tuple] | None = None,
         bulk_polls: int = 1,
         query_page_size: int = 2000,
+        api_usage: int = 0,
+        token_lifetime: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -150,13 +152,19 @@ class FakeSalesforce(FakeServer):
         fail_records: {external id value or record Id: (statusCode, message[, times])}: those
             records fail with that error in collections and bulk jobs (`times` uses, else always).
         bulk_polls: how many job-info GETs after UploadComplete still see InProgress.
+        api_usage: daily API requests already used (by the customer's other integrations): the
+            `Sforce-Limit-Info: api-usage=USED/LIMIT` header counts on from there.
+        token_lifetime: data calls an access token serves; the next one answers 401
+            INVALID_SESSION_ID and the token is gone (a session that expired mid-run).
         """
         super().__init__(host, port)
         self._routes = [(m, rx, _locked(self._lock, h)) for m, rx, h in self._routes]
         self.client_id, self.client_secret = client_id, client_secret
         self.api_versions = tuple(api_versions)
         self.daily_limit = daily_limit
-        self.api_usage = 0
+        self.api_usage = api_usage
+        self.token_lifetime = token_lifetime
+        self._token_uses: dict[str, int] = {}
         self.bulk_polls = bulk_polls
         self.query_page_size = query_page_size
         objects = {k: tuple(v) for k, v in (sobjects or DEFAULT_OBJECTS).items()}
@@ -258,6 +266,9 @@ class FakeSalesforce(FakeServer):
             return None  # token endpoint, version list, unknown paths
         token = (request.header("authorization") or "").removeprefix("Bearer ").strip()
         with self._lock:
+            uses = self._token_uses[token] = self._token_uses.get(token, 0) + 1
+            if self.token_lifetime is not None and uses > self.token_lifetime:
+                self.tokens.discard(token)
             if token not in self.tokens:
                 return Response(
                     401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]

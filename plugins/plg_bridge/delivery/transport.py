@@ -453,21 +453,34 @@ class DailyBudget:
     leaves the rest to the others: the rows wait as dead letters for the next run. Thread-safe.
     """
 
-    def __init__(self, reserve: float = 0.05, *, name: str = "destination") -> None:
+    def __init__(
+        self,
+        reserve: float = 0.05,
+        *,
+        name: str = "destination",
+        fresh_for: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not 0 <= reserve < 1:
             raise ValueError("reserve must be a fraction in [0, 1)")
         self.reserve, self.name = reserve, name
         self.used: int | None = None
         self.limit: int | None = None
+        # The vendor's count is rolling (Salesforce: the last 24 h): a usage learned longer ago
+        # than `fresh_for` no longer stops anything, and the next call learns it again.
+        self.fresh_for, self._clock = fresh_for, clock
+        self._learned_at = -math.inf
         self._lock = threading.Lock()
 
     def learn(self, used: int, limit: int) -> None:
-        """One answer's usage; the highest count seen wins (answers arrive out of order)."""
+        """One answer's usage; the highest recent count wins (answers arrive out of order)."""
         with self._lock:
-            if self.limit != limit:
+            now = self._clock()
+            if self.limit != limit or now - self._learned_at > self.fresh_for:
                 self.used, self.limit = used, limit
             else:
                 self.used = max(self.used or 0, used)
+            self._learned_at = now
 
     @property
     def remaining(self) -> int | None:
@@ -478,8 +491,11 @@ class DailyBudget:
         return math.ceil(self.reserve * (self.limit or 0))
 
     def exhausted(self) -> bool:
+        """Fewer calls remain than the reserve (as last learned, if recently)."""
         remaining = self.remaining
-        return remaining is not None and self.reserve > 0 and remaining < self.reserved()
+        if remaining is None or self.reserve <= 0 or self._clock() - self._learned_at > self.fresh_for:
+            return False
+        return remaining < self.reserved()
 
     def check(self) -> None:
         """Raise `FatalDestinationError` once the remaining calls are below the reserve."""

@@ -188,6 +188,8 @@ class SalesforceClient:
             is_fatal=salesforce_is_fatal,
             retry_if=salesforce_is_transient,
         )
+        # per client, so per target and run (the engine builds one per send): its first answer
+        # tells where the day's count stands, and a new run learns it afresh
         self.budget = DailyBudget(api_reserve, name=self.name)
         self.stopped: SalesforceStop | None = None
         self._lead_statuses: dict[str, bool] | None = None
