@@ -9,7 +9,15 @@ and HubSpot's error-handling docs):
   inputs fail; without trace ids any invalid input rejects the whole batch with 400.
 - `GET/POST /crm/v3/properties/{objectType}`: list / create property definitions (409 if taken).
 - `POST /crm/v3/objects/tasks/batch/create`: no upsert, every input is a new task; a `plg_*`
-  property must exist on tasks first (400 PROPERTY_DOESNT_EXIST, as for any unknown property).
+  property must exist on tasks first (400 PROPERTY_DOESNT_EXIST, as for any unknown property);
+  `hs_timestamp` is required (reference: "hs_timestamp (required)") and every value is checked
+  against the task property's type and options (hs_task_status / _priority / _type enumerations).
+- Values are validated as HubSpot documents them: number properties take numbers only, bool
+  properties "true"/"false", date properties midnight-UTC epoch milliseconds or a YYYY-MM-DD date,
+  enumerations their options, and no value may be longer than 65,536 characters (HubSpot's
+  properties guide: "property values ... are limited to 65,536 characters"; not in
+  shared/reference, so kept in MAX_VALUE_CHARS). A contact upserted by email needs a valid address
+  (INVALID_EMAIL), as HubSpot refuses to key a contact on anything else.
 - `POST /crm/v3/objects/{objectType}/search`: filterGroups of EQ / IN / HAS_PROPERTY filters,
   `properties`, `limit` (<= 200), `after`; eventually consistent like HubSpot's: an object shows
   up only `search_lag` seconds after it was written.
@@ -47,6 +55,10 @@ OBJECT_TYPES = {
     "0-27": "tasks",
 }
 MAX_SEARCH_LIMIT = 200
+MAX_VALUE_CHARS = 65_536  # HubSpot properties guide: the longest value a property holds
+# An address HubSpot would accept: something@domain.tld, no spaces (HubSpot's check is stricter
+# still, e.g. on the TLD; this is the part a mapping can get wrong).
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 PROPERTY_TYPES = {"string", "number", "bool", "date", "datetime", "enumeration"}
 
 
@@ -78,6 +90,44 @@ DEFAULT_COMPANY_PROPERTIES = (
     prop("numberofemployees", "Number of employees", "number", "number"),
     prop("description", "Description", "string", "textarea"),
     prop("posthog_group_id", "PostHog group ID", unique=True),
+)
+
+
+def _options(*values: str) -> list[dict[str, Any]]:
+    return [{"label": v.title(), "value": v} for v in values]
+
+
+# Task properties from the reference's Tasks entry (hs_timestamp required; status, priority and
+# type are enumerations). hubspot_owner_id is an owner enumeration at HubSpot; any id here.
+DEFAULT_TASK_PROPERTIES = (
+    prop("hs_timestamp", "Due date", "datetime", "date", group="task"),
+    prop("hs_task_subject", "Task title", group="task"),
+    prop("hs_task_body", "Notes", "string", "html", group="task"),
+    prop(
+        "hs_task_status",
+        "Task status",
+        "enumeration",
+        "select",
+        group="task",
+        options=_options("NOT_STARTED", "COMPLETED"),
+    ),
+    prop(
+        "hs_task_priority",
+        "Priority",
+        "enumeration",
+        "select",
+        group="task",
+        options=_options("LOW", "MEDIUM", "HIGH"),
+    ),
+    prop(
+        "hs_task_type",
+        "Task type",
+        "enumeration",
+        "select",
+        group="task",
+        options=_options("EMAIL", "CALL", "TODO"),
+    ),
+    prop("hubspot_owner_id", "Task owner", group="task"),
 )
 DEFAULT_CONTACT_PROPERTIES = (
     prop("email", "Email", unique=True, group="contactinformation"),
@@ -129,6 +179,7 @@ class FakeHubSpot(FakeServer):
         for object_type, given, default in (
             ("companies", company_properties, DEFAULT_COMPANY_PROPERTIES),
             ("contacts", contact_properties, DEFAULT_CONTACT_PROPERTIES),
+            ("tasks", None, DEFAULT_TASK_PROPERTIES),
         ):
             for definition in default if given is None else given:
                 self.add_property(object_type, definition)
@@ -324,17 +375,13 @@ class FakeHubSpot(FakeServer):
         with self._state:
             for item in inputs:
                 props = item.get("properties") or {}
-                unknown = [k for k in props if k.startswith("plg_") and k not in self.properties["tasks"]]
-                if unknown:
+                # a batch create is all or nothing: the first invalid input refuses the batch
+                problems = self._validate("tasks", item)
+                if props.get("hs_timestamp") in (None, ""):
+                    problems.append(_problem("hs_timestamp", "hs_timestamp is required", "REQUIRED_FIELD"))
+                if problems:
                     return _error(
-                        400,
-                        "VALIDATION_ERROR",
-                        f'Property values were not valid: [{{"isValid":false,"message":"Property \\"{unknown[0]}\\" '
-                        f'does not exist","error":"PROPERTY_DOESNT_EXIST","name":"{unknown[0]}"}}]',
-                    )
-                if not props.get("hs_timestamp"):
-                    return _error(
-                        400, "VALIDATION_ERROR", "Property values were not valid: hs_timestamp is required"
+                        400, "VALIDATION_ERROR", _problem_message(problems), errors=_problem_errors(problems)
                     )
                 for assoc in item.get("associations") or []:
                     target = str((assoc.get("to") or {}).get("id"))
@@ -499,14 +546,24 @@ class FakeHubSpot(FakeServer):
         if not isinstance(properties, dict):
             return [_problem("properties", "properties must be an object", "INVALID_PROPERTIES")]
         problems = []
+        if object_type == "contacts" and item.get("idProperty") == "email":
+            email = str(item.get("id") or "")
+            if not _EMAIL.match(email):
+                problems.append(_problem("email", f"Email address {email} is invalid", "INVALID_EMAIL"))
         for name, value in properties.items():
             definition = self.properties[object_type].get(name)
             if definition is None:
                 problems.append(_problem(name, f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST"))
                 continue
+            if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+                message = f"Property {name} value is {len(value)} characters; the limit is {MAX_VALUE_CHARS}"
+                problems.append(_problem(name, message, "INVALID_LENGTH"))
+                continue
             ok, _ = _coerce(definition, value)
             if not ok:
                 problems.append(_problem(name, *_invalid(definition, value)))
+            elif name == "email" and object_type == "contacts" and value and not _EMAIL.match(str(value)):
+                problems.append(_problem(name, f"Email address {value} is invalid", "INVALID_EMAIL"))
         return problems
 
     def _apply(self, object_type: str, item: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,13 @@ Order of checks per request: 10-second rate-limit window (429) -> Bearer token (
 the handler. Every JSON response is validated against the description as well; a mismatch is a bug
 in the fake: it answers 500 and is recorded in `spec_violations`.
 
+Beyond the description (which types the fields but bounds no lengths), the fake refuses what
+Intercom's documentation refuses: a company without `company_id` (400 parameter_not_found), a
+company `name` or string custom attribute longer than MAX_TEXT (255 characters: Intercom's help
+center on data attributes, "text attributes can be up to 255 characters"; not in the 2.16
+description, hence a constant), and an event without `event_name`, `created_at` (unix seconds) and
+one of `user_id` / `email` / `id` (the description's anyOf), each as an `error.list` body.
+
 State tests assert on: `companies` (by company_id), `data_attributes` (custom ones, by (model, name)),
 `tags` (by name), `events` (accepted events, in order), `spec_violations`.
 
@@ -63,6 +70,7 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "datetime": lambda v: isinstance(v, int) and not isinstance(v, bool),
 }
 EVENT_METADATA_KEYS = 10  # Intercom keeps the first ten metadata keys of an event
+MAX_TEXT = 255  # Intercom help center: the longest text a company name / text attribute holds
 
 
 class FixedWindow:
@@ -271,6 +279,10 @@ class FakeIntercom(FakeServer):
         company_id = body.get("company_id")
         if not company_id:
             return error_list(400, "parameter_not_found", "company_id not specified", "company_id")
+        name = body.get("name")
+        if isinstance(name, str) and len(name) > MAX_TEXT:
+            message = f"name is {len(name)} characters; the limit is {MAX_TEXT}"
+            return error_list(400, "parameter_invalid", message, "name")
         custom = body.get("custom_attributes") or {}
         for name, value in custom.items():
             attribute = self.data_attributes.get(("company", name))
@@ -281,6 +293,9 @@ class FakeIntercom(FakeServer):
                 return error_list(400, "parameter_invalid", message, f"custom_attributes.{name}")
             if value is not None and not self._value_fits(attribute, value):
                 message = f"Custom attribute '{name}' must be of type {attribute['data_type']}, got {value!r}"
+                return error_list(400, "parameter_invalid", message, f"custom_attributes.{name}")
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                message = f"Custom attribute '{name}' is {len(value)} characters; the limit is {MAX_TEXT}"
                 return error_list(400, "parameter_invalid", message, f"custom_attributes.{name}")
         now = self._now()
         company = self.companies.get(company_id)
@@ -428,6 +443,13 @@ class FakeIntercom(FakeServer):
     @route("POST", r"/events")
     def create_event(self, request: Request) -> Response:
         body = request.json
+        missing = [k for k in ("event_name", "created_at") if body.get(k) in (None, "")]
+        if missing or not _who(body):
+            field = missing[0] if missing else "user_id"
+            return error_list(400, "parameter_not_found", f"{field} not specified", field)
+        if body["created_at"] > 10**11:  # Intercom takes unix seconds; milliseconds are far future
+            message = "created_at must be a UTC unix timestamp in seconds"
+            return error_list(400, "parameter_invalid", message, "created_at")
         if self.known_users is not None and _who(body) not in self.known_users:
             return error_list(404, "not_found", "User Not Found")
         metadata = dict(list((body.get("metadata") or {}).items())[:EVENT_METADATA_KEYS])

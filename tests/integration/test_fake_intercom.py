@@ -301,3 +301,46 @@ def test_module_entry_point_serves_and_prints_its_url():
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+# -- what Intercom's documentation refuses beyond the description ---------------------------------
+
+
+def test_company_name_and_text_attribute_are_limited_to_255_characters():
+    with FakeIntercom(company_attributes={"plg_note": "string"}) as ic:
+        session = client()
+        ok = {"company_id": "c1", "name": "n" * 255, "custom_attributes": {"plg_note": "t" * 255}}
+        assert session.post(f"{ic.url}/companies", json=ok, timeout=5).status_code == 200
+        for body, field in (
+            ({"company_id": "c2", "name": "n" * 256}, "name"),
+            (
+                {"company_id": "c2", "custom_attributes": {"plg_note": "t" * 256}},
+                "custom_attributes.plg_note",
+            ),
+        ):
+            reply = session.post(f"{ic.url}/companies", json=body, timeout=5)
+            assert reply.status_code == 400 and error_codes(reply) == ["parameter_invalid"]
+            assert reply.json()["errors"][0]["field"] == field
+        assert list(ic.companies) == ["c1"]
+
+
+def test_a_company_without_company_id_is_refused(ic):
+    reply = client().post(f"{ic.url}/companies", json={"name": "Acme"}, timeout=5)
+    assert reply.status_code == 400 and error_codes(reply) == ["parameter_not_found"]
+    assert ic.companies == {}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"created_at": 1_700_000_000, "user_id": "u1"},  # no event_name
+        {"event_name": "aha-moment", "user_id": "u1"},  # no created_at
+        {"event_name": "aha-moment", "created_at": 1_700_000_000},  # nobody to attribute it to
+        {"event_name": "aha-moment", "created_at": 1_700_000_000_000, "user_id": "u1"},  # milliseconds
+    ],
+)
+def test_an_event_missing_what_intercom_requires_is_refused(ic, event):
+    reply = client().post(f"{ic.url}/events", json=event, timeout=5)
+    assert reply.status_code == 400
+    assert error_codes(reply)[0] in {"parameter_invalid", "parameter_not_found"}
+    assert ic.events == []
