@@ -89,7 +89,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     as_of = as_of_time(args.as_of.isoformat())
     if not exports.list():
         raise UsageError(f"no objects under {args.events}: nothing to score (check the location)")
-    result = score_export(exports, as_of, settings)
+    result = score_export(exports, as_of, settings, prune=not args.full_read)
     written = _write_text(args.output, to_csv(result.scores), exports.endpoint_url)
     if args.quality:
         _write_text(args.quality, json.dumps(result.quality, indent=2, sort_keys=True), exports.endpoint_url)
@@ -357,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--output", required=True, help="CSV to write (local path or s3://...)")
     score.add_argument("--quality", help="also write the data-quality summary (JSON) here")
+    score.add_argument(
+        "--full-read",
+        action="store_true",
+        help="read every row group of every file (default: only the PQL window [T-14d, T), plus group"
+        " and identity events before T; files starting exports.late_event_margin_hours after T are skipped)",
+    )
     score.add_argument("--config", help="settings YAML (default: $PLG_BRIDGE_CONFIG or include/config)")
     score.add_argument("--endpoint-url", help="S3-compatible endpoint (else AWS_ENDPOINT_URL or AWS)")
     score.set_defaults(func=cmd_score)

@@ -63,7 +63,11 @@ def pending(work: Location, files: list[ExportFile]) -> list[ExportFile]:
 
 
 def rollup_or_quarantine(
-    exports: Location, key: str, settings: Settings, people: bool = True
+    exports: Location,
+    key: str,
+    settings: Settings,
+    people: bool = True,
+    window: tuple[datetime, datetime] | None = None,
 ) -> rollup.Partial:
     """rollup_file, or with `exports.on_unreadable: quarantine` an empty partial that records the
     object and the reader's error (counted as `quarantined_files`; the run report alerts on it)."""
@@ -71,7 +75,7 @@ def rollup_or_quarantine(
     from plg_bridge.ingest.schema import ExportSchemaError
 
     try:
-        return rollup.rollup_file(exports, key, settings, people=people)
+        return rollup.rollup_file(exports, key, settings, people=people, window=window)
     except (ExportReadError, ExportSchemaError) as exc:
         if settings.exports.on_unreadable != "quarantine":
             raise
@@ -159,15 +163,30 @@ def score_merged(
     return ScoreResult(scores, quality, merged.quarantine, signals, people, history=narrowed, keys=keys)
 
 
-def score_export(exports: Location, as_of: datetime, settings: Settings) -> ScoreResult:
+def score_window(as_of: datetime, settings: Settings) -> tuple[datetime, datetime]:
+    """The event time the PQL score reads: this week and last week, [T - 2 weeks, T)."""
+    as_of = pql.as_of_time(as_of)
+    return as_of - 2 * timedelta(days=settings.pql.week_days), as_of
+
+
+def score_export(
+    exports: Location, as_of: datetime, settings: Settings, *, prune: bool = True
+) -> ScoreResult:
     """Score every data file of a location in one process (the CLI path), files read on the
-    machine's cores (rollup.rollup_files: same partials as one by one)."""
+    machine's cores (rollup.rollup_files: same partials as one by one).
+
+    `prune` reads only what the score needs (score_window; reader.iter_batches): files whose export
+    interval cannot hold its events, and Parquet row groups whose timestamp statistics lie outside
+    it, are left out, except for the rows of `$groupidentify` and the identity events before T
+    (organization names and persons need all history). Same scores; the quality counters then
+    describe what was read (`events_after_as_of` counts only events the read came across)."""
     files = discover(exports)
     partials = []
+    window = score_window(as_of, settings) if prune else None
     read = rollup.rollup_files(
         exports,
         [f.key for f in files],
-        lambda key: rollup_or_quarantine(exports, key, settings, people=False),
+        lambda key: rollup_or_quarantine(exports, key, settings, people=False, window=window),
     )
     for i, (file, partial) in enumerate(zip(files, read, strict=True), 1):
         partials.append(partial)

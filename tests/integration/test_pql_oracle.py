@@ -40,11 +40,11 @@ def exports(request, tmp_path_factory) -> tuple[Path, float, dict]:
     return out, request.param, {}
 
 
-def pandas_result(exports, settings, as_of: dt.datetime):
+def pandas_result(exports, settings, as_of: dt.datetime, prune: bool = True):
     folder, _, cache = exports
-    if as_of not in cache:
-        cache[as_of] = score_export(location(str(folder)), as_of, settings)
-    return cache[as_of]
+    if (as_of, prune) not in cache:
+        cache[as_of, prune] = score_export(location(str(folder)), as_of, settings, prune=prune)
+    return cache[as_of, prune]
 
 
 def files_of(folder: Path) -> list[str]:
@@ -116,22 +116,32 @@ def test_pql_scores_match_the_duckdb_twin(exports, settings, as_of):
         assert q["events_after_as_of"] > 0
 
 
-def test_quarantined_rows_are_the_ones_duckdb_cannot_parse(exports, settings):
-    """Nothing silently dropped: the PQL-event rows set aside here are exactly the rows whose
-    properties DuckDB does not accept as a JSON object."""
-    folder, malformed, _ = exports
-    result = pandas_result(exports, settings, dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+def unparseable(folder: Path, start: dt.datetime | None = None, end: dt.datetime | None = None) -> tuple:
+    """(null, malformed) PQL-event rows by DuckDB's reading, with a timestamp in [start, end)."""
     con = duckdb.connect()
-    bad = con.execute(
+    con.execute("SET TimeZone = 'UTC'")
+    low = start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    high = end or dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    return con.execute(
         """
         SELECT count(*) FILTER (WHERE properties IS NULL OR properties = '' OR properties = 'null')
              , count(*) FILTER (WHERE properties IS NOT NULL AND properties NOT IN ('', 'null')
                                   AND NOT CASE WHEN json_valid(properties)
                                                THEN json_type(properties) = 'OBJECT' ELSE false END)
-        FROM read_parquet(?) WHERE event IN ?
+        FROM read_parquet(?) WHERE event IN ? AND timestamp >= ?::TIMESTAMPTZ AND timestamp < ?::TIMESTAMPTZ
         """,
-        [files_of(folder), list(PQL_EVENTS)],
+        [files_of(folder), list(PQL_EVENTS), low, high],
     ).fetchone()
+
+
+def test_quarantined_rows_are_the_ones_duckdb_cannot_parse(exports, settings):
+    """Nothing silently dropped: the PQL-event rows set aside by an unpruned read are exactly the
+    rows whose properties DuckDB does not accept as a JSON object; a pruned read (the CLI's
+    default) sets aside at least every such row of the score window, at most all of them."""
+    folder, malformed, _ = exports
+    as_of = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    result = pandas_result(exports, settings, as_of, prune=False)
+    bad = unparseable(folder)
     q = result.quality
     assert (q.get("quarantined_null_properties", 0), q.get("quarantined_malformed_properties", 0)) == bad
     assert len(result.quarantine) == sum(bad)
@@ -139,6 +149,11 @@ def test_quarantined_rows_are_the_ones_duckdb_cannot_parse(exports, settings):
         assert bad[0] > 0 and bad[1] > 0
     else:
         assert bad == (0, 0)
+    pruned = pandas_result(exports, settings, as_of)
+    in_window = unparseable(folder, as_of - dt.timedelta(days=14), as_of)
+    assert sum(in_window) <= len(pruned.quarantine) <= sum(bad)
+    if malformed:
+        assert sum(in_window) > 0
 
 
 def merged_creators_rows() -> list[dict]:

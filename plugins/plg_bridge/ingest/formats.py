@@ -34,6 +34,7 @@ MIN_BATCH_ROWS = 1_024
 READ_BYTES = 1 << 20  # JSON Lines are read this much at a time
 HEAD_BYTES = 64 << 10  # of an over-long line, kept to find its uuid and event
 QUARANTINE = "_quarantine"  # column of rows the format could not read (JSON Lines only)
+ROW = "_row"  # the rows' numbers in the file, when a pruned read left rows or row groups out
 OVERSIZED_LINE = "oversized_line"
 Window = tuple[datetime, datetime]  # event time, [start, end)
 
@@ -53,6 +54,8 @@ def raw_batches(
     extra: tuple[str, ...] = (),
     *,
     window: Window | None = None,
+    history_events: tuple[str, ...] = (),
+    history_only: bool = False,
     max_line_bytes: int = MAX_LINE_BYTES,
     counters: Counter | None = None,
 ) -> Iterator[pa.RecordBatch]:
@@ -64,14 +67,57 @@ def raw_batches(
     show every row outside it; the batches are then a superset of the window's rows, never a
     filtered set (rows of the kept row groups come whole). `counters` receives row_groups_read and
     row_groups_skipped.
+
+    `history_events` are the events read over all history before the window's end (group names,
+    identity links): a row group wholly before the window is then read only when its `event`
+    column holds one of them, and only those rows come out. `history_only` says the file's export
+    interval ended before the window could start: JSON Lines then yield only the history events'
+    rows (filtered after reading), Parquet row groups without usable statistics are treated as
+    wholly before (with statistics, the statistics decide). Row groups wholly at or after the
+    window's end are skipped. With a window or `history_only`, batches carry ROW, the rows'
+    numbers in the file.
     """
     counters = counters if counters is not None else Counter()
     if is_jsonl(key):
-        yield from _jsonl_batches(location, key, batch_rows, OPTIONAL + extra, max_line_bytes)
+        batches = _jsonl_batches(location, key, batch_rows, OPTIONAL + extra, max_line_bytes)
+        if not history_only:
+            yield from batches
+            return
+        offset = 0
+        for batch in batches:
+            rows = pa_arange(offset, batch.num_rows)
+            offset += batch.num_rows
+            keep = _is_history(batch, history_events)
+            yield batch.append_column(ROW, rows).filter(keep)
     else:
         yield from _parquet_batches(
-            location, key, batch_rows, OPTIONAL + extra, window=window, counters=counters
+            location,
+            key,
+            batch_rows,
+            OPTIONAL + extra,
+            window=window,
+            history_events=history_events,
+            history_only=history_only,
+            counters=counters,
         )
+
+
+def pa_arange(start: int, n: int) -> pa.Array:
+    """int64 row numbers start .. start + n - 1."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.arange(start, start + n, dtype=np.int64))
+
+
+def _is_history(batch: pa.RecordBatch | pa.Table, events: tuple[str, ...]) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    event = batch.column("event")
+    if not pa.types.is_string(event.type) and not pa.types.is_large_string(event.type):
+        event = event.cast(pa.string())
+    return pc.fill_null(pc.is_in(event, value_set=pa.array(list(events), pa.string())), False)
 
 
 def _parquet_batches(
@@ -81,9 +127,12 @@ def _parquet_batches(
     optional: tuple[str, ...],
     *,
     window: Window | None,
+    history_events: tuple[str, ...] = (),
+    history_only: bool = False,
     counters: Counter,
 ) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     source = location.uri_of(key)
@@ -94,12 +143,51 @@ def _parquet_batches(
             raise ExportReadError(f"{source}: cannot read Parquet: {exc}") from exc
         columns = columns_to_read(parquet.schema_arrow, source, optional)
         rows = rows_per_batch(parquet, columns, batch_rows)
+        pruned = window is not None or history_only
+        start = 0
         for group in range(parquet.num_row_groups):  # one row group at a time bounds the buffered bytes
-            if window is not None and not _may_hold(parquet, group, window):
+            size = parquet.metadata.row_group(group).num_rows
+            first, start = start, start + size
+            read = "all" if not pruned else _reading(parquet, group, window, history_only, history_events)
+            if (
+                read == "history"
+                and not pc.any(
+                    _is_history(parquet.read_row_group(group, columns=["event"]), history_events)
+                ).as_py()
+            ):
+                read = "none"  # only the event column was read
+            if read == "none":
                 counters["row_groups_skipped"] += 1
                 continue
-            counters["row_groups_read"] += 1
-            yield from parquet.iter_batches(batch_size=rows, columns=columns, row_groups=[group])
+            counters["row_groups_read" if read == "all" else "row_groups_history"] += 1
+            offset = first
+            for batch in parquet.iter_batches(batch_size=rows, columns=columns, row_groups=[group]):
+                if not pruned:
+                    yield batch
+                    continue
+                numbered = batch.append_column(ROW, pa_arange(offset, batch.num_rows))
+                offset += batch.num_rows
+                yield (
+                    numbered.filter(_is_history(numbered, history_events)) if read == "history" else numbered
+                )
+
+
+def _reading(
+    parquet: Any, group: int, window: Window | None, history_only: bool, history_events: tuple[str, ...]
+) -> str:
+    """How much of a row group a pruned read takes: "all", "history" (the rows of the history
+    events, if its event column holds any) or "none". Its `timestamp` statistics decide (they are
+    the data's own); without them `history_only` (the file's export interval ended before the
+    window could start) does."""
+    bounds = timestamp_bounds(parquet, group)
+    rest = "history" if history_events else "none"
+    if bounds is None:
+        return rest if history_only else "all"
+    if window is None:
+        return "all"
+    if bounds[0] >= _utc(window[1]):
+        return "none"  # wholly at or after the window's end: nothing anyone reads
+    return "all" if bounds[1] >= _utc(window[0]) else rest
 
 
 def rows_per_batch(parquet: Any, columns: list[str], batch_rows: int) -> int:
@@ -160,14 +248,6 @@ def timestamp_bounds(parquet: Any, group: int) -> tuple[datetime, datetime] | No
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-
-
-def _may_hold(parquet: Any, group: int, window: Window) -> bool:
-    bounds = timestamp_bounds(parquet, group)
-    if bounds is None:
-        return True
-    low, high = bounds
-    return not (high < _utc(window[0]) or low >= _utc(window[1]))
 
 
 def _as_text(value: object) -> str | None:

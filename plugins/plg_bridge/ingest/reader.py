@@ -14,9 +14,12 @@ in `person_quarantine` (the event itself is kept).
 
 Pruning is opt-in per call: given an event-time `window`, whole files whose export interval (when
 the key names one) cannot hold events of the window are not opened, and Parquet row groups whose
-`timestamp` statistics lie wholly outside it are not read (opaque names: statistics only). Reads
-for models that need all of history (identity links, first touch, person profiles, milestones)
-must pass no window.
+`timestamp` statistics lie wholly outside it are not read (opaque names: statistics only). A few
+events may be needed over all history before the window's end (`history_events`: `$groupidentify`
+for organization names, the identity events for persons): files and row groups wholly before the
+window are then read for those rows only, a row group's `event` column first, skipped when it holds
+none of them. Reads for models that need every event of history (first touch, person profiles,
+milestones) must pass no window.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from plg_bridge.ingest import properties as props
-from plg_bridge.ingest.formats import OVERSIZED_LINE, QUARANTINE, ExportReadError, Window, raw_batches
+from plg_bridge.ingest.formats import OVERSIZED_LINE, QUARANTINE, ROW, ExportReadError, Window, raw_batches
 from plg_bridge.ingest.layout import may_hold, parse_key
 from plg_bridge.ingest.schema import to_string, to_utc_micros
 
-__all__ = ["ExportReadError", "SlimBatch", "iter_batches", "slim_schema"]
+__all__ = ["ExportReadError", "SlimBatch", "Window", "iter_batches", "slim_schema"]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from plg_bridge.storage import Location
 
 GROUP_IDENTIFY = "$groupidentify"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the start of "all history" for may_hold
 
 
 def slim_schema() -> pa.Schema:
@@ -96,6 +100,7 @@ def iter_batches(
     *,
     person_properties: pa.Schema | None = None,
     window: Window | None = None,
+    history_events: tuple[str, ...] = (),
     counters: Counter | None = None,
 ) -> Iterator[SlimBatch]:
     """Yield SlimBatches for one export object; raises ExportReadError / ExportSchemaError naming it.
@@ -110,17 +115,25 @@ def iter_batches(
     exports.late_event_margin_hours), and Parquet row groups whose `timestamp` statistics lie
     wholly outside it are not read. The batches then still hold every row of the window, plus
     whatever else the kept row groups hold: callers filter on time as without a window. A window
-    also drops the `$groupidentify` rows, identity links and first events outside it, so reads
-    that need all of history (identity, first touch, person profiles, milestones) pass none.
-    `counters` receives files_skipped, row_groups_read and row_groups_skipped.
+    also drops the `$groupidentify` rows, identity links and first events outside it, unless they
+    are among `history_events` (rows of those events before the window's end are all returned:
+    files and row groups wholly before the window yield only them), so reads that need every event
+    of history (first touch, person profiles, milestones) pass none. `counters` receives
+    files_skipped, files_history (read for the history events only), row_groups_read,
+    row_groups_history and row_groups_skipped.
     """
     source = location.uri_of(key)
     counters = counters if counters is not None else Counter()
+    history_only = False
     if window is not None:
         margin = timedelta(hours=settings.late_event_margin_hours)
-        if not may_hold(parse_key(key), window[0], window[1], margin):
-            counters["files_skipped"] += 1
-            return
+        file = parse_key(key)
+        if not may_hold(file, window[0], window[1], margin):
+            history_only = bool(history_events) and may_hold(file, EPOCH, window[1], margin)
+            if not history_only:
+                counters["files_skipped"] += 1
+                return
+            counters["files_history"] += 1
     yield from _slim_batches(
         raw_batches(
             location,
@@ -128,6 +141,8 @@ def iter_batches(
             settings.batch_rows,
             ("person_properties",) if person_properties else (),
             window=window,
+            history_events=history_events,
+            history_only=history_only,
             max_line_bytes=settings.max_line_bytes,
             counters=counters,
         ),
@@ -232,7 +247,10 @@ def _slim_batches(
         if batch is None:
             break
         n = batch.num_rows
-        rows = pa.array(np.arange(offset, offset + n, dtype=np.int64))
+        if ROW in batch.schema.names:  # a pruned read: rows or row groups were left out
+            rows = batch.column(ROW)
+        else:
+            rows = pa.array(np.arange(offset, offset + n, dtype=np.int64))
         event = to_string(batch.column("event"))
         keep = (
             pc.fill_null(pc.is_in(event, value_set=wanted), False)

@@ -76,6 +76,14 @@ QUALITY_COUNTERS = (
 # person-level reading: rows parsed, rows left out for a placeholder distinct_id, rows set aside
 # for unparseable properties (any event; `quarantined_*` count those of the PQL events only)
 PEOPLE_COUNTERS = ("people_rows", "people_placeholder_ids", "people_quarantined")
+# a pruned read (rollup_file's window): what the statistics and export intervals let it leave out
+PRUNING_COUNTERS = (
+    "files_skipped",
+    "files_history",
+    "row_groups_read",
+    "row_groups_history",
+    "row_groups_skipped",
+)
 MARKER = "_complete-"  # + digest + ".json": the completion marker, written last
 QUARANTINE_ROOT = "quarantine"
 DAY_US = 86_400_000_000
@@ -580,6 +588,7 @@ def rollup_file(
     people: bool = True,
     *,
     threads: bool = True,
+    window: reader.Window | None = None,
 ) -> Partial:
     """Read one export object into its Partial. Raises ExportReadError / ExportSchemaError naming it.
 
@@ -587,7 +596,14 @@ def rollup_file(
     identity links and `$identify` firsts (identity_tables; `plg-bridge score`).
     Memory follows the record batch (plus the file's compact fingerprints and small tables);
     with `threads` the next batch is read while this one is aggregated (same result).
+
+    `window` (event time [start, end), `people=False` only) prunes the read (reader.iter_batches):
+    the PQL tables then hold every event of the window (and whatever else the row groups read
+    hold), the group names and identity links all of history before its end; a model must not
+    look at counts outside the window. Quality gains files_skipped / row_groups_* counters.
     """
+    if window is not None and people:
+        raise ValueError("a pruned read has no person tables: window needs people=False")
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -604,6 +620,7 @@ def rollup_file(
     if people:
         quality.update(dict.fromkeys(PEOPLE_COUNTERS, 0))
     signal_details = people_tables.signal_events(settings.signals, settings.pql)
+    pruning: Counter = Counter()
     batches = reader.iter_batches(
         location,
         key,
@@ -614,6 +631,9 @@ def rollup_file(
         else identity_properties(),
         # used when the export's person_properties column is read (exports.schema.OPTIONAL)
         person_properties=people_tables.person_properties(settings.models) if people else None,
+        window=window,
+        history_events=(reader.GROUP_IDENTIFY, *people_tables.IDENTITY_EVENTS),
+        counters=pruning,
     )
     counter = _Counter(settings, key)
     wanted = pa.array(list(events))
@@ -653,6 +673,8 @@ def rollup_file(
         quality[f"quarantined_{reason}"] += int(count)
     quarantined.insert(0, "file", location.uri_of(key))
     counts, creators, seen, sources = counter.finish(quality)
+    if window is not None:
+        quality.update({k: pruning[k] for k in PRUNING_COUNTERS})
 
     group_table = (
         pa.concat_tables(groups).to_pandas() if groups else _empty({"timestamp": "str", "properties": "str"})
