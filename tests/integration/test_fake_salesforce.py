@@ -405,3 +405,24 @@ def test_module_entry_point_serves_and_prints_its_url():
     finally:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def test_a_new_account_without_its_required_name_is_refused(sf):
+    session = login(sf)
+    results = upsert(sf, session, [account("x", Name=None), account("y")]).json()
+    assert results[0]["success"] is False
+    assert results[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert results[1]["success"] is True
+    assert set(sf.accounts) == {"y"}
+
+
+def test_token_lifetime_and_other_integrations_usage_settings():
+    with FakeSalesforce(token_lifetime=2, daily_limit=1000, api_usage=990) as server:
+        session = login(server)
+        url = f"{server.url}{V}/limits"
+        first, second, third = (session.get(url, timeout=5) for _ in range(3))
+        assert (first.status_code, second.status_code, third.status_code) == (200, 200, 401)
+        assert third.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+        assert first.headers["Sforce-Limit-Info"] == "api-usage=991/1000"
+        assert second.headers["Sforce-Limit-Info"] == "api-usage=992/1000"
+        assert server.api_usage == 992  # a refused session is not counted

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from plg_bridge.delivery.salesforce.client import SalesforceClient
-from plg_bridge.delivery.salesforce.deliver import deliver_accounts, deliver_lead_status, set_lead_status
+from plg_bridge.delivery.salesforce.deliver import deliver_accounts, deliver_lead_status
 from plg_bridge.delivery.salesforce.mapping import account_records
 from plg_bridge.delivery.transport import RetryPolicy
 from tests.fakes.salesforce import FakeSalesforce
@@ -428,9 +428,9 @@ def test_lead_queries_are_chunked_paged_and_escaped():
         ids = {org: fake.add_lead(LastName=org, PostHog_Group_Id__c=org) for org in with_leads}
         fake.add_lead(LastName="second", PostHog_Group_Id__c="org-3")
 
-        outcomes = set_lead_status(make_client(fake), orgs)
+        outcomes = deliver_lead_status(make_client(fake), orgs)
 
-        assert len(outcomes) == 211 and {o.status for o in outcomes} == {"updated"}
+        assert len(outcomes) == 211 and set(outcomes["status"]) == {"updated"}
         lead_queries = [c for c in fake.calls("GET", "/query") if "FROM Lead " in c.query.get("q", [""])[0]]
         assert len(lead_queries) == 2  # 200 + 11 org ids
         assert len(fake.calls("GET", r"/query/01g")) >= 1  # nextRecordsUrl followed
@@ -549,19 +549,6 @@ def test_a_new_account_without_a_name_is_created_with_its_org_id_and_a_set_name_
             assert stored[key]["Name"] == key
     named = next(r for r in batch if "Name" in r["fields"])
     assert stored[named["record_key"]]["Name"] == named["fields"]["Name"]
-
-
-def test_the_fake_refuses_a_new_account_without_its_required_name(fake):
-    client = make_client(fake)
-    response = client.request(
-        "PATCH",
-        "composite/sobjects/Account/PostHog_Group_Id__c",
-        json={
-            "allOrNone": False,
-            "records": [{"attributes": {"type": "Account"}, "PostHog_Group_Id__c": "x"}],
-        },
-    )
-    assert response.json()[0]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
 
 
 @pytest.mark.parametrize(

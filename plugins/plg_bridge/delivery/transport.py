@@ -6,6 +6,12 @@ errors that must not be retried in this run (HubSpot's DAILY limit, Salesforce's
 REQUEST_LIMIT_EXCEEDED). Non-retryable 4xx come back to the caller, which maps them to row
 outcomes. Session (auth), clock and sleep are injected so tests run against real HTTP without
 spending real time on backoff.
+
+Auth is an object on the session: `BearerAuth` (a static token) or `OAuth2ClientCredentials`
+(fetched on first use, shared by threads and, via `shared`, by the clients of one credential);
+after a 401 RestClient asks an auth that `can_refresh` for a new token and sends the call once
+more. `DailyBudget` turns a vendor's daily usage header into a stop at a reserve left to the
+customer's other integrations (Salesforce's `Sforce-Limit-Info`).
 """
 
 from __future__ import annotations
