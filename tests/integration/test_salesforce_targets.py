@@ -120,6 +120,38 @@ def test_no_reserve_lets_the_run_spend_up_to_salesforces_own_limit(monkeypatch, 
         assert set(dead_letters(tmp_path, 20)["error_code"]) == {"REQUEST_LIMIT_EXCEEDED"}
 
 
+def test_a_bulk_job_started_above_the_reserve_is_seen_through(monkeypatch, tmp_path):
+    """Limit 1,000, 949 used, Bulk above 50 rows: creating the job makes it 950 (50 left: may
+    start); the upload makes it 951, below the reserve, but the job's own calls (upload, close,
+    polls, three result reads) go on so its 60 rows get real outcomes. The next run learns the count
+    from its job's creation and aborts that job before uploading anything."""
+    with FakeSalesforce(daily_limit=1000, api_usage=949) as fake:
+        connect(fake, monkeypatch)
+        cfg = settings(tmp_path, bulk_threshold=50)
+
+        first = run(cfg, tmp_path, named_scores(60), 20)
+
+        assert (first["created"], first["failed"]) == (60, 0)
+        assert len(fake.calls("POST", r"/jobs/ingest/?$")) == 1
+        assert len(fake.accounts) == 60
+        # create, upload, close, two polls (the fake's first sees InProgress), three result reads
+        assert fake.api_usage == 949 + 8
+
+        calls = len(fake.requests)
+        changed = named_scores(60).assign(pql_score=99.0)
+        with pytest.raises(RejectedRowsError, match="DAILY_BUDGET_RESERVED"):
+            run(cfg, tmp_path, changed, 21)
+        # the new client's job creation is its first answer: 958/1000, so the job is aborted
+        # unused (nothing uploaded) and its rows wait for the next run
+        assert [(r.method, r.path.rsplit("/", 2)[-2]) for r in fake.requests[calls:]] == [
+            ("POST", "jobs"),
+            ("PATCH", "ingest"),
+        ]
+        assert len(fake.calls("PUT", "/batches")) == 1
+        assert sorted(job["state"] for job in fake.jobs.values()) == ["Aborted", "JobComplete"]
+        assert {a["PLG_Score__c"] for a in fake.accounts.values()} != {99}
+
+
 def test_the_reserve_setting_is_validated():
     from plg_bridge.config import ConfigError
 

@@ -256,8 +256,13 @@ class SalesforceClient:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        within_job: bool = False,
     ) -> requests.Response:
         """One authenticated call; returns the first answer that is not retried.
+
+        The daily budget is checked before the call unless `within_job`: a Bulk job once created
+        is seen through (upload, close, polls, results, abort: a few calls), since stopping it
+        half way would leave its rows unknown.
 
         Retries are RestClient's (the one retry layer): 429/5xx/network errors and a 4xx whose
         errorCode is UNABLE_TO_LOCK_ROW or API_TEMPORARILY_UNAVAILABLE (`salesforce_is_transient`);
@@ -268,7 +273,8 @@ class SalesforceClient:
         if self.stopped is not None:
             raise self.stopped
         try:
-            self.budget.check()
+            if not within_job:
+                self.budget.check()
             response = self.rest.request(
                 method, self.data_url(path), json=json, data=data, headers=headers, idempotent=idempotent
             )
@@ -290,18 +296,13 @@ class SalesforceClient:
         return response
 
     def _note_usage(self, response: requests.Response) -> None:
-        """Learn the daily budget from `Sforce-Limit-Info`; at the reserve, stop sending."""
+        """Learn the daily budget from `Sforce-Limit-Info`: the next call checks it."""
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if usage is None:
             return
         used, limit = usage
         self.budget.learn(used, limit)
         log.debug("Salesforce API usage %d/%d", used, limit)
-        if self.budget.exhausted() and self.stopped is None:
-            try:
-                self.budget.check()
-            except BudgetReserved as exc:
-                self._stop(exc.code, str(exc))
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """All records of a SOQL query, following `nextRecordsUrl`. Raises `SalesforceError`."""
@@ -464,6 +465,11 @@ class SalesforceClient:
         try:
             for fresh in range(1, BULK_FRESH_JOBS + 1):
                 job_id = self._create_job(sobject, external_id_field)
+                try:  # the creation's answer tells a new client where the day's count stands
+                    self.budget.check()
+                except BudgetReserved as exc:
+                    self._abort(job_id)
+                    raise self._stop(exc.code, str(exc)) from exc
                 try:
                     upload = self.request(
                         "PUT",
@@ -471,6 +477,7 @@ class SalesforceClient:
                         data=csv_bytes,
                         headers={"Content-Type": "text/csv"},
                         idempotent=False,  # a second upload to one job is refused: never replay it
+                        within_job=True,
                     )
                 except RetriesExhausted as exc:  # no answer: the job may hold part of the data
                     upload, why = None, str(exc)
@@ -487,7 +494,9 @@ class SalesforceClient:
             if upload is None:
                 self._abort(job_id)
                 return failed(keys, "RETRIES_EXHAUSTED", f"Bulk job {job_id} upload: {why}")
-            closed = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"})
+            closed = self.request(
+                "PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"}, within_job=True
+            )
             if closed.status_code != 200 and "INVALIDJOBSTATE" not in _error_codes(closed):
                 code, message = error_of(closed.status_code, json_body(closed), body_snippet(closed))
                 self._abort(job_id)
@@ -542,7 +551,7 @@ class SalesforceClient:
     def _wait_for_job(self, job_id: str, poll_interval: float, max_polls: int) -> dict[str, Any]:
         info: dict[str, Any] = {}
         for poll in range(1, max_polls + 1):
-            response = self.request("GET", f"jobs/ingest/{job_id}")
+            response = self.request("GET", f"jobs/ingest/{job_id}", within_job=True)
             body = json_body(response)
             if response.status_code != 200 or not isinstance(body, Mapping):
                 code, message = error_of(response.status_code, body, body_snippet(response))
@@ -564,7 +573,9 @@ class SalesforceClient:
     def _abort(self, job_id: str) -> dict[str, Any] | None:
         """Best effort: abort a job we give up on (its unprocessed rows are retried next run)."""
         try:
-            response = self.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "Aborted"})
+            response = self.request(
+                "PATCH", f"jobs/ingest/{job_id}", json={"state": "Aborted"}, within_job=True
+            )
         except DestinationError as exc:
             log.warning("Salesforce Bulk job %s not aborted: %s", job_id, exc)
             return None
@@ -572,7 +583,9 @@ class SalesforceClient:
         return dict(body) if response.status_code == 200 and isinstance(body, Mapping) else None
 
     def _job_results(self, job_id: str, kind: str) -> str | None:
-        response = self.request("GET", f"jobs/ingest/{job_id}/{kind}/", headers={"Accept": "text/csv"})
+        response = self.request(
+            "GET", f"jobs/ingest/{job_id}/{kind}/", headers={"Accept": "text/csv"}, within_job=True
+        )
         if response.status_code != 200:
             log.warning(
                 "Salesforce Bulk job %s %s: HTTP %d %s",
