@@ -232,3 +232,14 @@ def test_a_usage_learned_long_ago_no_longer_stops_the_next_call():
 def test_a_reserve_outside_zero_to_one_is_refused(reserve):
     with pytest.raises(ValueError, match="reserve"):
         DailyBudget(reserve)
+
+
+def test_a_token_that_cannot_be_had_leaves_the_call_unsent_for_the_journal(fake):
+    """`before_send` marks rows in flight (the exactly-once journal): a refused token must fail
+    the call before that, so the rows are not sent rather than of unknown outcome."""
+    rest, _auth = client(fake, secret="wrong")
+    departed: list[str] = []
+    with pytest.raises(TokenRefused):
+        rest.request("GET", LIMITS, before_send=lambda: departed.append("left"))
+    assert departed == []
+    assert fake.calls("GET", LIMITS) == []
