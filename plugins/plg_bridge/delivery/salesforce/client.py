@@ -129,8 +129,9 @@ class SalesforceClient:
     (that call is then sent again: a 401 means nothing was applied). A 403
     REQUEST_LIMIT_EXCEEDED, credentials the token endpoint refuses, or a daily API budget down to
     its reserve (`api_reserve` of the limit `Sforce-Limit-Info` reports, left to the customer's
-    other integrations) stop the client for the run (`stopped`): later calls raise the same
-    `SalesforceStop` without touching the network. No rate limiter by default: Salesforce meters
+    other integrations; checked before each call, so calls already in flight finish and a Bulk
+    job once created is seen through) stop the client for the run (`stopped`): later calls raise
+    the same `SalesforceStop` without touching the network. No rate limiter by default: Salesforce meters
     a daily request count, not a rate; pass `limiter` to cap concurrency-heavy runs.
     """
 
