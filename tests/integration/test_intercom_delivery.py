@@ -5,29 +5,30 @@ strayed from Intercom's published description."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import pandas as pd
 import pytest
 
+from plg_bridge.config import IntercomSettings
 from plg_bridge.delivery.intercom.client import IntercomClient
 from plg_bridge.delivery.intercom.deliver import (
     deliver_companies,
     deliver_events,
-    deliver_tags,
     ensure_data_attributes,
 )
 from plg_bridge.delivery.intercom.mapping import (
     COMPANY_ATTRIBUTES,
     company_records,
     event_records,
-    tag_records,
 )
 from plg_bridge.delivery.transport import RateLimiter, RetryPolicy
 from tests.fakes.intercom import FakeIntercom
 from tests.fakes.server import Fault, Response
 from tests.support import frames
+from tests.support.deliver import Deployment, http_connection
 
 TOKEN = "intercom-test-token"
 START = 1_795_000_003.0  # a fake wall clock, 3 s into a 10-second window
@@ -106,52 +107,7 @@ def statuses(outcomes: pd.DataFrame) -> list[str]:
     return list(outcomes["status"])
 
 
-# -- companies --------------------------------------------------------------------------------
-
-
-def test_missing_data_attributes_are_created_first_then_every_company_lands(fake, clock):
-    outcomes = deliver_companies(make_client(fake, clock), company_records(scores(12), as_of="2026-11-20"))
-
-    assert statuses(outcomes) == ["created"] * 12
-    assert {name: a["data_type"] for (_m, name), a in fake.data_attributes.items()} == ATTRIBUTE_TYPES
-    paths = [(r.method, r.path) for r in fake.requests]
-    assert paths[0] == ("GET", "/data_attributes")
-    assert paths[1 : 1 + len(COMPANY_ATTRIBUTES)] == [("POST", "/data_attributes")] * len(COMPANY_ATTRIBUTES)
-    assert paths[1 + len(COMPANY_ATTRIBUTES) :] == [("POST", "/companies")] * 12
-    stored = fake.companies["org-007"]
-    assert stored["name"] == "Org 7"
-    assert stored["custom_attributes"] == {
-        "plg_pql_score": 7,
-        "plg_is_pql": False,
-        "plg_events_this_week": 21,
-        "plg_events_last_week": 14,
-        "plg_active_creators": 0,
-        "plg_integrations_connected": 1,
-        "plg_scored_at": 1_795_132_800,  # 2026-11-20T00:00Z
-    }
-    assert "name" not in fake.companies["org-005"]
-    assert outcomes.set_index("record_key").loc["org-007", "destination_id"] == stored["id"]
-    assert all(r.header("authorization") == f"Bearer {TOKEN}" for r in fake.requests)
-    assert {r.header("intercom-version") for r in fake.requests} == {"2.11"}
-
-
-def test_companies_are_created_then_updated_in_place(fake, clock):
-    first = deliver_companies(make_client(fake, clock), company_records(scores(20)))
-    changed = scores(20)
-    changed.loc[4, "pql_score"] = 97
-    changed.loc[4, "is_pql"] = True
-    clock.now += 60  # a later run
-    attribute_posts = len(fake.calls("POST", "/data_attributes"))
-
-    second = deliver_companies(make_client(fake, clock), company_records(changed))
-
-    assert statuses(first) == ["created"] * 20
-    assert statuses(second) == ["updated"] * 20
-    assert list(second["destination_id"]) == list(first["destination_id"])
-    assert len(fake.companies) == 20  # no duplicates
-    assert fake.companies["org-004"]["custom_attributes"]["plg_pql_score"] == 97
-    assert fake.companies["org-004"]["custom_attributes"]["plg_is_pql"] is True
-    assert len(fake.calls("POST", "/data_attributes")) == attribute_posts  # all exist now
+# -- client level: guards and transport the DAG path cannot reach cheaply -------------------
 
 
 def test_without_the_attributes_every_row_fails_naming_the_attribute(fake, clock):
@@ -194,106 +150,6 @@ def test_a_repeated_record_key_is_not_sent_twice(ready_fake, clock):
     assert len(ready_fake.calls("POST", "/companies")) == 2
 
 
-# -- tags -------------------------------------------------------------------------------------
-
-
-def test_tags_are_applied_per_provider_in_one_call_per_tag(ready_fake, clock):
-    client = make_client(ready_fake, clock)
-    deliver_companies(client, company_records(scores(4)))
-    frame = signals(
-        [
-            ("integration_connected", "org-000", "Slack", None),
-            ("integration_connected", "org-001", "slack", None),
-            ("integration_connected", "org-001", "Google Sheets", None),
-            ("enterprise_interest", "org-002", "sso", None),
-            ("enterprise_interest", "org-000", None, None),
-            ("aha_reached", "org-003", "first_report", "u3"),  # an event, not a tag
-        ]
-    )
-    records = tag_records(frame)
-
-    outcomes = deliver_tags(client, records)
-
-    assert len(outcomes) == 5 and statuses(outcomes) == ["created"] * 5
-    assert list(outcomes["record_key"]) == [r["record_key"] for r in records]
-    assert sorted(ready_fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
-    assert sorted(ready_fake.company_tags("org-001")) == ["integration:google-sheets", "integration:slack"]
-    assert ready_fake.company_tags("org-002") == ["enterprise-interest"]
-    assert ready_fake.company_tags("org-003") == []
-    tag_calls = ready_fake.calls("POST", "^/tags$")
-    assert len(tag_calls) == 3  # enterprise-interest, integration:google-sheets, integration:slack
-    slack_call = next(c.json for c in tag_calls if c.json["name"] == "integration:slack")
-    assert slack_call["companies"] == [{"company_id": "org-000"}, {"company_id": "org-001"}]
-    by_key = outcomes.set_index("record_key")["destination_id"]
-    assert by_key[records[0]["record_key"]] == ready_fake.tags["enterprise-interest"]["id"]
-
-    again = deliver_tags(client, records)  # a replay (the engine would not send one) duplicates nothing
-    assert statuses(again) == ["created"] * 5
-    assert sorted(ready_fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
-
-
-def test_a_tag_for_a_missing_company_fails_only_its_row(ready_fake, clock):
-    client = make_client(ready_fake, clock)
-    deliver_companies(client, company_records(scores(2)))
-    frame = signals(
-        [
-            ("integration_connected", "org-000", "Slack", None),
-            ("integration_connected", "org-404", "Slack", None),
-            ("integration_connected", "org-001", "Slack", None),
-        ]
-    )
-    outcomes = deliver_tags(client, tag_records(frame)).set_index("record_key")
-
-    failed = outcomes[outcomes["status"] == "failed"]
-    assert list(failed.index) == ["integration_connected:org-404:Slack:-"]
-    assert failed["error_code"].iloc[0] == "company_not_found"
-    assert (outcomes["status"] == "created").sum() == 2
-    assert ready_fake.company_tags("org-000") == ready_fake.company_tags("org-001") == ["integration:slack"]
-
-
-# -- events -----------------------------------------------------------------------------------
-
-
-def test_events_are_posted_with_metadata(fake, clock):
-    frame = signals(
-        [
-            ("aha_reached", "org-001", "first_report_generated", "u1"),
-            ("aha_reached", "org-002", "first_api_call_completed", None),  # no distinct_id: no event
-            ("usage_ceiling", "org-001", "seats", "u1"),  # not an event
-        ]
-    )
-    frame.loc[1, "email"] = "only-email@acme.test"
-    records = event_records(frame)
-
-    outcomes = deliver_events(make_client(fake, clock), records)
-
-    assert statuses(outcomes) == ["created", "created"]
-    assert [(e["event_name"], e.get("user_id"), e.get("email")) for e in fake.events] == [
-        ("aha-moment-reached", "u1", None),
-        ("aha-moment-reached", None, "only-email@acme.test"),
-    ]
-    assert fake.events[0]["created_at"] == 1_795_168_800  # 2026-11-20T10:00Z
-    assert fake.events[0]["metadata"] == {
-        "signal_key": "aha_reached:org-001:first_report_generated:u1",
-        "milestone": "first_report_generated",
-        "org_id": "org-001",
-        "org_name": "Name of org-001",
-        "pql_score": 80,
-        "is_pql": True,
-    }
-    assert not any(e["duplicate"] for e in fake.events)
-
-
-def test_an_event_for_an_unknown_user_fails_only_its_row(clock):
-    with serve(clock, known_users={"u1"}) as fake:
-        frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "ghost")])
-        outcomes = deliver_events(make_client(fake, clock), event_records(frame))
-        assert statuses(outcomes) == ["created", "failed"]
-        assert outcomes["error_code"].iloc[1] == "not_found"
-        assert len(fake.events) == 1
-        assert fake.spec_violations == []
-
-
 def test_a_5xx_on_an_event_is_retried_and_intercom_keeps_one_event(fake, clock):
     fake.inject(Fault(path="^/events$", response=Response(503, {"type": "error.list", "errors": []})))
     records = event_records(signals([("aha_reached", "o1", "m", "u1")]))
@@ -304,22 +160,6 @@ def test_a_5xx_on_an_event_is_retried_and_intercom_keeps_one_event(fake, clock):
 
 
 # -- credentials, rate limits and faults ------------------------------------------------------
-
-
-def test_a_wrong_token_fails_every_row_with_the_code_and_stops(fake, clock):
-    client = make_client(fake, clock, token="wrong-token")
-    outcomes = deliver_companies(client, company_records(scores(25)))
-    frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "u2")])
-    events = deliver_events(client, event_records(frame))
-
-    assert len(outcomes) == 25
-    assert set(outcomes["status"]) == {"failed"}
-    assert set(outcomes["error_code"]) == {"unauthorized"}
-    assert outcomes["error_message"].str.contains("Access Token Invalid").all()
-    assert outcomes["error_message"].iloc[1:].str.startswith("not sent").all()
-    assert len(fake.calls("POST", "/companies")) == 1  # the rest were not sent
-    assert set(events["error_code"]) == {"unauthorized"}
-    assert fake.companies == {} and fake.events == []
 
 
 def test_an_unsupported_version_stops_with_its_code(ready_fake, clock):
@@ -500,3 +340,205 @@ def test_plg_scored_at_is_sent_through_the_sync_path(ready_fake, monkeypatch, tm
 
     calls = len(ready_fake.requests)
     assert run(21)["plan"]["unchanged"] == 3 and len(ready_fake.requests) == calls
+
+
+# -- through the production path: deliver_run(target) as the DAG's deliver task runs it ----------
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch):
+    """A deployment delivering to Intercom; `connect(fake, token)` points intercom_default at a fake."""
+    dep = Deployment(tmp_path / "work", "intercom")
+
+    def connect(fake: FakeIntercom, token: str = TOKEN) -> Deployment:
+        monkeypatch.setenv("AIRFLOW_CONN_INTERCOM_DEFAULT", http_connection(fake, token))
+        return dep
+
+    dep.connect = connect
+    return dep
+
+
+@pytest.fixture
+def wall_fake():
+    """A workspace on the wall clock (the production client reads the real time)."""
+    with FakeIntercom() as server:
+        yield server
+        assert server.spec_violations == []
+
+
+def test_missing_data_attributes_are_created_first_then_every_company_lands(wall_fake, deployment):
+    result = deployment.connect(wall_fake).run("intercom_companies", scores=scores(12))
+    outcomes = deployment.outcomes("intercom_companies")
+    fake = wall_fake
+
+    assert result["created"] == 12 and statuses(outcomes) == ["created"] * 12
+    assert {name: a["data_type"] for (_m, name), a in fake.data_attributes.items()} == ATTRIBUTE_TYPES
+    paths = [(r.method, r.path) for r in fake.requests]
+    assert paths[0] == ("GET", "/data_attributes")
+    assert paths[1 : 1 + len(COMPANY_ATTRIBUTES)] == [("POST", "/data_attributes")] * len(COMPANY_ATTRIBUTES)
+    assert paths[1 + len(COMPANY_ATTRIBUTES) :] == [("POST", "/companies")] * 12
+    stored = fake.companies["org-007"]
+    assert stored["name"] == "Org 7"
+    assert stored["custom_attributes"] == {
+        "plg_pql_score": 7,
+        "plg_is_pql": False,
+        "plg_events_this_week": 21,
+        "plg_events_last_week": 14,
+        "plg_active_creators": 0,
+        "plg_integrations_connected": 1,
+        "plg_scored_at": 1_795_132_800,  # 2026-11-20T00:00Z
+    }
+    assert "name" not in fake.companies["org-005"]
+    assert outcomes.set_index("record_key").loc["org-007", "destination_id"] == stored["id"]
+    assert all(r.header("authorization") == f"Bearer {TOKEN}" for r in fake.requests)
+    assert {r.header("intercom-version") for r in fake.requests} == {"2.11"}
+
+
+def test_companies_are_created_then_updated_in_place(fake, clock, deployment):
+    """`fake` stamps companies on the test's clock: the second run is a minute later there, so
+    Intercom's updated_at differs from created_at as it would between two real runs."""
+    wall_fake = fake
+    deployment.connect(wall_fake).run("intercom_companies", scores=scores(20))
+    clock.now += 60
+    first = deployment.outcomes("intercom_companies").set_index("record_key")
+    changed = scores(20)
+    changed.loc[4, "pql_score"] = 97
+    changed.loc[4, "is_pql"] = True
+    attribute_posts = len(wall_fake.calls("POST", "/data_attributes"))
+    next_day = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+
+    result = deployment.run("intercom_companies", next_day, scores=changed)
+    second = deployment.outcomes("intercom_companies", next_day)
+
+    assert statuses(first) == ["created"] * 20
+    assert result["plan"]["update"] == 1 and list(second["status"]) == ["updated"]
+    assert second["destination_id"].iloc[0] == first.loc["org-004", "destination_id"]
+    assert len(wall_fake.companies) == 20  # no duplicates
+    assert wall_fake.companies["org-004"]["custom_attributes"]["plg_pql_score"] == 97
+    assert wall_fake.companies["org-004"]["custom_attributes"]["plg_is_pql"] is True
+    assert len(wall_fake.calls("POST", "/data_attributes")) == attribute_posts  # all exist now
+
+
+TAG_SIGNALS = [
+    ("integration_connected", "org-000", "Slack", None),
+    ("integration_connected", "org-001", "slack", None),
+    ("integration_connected", "org-001", "Google Sheets", None),
+    ("enterprise_interest", "org-002", "sso", None),
+    ("enterprise_interest", "org-000", None, None),
+    ("aha_reached", "org-003", "first_report", "u3"),  # an event, not a tag
+]
+
+
+def test_tags_are_applied_per_provider_in_one_call_per_tag(wall_fake, deployment):
+    deployment.connect(wall_fake).run("intercom_companies", scores=scores(4))
+    frame = signals(TAG_SIGNALS)
+    result = deployment.run("intercom_tags", signals=frame)
+    outcomes = deployment.outcomes("intercom_tags")
+    fake = wall_fake
+
+    assert result["created"] == 5 and len(outcomes) == 5 and statuses(outcomes) == ["created"] * 5
+    assert sorted(fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
+    assert sorted(fake.company_tags("org-001")) == ["integration:google-sheets", "integration:slack"]
+    assert fake.company_tags("org-002") == ["enterprise-interest"]
+    assert fake.company_tags("org-003") == []
+    tag_calls = fake.calls("POST", "^/tags$")
+    assert len(tag_calls) == 3  # enterprise-interest, integration:google-sheets, integration:slack
+    slack_call = next(c.json for c in tag_calls if c.json["name"] == "integration:slack")
+    assert slack_call["companies"] == [{"company_id": "org-000"}, {"company_id": "org-001"}]
+    by_key = outcomes.set_index("record_key")["destination_id"]
+    assert by_key["enterprise_interest:org-000:-:-"] == fake.tags["enterprise-interest"]["id"]
+
+    again = deployment.run("intercom_tags", signals=frame)  # a rerun: create-once, nothing sent
+    assert again["plan"]["unchanged"] == 5 and len(fake.calls("POST", "^/tags$")) == 3
+    assert sorted(fake.company_tags("org-000")) == ["enterprise-interest", "integration:slack"]
+
+
+def test_a_tag_for_a_missing_company_fails_only_its_row(wall_fake, deployment):
+    deployment.connect(wall_fake).run("intercom_companies", scores=scores(2))
+    frame = signals(
+        [
+            ("integration_connected", "org-000", "Slack", None),
+            ("integration_connected", "org-404", "Slack", None),
+            ("integration_connected", "org-001", "Slack", None),
+        ]
+    )
+    deployment.run("intercom_tags", signals=frame)
+    outcomes = deployment.outcomes("intercom_tags").set_index("record_key")
+
+    failed = outcomes[outcomes["status"] == "failed"]
+    assert list(failed.index) == ["integration_connected:org-404:Slack:-"]
+    assert failed["error_code"].iloc[0] == "company_not_found"
+    assert (outcomes["status"] == "created").sum() == 2
+    assert wall_fake.company_tags("org-000") == wall_fake.company_tags("org-001") == ["integration:slack"]
+
+
+def test_events_are_posted_with_metadata(wall_fake, deployment):
+    frame = signals(
+        [
+            ("aha_reached", "org-001", "first_report_generated", "u1"),
+            ("aha_reached", "org-002", "first_api_call_completed", None),  # no distinct_id: email
+            ("usage_ceiling", "org-001", "seats", "u1"),  # not an event
+        ]
+    )
+    frame.loc[1, "email"] = "only-email@acme.test"
+
+    result = deployment.connect(wall_fake).run("intercom_events", signals=frame)
+
+    assert result["created"] == 2
+    # events go out several in flight: compare them in a fixed order
+    events = sorted(wall_fake.events, key=lambda e: e["metadata"]["signal_key"])
+    assert [(e["event_name"], e.get("user_id"), e.get("email")) for e in events] == [
+        ("aha-moment-reached", "u1", None),
+        ("aha-moment-reached", None, "only-email@acme.test"),
+    ]
+    assert events[0]["created_at"] == 1_795_168_800  # 2026-11-20T10:00Z
+    assert events[0]["metadata"] == {
+        "signal_key": "aha_reached:org-001:first_report_generated:u1",
+        "milestone": "first_report_generated",
+        "org_id": "org-001",
+        "org_name": "Name of org-001",
+        "pql_score": 80,
+        "is_pql": True,
+    }
+    assert not any(e["duplicate"] for e in wall_fake.events)
+    assert deployment.run("intercom_events", signals=frame)["plan"]["unchanged"] == 2  # create-once
+    assert len(wall_fake.events) == 2
+
+
+def test_an_event_for_an_unknown_user_fails_only_its_row(deployment):
+    with FakeIntercom(known_users={"u1"}) as fake:
+        frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "ghost")])
+        deployment.connect(fake).run("intercom_events", signals=frame)
+        outcomes = deployment.outcomes("intercom_events").set_index("record_key")
+        assert outcomes.loc["aha_reached:o1:m:u1", "status"] == "created"
+        assert outcomes.loc["aha_reached:o2:m:ghost", "error_code"] == "not_found"
+        assert len(fake.events) == 1
+        assert fake.spec_violations == []
+
+
+def test_a_wrong_token_fails_every_row_with_the_code_and_stops(wall_fake, deployment):
+    deployment.connect(wall_fake, token="wrong-token")
+    deployment.settings["intercom"] = IntercomSettings(max_in_flight=1)
+    deployment.run("intercom_companies", scores=scores(25))
+    outcomes = deployment.outcomes("intercom_companies")
+    frame = signals([("aha_reached", "o1", "m", "u1"), ("aha_reached", "o2", "m", "u2")])
+    deployment.run("intercom_events", signals=frame)
+    events = deployment.outcomes("intercom_events")
+
+    assert len(outcomes) == 25
+    assert set(outcomes["status"]) == {"failed"}
+    assert set(outcomes["error_code"]) == {"unauthorized"}
+    assert outcomes["error_message"].str.contains("Access Token Invalid").all()
+    assert len(wall_fake.calls("POST", "/companies")) <= 1  # the rest were not sent
+    assert set(events["error_code"]) == {"unauthorized"}
+    assert wall_fake.companies == {} and wall_fake.events == []
+
+
+def test_a_company_name_intercom_refuses_is_never_sent(wall_fake, deployment):
+    """Intercom keeps at most 255 characters of a company name (tests/fakes/intercom.py MAX_TEXT): the
+    mapping cuts a longer $groupidentify name, so the company still lands."""
+    frame = scores(2)
+    frame.loc[1, "org_name"] = "Acme " * 100
+    result = deployment.connect(wall_fake).run("intercom_companies", scores=frame)
+    assert result["created"] == 2
+    assert len(wall_fake.companies["org-001"]["name"]) <= 255

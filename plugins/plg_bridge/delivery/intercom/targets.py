@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 def _intercom_client(settings: Settings):
     from plg_bridge.delivery.intercom.client import IntercomClient
 
-    return IntercomClient.from_connection(settings.intercom.conn_id)
+    return IntercomClient.from_connection(
+        settings.intercom.conn_id, max_in_flight=settings.intercom.max_in_flight
+    )
 
 
 def _intercom_companies(inputs: RunInputs, settings: Settings) -> list[dict]:
