@@ -483,19 +483,30 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands that load connections (and `dead-letters replay`): their logs get Airflow's secrets
 # masker. The others touch no connection and skip Airflow's import (seconds on a busy machine).
+# `plan` (a dry run) loads one only to post a volume alert: its masking waits for that (redact.py).
 _DELIVERING = ("sync", "plan")
+_DEFERRED = ("plan",)
 
 
 def _guard_secrets(args: argparse.Namespace) -> None:
     """Airflow's secrets masker on this process's log handlers (task logs have it; the CLI did
     not), every connection the settings name registered for masking, slack_sdk's retry log quiet."""
-    from plg_bridge.redact import install_log_masking, register_connections
+    from plg_bridge.redact import defer_log_masking, install_log_masking, register_connections
 
-    install_log_masking(logging.INFO if args.verbose else logging.WARNING)
+    level = logging.INFO if args.verbose else logging.WARNING
     s = load_settings(args.config)
-    register_connections(
-        (s.hubspot.conn_id, s.salesforce.conn_id, s.intercom.conn_id, s.slack.conn_id, s.alerts.slack_conn_id)
+    conn_ids = (
+        s.hubspot.conn_id,
+        s.salesforce.conn_id,
+        s.intercom.conn_id,
+        s.slack.conn_id,
+        s.alerts.slack_conn_id,
     )
+    if args.command in _DEFERRED:
+        defer_log_masking(level, conn_ids)
+        return
+    install_log_masking(level)
+    register_connections(conn_ids)
 
 
 def _missing_connection(exc: BaseException) -> bool:

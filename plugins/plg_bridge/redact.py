@@ -7,6 +7,10 @@ still leak, and the guard for each:
   a connection's password and extra when it is loaded) filters task logs; `install_log_masking`
   gives the `plg-bridge` command the same masking. `register_connection` adds what Airflow does
   not know is secret (a webhook URL split over host and password, tokens obtained at run time).
+  A CLI command that may load no connection at all (`plan`: a dry run, which loads one only to post
+  a volume alert) defers it (`defer_log_masking`): importing Airflow costs ~2 s of start-up, so the
+  command starts with this module's own filter (credential-shaped text) and Airflow's masker is installed, with the settings' connections registered, the first time
+  anything is about to load a connection or build a vendor client (`ensure_log_masking`).
   slack_sdk's retry log prints the full request URL (for an incoming webhook: the secret) at
   INFO: the Slack hooks log through `sdk_logger()` (WARNING and up) instead.
 - Stored vendor answers. A vendor (or a proxy before it) may echo request headers in an error
@@ -66,6 +70,7 @@ def mask(secret: Any) -> None:
     """Register a secret (text, or a dict/list walked for sensitive keys) for masking everywhere."""
     if not secret:
         return
+    ensure_log_masking()
     from airflow.sdk.log import mask_secret
 
     mask_secret(secret)
@@ -77,6 +82,7 @@ def register_connection(connection: Any) -> None:
     Airflow masks the password and extra on load; a Slack webhook URL is split over host and
     password, so the URL as slack_sdk builds it is registered too.
     """
+    ensure_log_masking()
     password = getattr(connection, "password", None)
     mask(password)
     extra = getattr(connection, "extra_dejson", None)
@@ -110,9 +116,7 @@ def strip_secrets(text: Any) -> Any:
         return text
     with contextlib.suppress(ImportError):  # without Airflow the patterns still apply
         text = str(_masker().redact(text))
-    for pattern, replace in _PATTERNS:
-        text = pattern.sub(replace, text)
-    return text
+    return strip_patterns(text)
 
 
 def sdk_logger() -> logging.Logger:
@@ -128,7 +132,13 @@ def sdk_logger() -> logging.Logger:
 
 
 def quiet_client_logs() -> None:
-    """The same for slack_sdk's own loggers and the Slack hooks' stdlib loggers."""
+    """The same for slack_sdk's own loggers and the Slack hooks' stdlib loggers (called before a
+    vendor client is built: a deferred masking is installed first)."""
+    ensure_log_masking()
+    _quiet()
+
+
+def _quiet() -> None:
     for name in (*_QUIET_LOGGERS, SDK_LOGGER):
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
@@ -153,4 +163,50 @@ def install_log_masking(level: int = logging.WARNING) -> None:
     for handler in logging.getLogger().handlers:
         if masker not in handler.filters:
             handler.addFilter(masker)
-    quiet_client_logs()
+    _quiet()
+
+
+class PatternFilter(logging.Filter):
+    """Credential-shaped text masked in every record (message, arguments, traceback) without
+    Airflow: the `defer_log_masking` stand-in until Airflow's masker is installed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = strip_patterns(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = strip_patterns(record.exc_text)
+        return True
+
+
+def strip_patterns(text: str) -> str:
+    """`text` with credential-shaped strings replaced by `***` (no registered secrets, no Airflow)."""
+    for pattern, replace in _PATTERNS:
+        text = pattern.sub(replace, text)
+    return text
+
+
+_deferred: dict[str, Any] = {}  # level and conn_ids awaiting ensure_log_masking
+
+
+def defer_log_masking(level: int, conn_ids: list[str] | tuple[str, ...]) -> None:
+    """For a CLI command that may never load a connection: this module's pattern filter on the
+    root handlers now, Airflow's masker and `conn_ids` registered on first need (module docstring).
+    Connections are only ever loaded through Airflow, so none can be in the logs before."""
+    _deferred.update(level=level, conn_ids=tuple(conn_ids))
+    patterns = PatternFilter()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(patterns)
+    _quiet()
+
+
+def ensure_log_masking() -> None:
+    """Install the masking `defer_log_masking` put off (once); nothing when none was deferred."""
+    if not _deferred:
+        return
+    level, conn_ids = _deferred.pop("level"), _deferred.pop("conn_ids")
+    install_log_masking(level)
+    register_connections(conn_ids)

@@ -355,3 +355,55 @@ def test_cli_logging_masks_connection_secrets(mode, leaks):
     out = done.stdout + done.stderr
     assert "stdlib line" in out and "structlog line" in out
     assert (HUBSPOT_TOKEN in out) is leaks
+
+
+DEFERRED_PROBE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO)
+from plg_bridge.redact import defer_log_masking, quiet_client_logs
+defer_log_masking(logging.INFO, ["probe"])
+assert "airflow" not in sys.modules, "deferred masking imported Airflow"
+logging.getLogger("plg_bridge.probe").info("before: Authorization: Bearer %s", sys.argv[2])
+quiet_client_logs()  # what alerts.post and the Slack client do before loading a connection
+from airflow.sdk import BaseHook
+BaseHook.get_connection("probe")
+logging.getLogger("plg_bridge.probe").info("stdlib line: %s", sys.argv[2])
+import structlog
+structlog.get_logger("airflow.task.hooks.probe").info("structlog line: " + sys.argv[2])
+"""
+
+
+def test_plan_defers_airflow_masker_until_a_connection_is_needed():
+    """`plg-bridge plan` starts without importing Airflow (~2 s); a credential-shaped line is masked
+    by redact's own filter, and once a vendor client is about to be built, Airflow's masker and the
+    connections are installed: the token never reaches the logs."""
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_PROBE": json.dumps({"conn_type": "http", "host": "h", "password": HUBSPOT_TOKEN}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED_PROBE, "deferred", HUBSPOT_TOKEN],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert "before: Authorization: Bearer ***" in out
+    assert "stdlib line" in out and "structlog line" in out
+    assert HUBSPOT_TOKEN not in out
+
+
+def test_plan_command_does_not_import_airflow_before_work(tmp_path):
+    """The `plan` command's start-up (parse, settings, masking) leaves Airflow unimported."""
+    probe = (
+        "import sys, logging; from plg_bridge import cli; "
+        "args = cli.build_parser().parse_args(['plan', '--as-of', '2026-11-20']); "
+        "logging.basicConfig(level=logging.WARNING); cli._guard_secrets(args); "
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
