@@ -55,38 +55,73 @@ def as_of_time(value: str | datetime) -> datetime:
 UNRESOLVED = "\x1f"  # prefix of a creator key that no distinct id resolves (never a distinct id)
 
 
+def creator_links(partial: Partial, creators: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The links and `$identify` firsts that can decide who `creators` are: the partial's links plus
+    the creators' own distinct_id -> person_id links, kept only in the connected components that
+    hold a creator (merges only run along links, so the rest cannot change a creator's person)."""
+    import numpy as np
+    import pandas as pd
+
+    from plg_bridge.models.identity import IDENTIFY, components
+
+    own = creators.loc[creators["person_id"].notna(), ["distinct_id", "person_id", "day"]]
+    own = own[own["distinct_id"].notna()]
+    own = pd.DataFrame(
+        {"a": own["distinct_id"], "b": own["person_id"], "kind": "person", "timestamp": own["day"]}
+    )
+    links = pd.concat([partial.links, own.astype(partial.links.dtypes.to_dict())], ignore_index=True)
+    firsts = partial.firsts[partial.firsts["event"] == IDENTIFY]
+    if links.empty:
+        return links, firsts.iloc[:0]
+    is_person = (links["kind"] == "person").to_numpy(bool)
+    n, k = len(links), int((~is_person).sum())
+    ids = pd.concat([links["a"], links["b"][~is_person], creators["distinct_id"].fillna("")])
+    id_codes, names = pd.factorize(ids)
+    people = pd.concat([links["b"][is_person], creators["person_id"].dropna()])
+    person_codes, person_names = pd.factorize(people)
+    left = id_codes[:n]
+    right = np.empty(n, np.int64)
+    right[~is_person] = id_codes[n : n + k]
+    right[is_person] = len(names) + person_codes[: int(is_person.sum())]
+    labels = components(left, right, len(names) + len(person_names))
+    wanted = np.union1d(labels[id_codes[n + k :]], labels[len(names) + person_codes[int(is_person.sum()) :]])
+    links = links[np.isin(labels[left], wanted)]
+    kept = pd.Index(names)[np.isin(labels[: len(names)], wanted)]
+    return links.reset_index(drop=True), firsts[firsts["distinct_id"].isin(kept)]
+
+
 def creator_persons(
     partial: Partial,
     creators: pd.DataFrame,
     as_of: datetime,
     placeholder_ids: Iterable[str] = (),
+    *,
     keys: pd.DataFrame | None = None,
+    links: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> pd.Series:
     """The PostHog person of each row of `creators` (a slice of `partial.creators`), as of T.
 
     `keys` is identity.stitch's output when the caller already has it (the DAG path: persons of
-    the whole merged partial); otherwise the partial's links (all of them, or only the identity
-    events' on the CLI path) plus the creators' own distinct_id -> person_id links are stitched.
-    A distinct id PostHog never merges (a placeholder like "guest") resolves through its
-    person_id; one that resolves to no one keeps its person_id (else itself) as its own person.
+    the whole merged partial); otherwise creator_links (the partial's links, all of them or only
+    the identity events' on the CLI path, plus the creators' own; `links` when already made) are
+    stitched. A distinct id PostHog never merges (a placeholder like "guest") resolves through
+    its person_id; one that resolves to no one keeps its person_id (else itself) as its own person.
     """
     import pandas as pd
 
     from plg_bridge.models.identity import stitch
 
     t = pd.Timestamp(as_of_time(as_of))
-    own = creators.loc[creators["person_id"].notna(), ["distinct_id", "person_id", "day"]]
-    own = pd.DataFrame(
-        {"a": own["distinct_id"], "b": own["person_id"], "kind": "person", "timestamp": own["day"]}
-    )
-    links = pd.concat([partial.links, own.astype(partial.links.dtypes.to_dict())], ignore_index=True)
+    if links is None and keys is None:
+        links = creator_links(partial, creators)
     if keys is None:
-        keys = stitch(links, t, placeholder_ids, creators["distinct_id"], partial.firsts)
+        keys = stitch(links[0], t, placeholder_ids, creators["distinct_id"], links[1])
     by_id = pd.Series(keys["person_key"].to_numpy(), index=keys["distinct_id"].to_numpy())
     person = creators["distinct_id"].map(by_id).to_numpy(dtype=object, copy=True)
     missing = pd.isna(person)
-    if missing.any():
-        held = links[(links["kind"] == "person") & (links["timestamp"] < t)]
+    if missing.any():  # rare: ids PostHog never merges
+        edges = (links if links is not None else creator_links(partial, creators))[0]
+        held = edges[(edges["kind"] == "person") & (edges["timestamp"] < t)]
         held = held.assign(key=held["a"].map(by_id)).dropna(subset=["key"])
         via = held.groupby("b")["key"].min()
         person[missing] = creators["person_id"][missing].map(via).astype(object).to_numpy()
@@ -123,7 +158,7 @@ def score(
 
     creators = partial.creators
     creators = creators[(creators["day"] >= last_start) & (creators["day"] < t)]
-    creators = creators.assign(person=creator_persons(partial, creators, t, placeholder_ids, keys))
+    creators = creators.assign(person=creator_persons(partial, creators, t, placeholder_ids, keys=keys))
     out = pd.DataFrame(
         {
             "events_this_week": total(cfg.velocity_event, this_start, t),
@@ -213,9 +248,9 @@ def daily_scores(
 
     velocity, integration = event_grid(cfg.velocity_event), event_grid(cfg.integration_event)
     scored = grid(counts, np.ones(len(counts), dtype=np.int64))
-    calls = partial.links[partial.links["kind"] != "person"]["timestamp"]
-    marks = partial.firsts.loc[partial.firsts["event"] == "$identify", "timestamp"]
-    moving = pd.concat([calls, marks])
+    edges = creator_links(partial, creators)  # once: the per-date stitches only see these
+    calls = edges[0].loc[edges[0]["kind"] != "person", "timestamp"]
+    moving = pd.concat([calls, edges[1]["timestamp"]])
     moving = moving[(moving >= min(stamps)) & (moving < max(stamps))]
     resolved: dict[pd.Timestamp, tuple] = {}
 
@@ -223,7 +258,7 @@ def daily_scores(
         """(pair cumulative activity, org of each pair) with creators resolved as of `t`."""
         at = max(stamps) if moving.empty else t
         if at not in resolved:
-            person = creator_persons(partial, creators, at, placeholder_ids)
+            person = creator_persons(partial, creators, at, placeholder_ids, links=edges)
             keyed = creators.assign(person=person)
             pairs = keyed[["org_id", "person"]].drop_duplicates().reset_index(drop=True)
             pair_of = keyed.merge(pairs.reset_index(names="pair"), on=["org_id", "person"])
