@@ -201,6 +201,47 @@ def test_whole_files_are_skipped_by_their_export_interval(tmp_path, settings):
     assert skipped == ["2026-11-05", "2026-11-06", "2026-11-07", "2026-11-08", "2026-11-14"]
 
 
+def test_history_events_are_read_from_row_groups_before_the_window_with_their_row_numbers(tmp_path, settings):
+    """Row groups of 2 rows: [old core x2] skipped after reading only its event column,
+    [old $groupidentify + old core] read for the $groupidentify alone, [malformed core, core in
+    the window] read whole, [after the window] skipped. Rows keep their numbers in the file."""
+    from collections import Counter
+
+    from plg_bridge.ingest.reader import iter_batches
+
+    rows = [
+        event("core_feature_used", "2026-11-01T01:00"),
+        event("core_feature_used", "2026-11-01T02:00"),
+        group_identify("org_a", "2026-11-02T01:00", name="Acme"),
+        event("core_feature_used", "2026-11-02T02:00"),
+        event("core_feature_used", "2026-11-10T01:00", raw_properties="{broken"),
+        event("core_feature_used", "2026-11-11T01:00", uuid="u-in"),
+        event("core_feature_used", "2026-11-12T00:00"),
+        event("$identify", "2026-11-12T01:00"),
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=EXPORT_SCHEMA), tmp_path / "x.parquet", row_group_size=2)
+    counters: Counter = Counter()
+    batches = list(
+        iter_batches(
+            location(str(tmp_path)),
+            "x.parquet",
+            settings.exports,
+            ("core_feature_used", "$identify"),
+            window=WINDOW,
+            history_events=("$groupidentify", "$identify"),
+            counters=counters,
+        )
+    )
+    events = pa.concat_tables([b.events for b in batches])
+    assert events.column("uuid").to_pylist() == ["u-in"] and events.column("row").to_pylist() == [5]
+    quarantine = pa.concat_tables([b.quarantine for b in batches])
+    assert quarantine.column("row").to_pylist() == [4]  # its row in the file, after a skipped group
+    groups = pa.concat_tables([b.groups for b in batches])
+    assert groups.num_rows == 1 and "Acme" in groups.column("properties")[0].as_py()
+    assert sum(b.rows for b in batches) == 1 + 2  # the history row, the window's row group
+    assert dict(counters) == {"row_groups_skipped": 2, "row_groups_history": 1, "row_groups_read": 1}
+
+
 def test_may_hold_margins():
     from plg_bridge.ingest.layout import FUTURE_CUTOFF, may_hold
 
