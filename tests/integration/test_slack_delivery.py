@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from plg_bridge.delivery.slack.client import post_digest
-from plg_bridge.delivery.slack.mapping import digest_blocks, digest_messages
+from plg_bridge.delivery.slack.mapping import digest_messages
 from tests.fakes.server import Fault, Response
 from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
+from tests.support.deliver import Deployment, slack_connection
 
 TOKEN = "xoxb-plg-test-token"
 HOOK = "/services/T000/B000/XXXX"
@@ -111,51 +112,7 @@ def posts(fake: FakeSlack) -> list:
     return fake.calls("POST", r"chat\.postMessage")
 
 
-# -- the digest through chat.postMessage ------------------------------------------------------
-
-
-def test_sixty_signals_go_out_as_several_valid_messages(fake, clock, api_conn):
-    messages = digest_messages(crossed(4), signals(60), AS_OF, "https://airflow.test/run?id=1&try=2")
-    assert len(messages) >= 2
-
-    outcomes = post(messages, clock)
-
-    assert list(outcomes["status"]) == ["created"] * len(messages)
-    assert list(outcomes["record_key"]) == [f"digest:{AS_OF}:{n}" for n in range(1, len(messages) + 1)]
-    stored = fake.messages("#plg-alerts")
-    assert len(stored) == len(messages) == len(posts(fake))  # every message posted once, no 429
-    assert list(outcomes["destination_id"]) == [m["ts"] for m in stored]
-    for message, record in zip(stored, messages, strict=True):
-        assert message["blocks"] == record["payload"]["blocks"]
-        assert message["text"] == record["payload"]["text"]
-        assert len(message["blocks"]) <= 50
-        for block in message["blocks"]:
-            if block["type"] == "section":
-                assert len(block["text"]["text"]) <= MAX_SECTION_TEXT
-            if block["type"] == "header":
-                assert len(block["text"]["text"]) <= MAX_HEADER_TEXT
-    assert clock.waits == [1.0] * (len(messages) - 1)  # spaced a second apart: Slack's channel rate
-    calls = [r.json for r in posts(fake)]
-    assert {c["channel"] for c in calls} == {"#plg-alerts"}
-    assert {(c["unfurl_links"], c["unfurl_media"]) for c in calls} == {(False, False)}
-    assert {r.header("authorization") for r in posts(fake)} == {f"Bearer {TOKEN}"}
-
-
-def test_a_hostile_organization_name_cannot_ping_or_link(fake, clock, api_conn):
-    names = [EVIL, "@here team", *[f"Org {i}" for i in range(2, 5)]]
-    frame = signals(5, names=names)
-    frame.loc[0, "pql_score"] = 99  # first in the digest, so its name is in the notification text too
-    messages = digest_messages(crossed(1, names=["<!here>"]), frame, AS_OF)
-
-    outcomes = post(messages, clock)
-
-    assert list(outcomes["status"]) == ["created"]
-    assert fake.broadcasts() == []
-    message = fake.posted[0]
-    everything = "\n".join([message["text"], *(json.dumps(b) for b in message["blocks"])])
-    assert "&lt;!channel&gt;" in message["text"]
-    assert "&lt;!channel&gt; &amp; &lt;https://x|y&gt;" in everything
-    assert "<https://x" not in everything and "<!" not in everything
+# -- client level: retry and pacing timing on a test clock, transport faults ----------------
 
 
 def test_a_429_is_waited_out_and_the_message_is_posted_exactly_once(fake, clock, api_conn):
@@ -228,29 +185,6 @@ def test_a_refused_connection_is_retried_then_reported_not_sent(clock, monkeypat
     assert clock.waits == [0.5, 1.0]
 
 
-def test_a_bad_token_fails_every_message_with_its_code(fake, clock, monkeypatch):
-    conn = {"conn_type": "slack", "password": "xoxb-wrong", "extra": {"base_url": f"{fake.url}/api/"}}
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
-    messages = digest_messages(None, signals(120), AS_OF)
-
-    outcomes = post(messages, clock)
-
-    assert len(outcomes) == len(messages)
-    assert set(outcomes["error_code"]) == {"invalid_auth"}
-    assert outcomes["error_message"].iloc[1:].str.startswith("not sent").all()
-    assert len(posts(fake)) == 1 and fake.posted == []
-
-
-def test_an_unknown_channel_and_another_channel(fake, clock, api_conn):
-    blocks = digest_blocks(crossed(1), None, AS_OF)
-    missing = post(blocks, clock, channel="#nowhere")
-    assert missing["error_code"].iloc[0] == "channel_not_found"
-    other = post(blocks, clock, channel="plg-digest", key_prefix=f"digest:{AS_OF}")
-    assert list(other["record_key"]) == [f"digest:{AS_OF}:1"]
-    assert [m["channel"] for m in fake.posted] == [channel_id("plg-digest")]
-    assert fake.posted[0]["text"] == f"PLG signals · {AS_OF}"  # a bare block list gets its header as text
-
-
 def test_base_url_without_trailing_slash_works(fake, clock, monkeypatch):
     conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"{fake.url}/api"}}
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps(conn))
@@ -260,25 +194,151 @@ def test_base_url_without_trailing_slash_works(fake, clock, monkeypatch):
 # -- the webhook route ------------------------------------------------------------------------
 
 
-def test_webhook_connection_posts_every_part(fake, clock, webhook_conn):
-    messages = digest_messages(
-        crossed(3), signals(60, names=[EVIL, *[f"Org {i}" for i in range(1, 60)]]), AS_OF
-    )
-
-    outcomes = post(messages, clock, conn_id="slack_webhook", min_interval=0)
-
-    assert list(outcomes["status"]) == ["created"] * len(messages)
-    assert outcomes["destination_id"].isna().all()  # webhooks return no ts
-    assert [m["via"] for m in fake.posted] == ["webhook"] * len(messages)
-    assert [m["blocks"] for m in fake.posted] == [m["payload"]["blocks"] for m in messages]
-    assert fake.broadcasts() == []
-    assert clock.waits == [1.0] * (len(messages) - 1)  # the webhook's 429s were retried
-    assert len(fake.calls("POST", "/services/")) == 2 * len(messages) - 1
-
-
 def test_webhook_errors_map_to_codes(fake, clock, monkeypatch):
     conn = {"conn_type": "slackwebhook", "password": f"{fake.url}/services/T000/B000/WRONG"}
     monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", json.dumps(conn))
     outcomes = post(digest_messages(None, signals(120), AS_OF), clock, conn_id="slack_webhook")
     assert set(outcomes["error_code"]) == {"no_service"}
     assert len(fake.calls("POST", "/services/")) == 1  # a wrong URL: the rest not sent
+
+
+# -- through the production path: deliver_run("slack_digest") as the DAG's deliver task runs it ---
+
+
+@pytest.fixture
+def wall_fake():
+    """FakeSlack on the monotonic clock: the production client really sleeps between posts."""
+    with FakeSlack(channels=["plg-alerts", "plg-digest"]) as server:
+        yield server
+        assert server.spec_violations == []
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch):
+    """A deployment delivering to Slack; `connect(conn_json)` sets slack_default."""
+    dep = Deployment(tmp_path / "work", "slack")
+
+    def connect(conn: str) -> Deployment:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", conn)
+        return dep
+
+    dep.connect = connect
+    return dep
+
+
+def posted_keys(fake: FakeSlack) -> list[str]:
+    """Every signal key named by a posted message's metadata (a key posted twice shows twice)."""
+    return [
+        k for m in fake.posted for k in (m.get("metadata") or {}).get("event_payload", {}).get("keys", [])
+    ]
+
+
+def test_sixty_signals_go_out_as_valid_messages_each_signal_once(wall_fake, deployment):
+    frame = signals(60)
+    result = deployment.connect(slack_connection(wall_fake, TOKEN)).run("slack_digest", signals=frame)
+    outcomes = deployment.outcomes("slack_digest")
+
+    assert result["created"] == 60 and set(outcomes["status"]) == {"created"}
+    stored = wall_fake.messages("#plg-alerts")
+    assert len(stored) >= 3  # journaled in batches of 20 signals: a message or more each
+    assert sorted(posted_keys(wall_fake)) == sorted(frame["signal_key"])  # every signal exactly once
+    ts_of = {k: m["ts"] for m in stored for k in m["metadata"]["event_payload"]["keys"]}
+    assert dict(zip(outcomes["record_key"], outcomes["destination_id"], strict=True)) == ts_of
+    for message in stored:
+        assert len(message["blocks"]) <= 50
+        for block in message["blocks"]:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= MAX_SECTION_TEXT
+            if block["type"] == "header":
+                assert len(block["text"]["text"]) <= MAX_HEADER_TEXT
+    calls = [r.json for r in posts(wall_fake)]
+    assert {c["channel"] for c in calls} == {"#plg-alerts"}
+    assert {(c["unfurl_links"], c["unfurl_media"]) for c in calls} == {(False, False)}
+    assert {r.header("authorization") for r in posts(wall_fake)} == {f"Bearer {TOKEN}"}
+
+    again = deployment.run("slack_digest", signals=frame)  # a rerun: create-once, nothing posted
+    assert again["plan"]["unchanged"] == 60 and len(wall_fake.posted) == len(stored)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="slack/client.py post_digest spaces messages 1 s apart within one call only; the journal "
+    "calls it once per batch of 20 signals, so each batch's message meets the channel limit (429, "
+    "then a whole-second Retry-After). Reported to H4; see docs/benchmarks.md, Slack rows",
+)
+def test_journaled_batches_keep_the_channel_rate_without_429s(wall_fake, deployment):
+    deployment.connect(slack_connection(wall_fake, TOKEN)).run("slack_digest", signals=signals(60))
+    refused = len(posts(wall_fake)) - len(wall_fake.posted)  # calls the channel answered 429
+    assert refused == 0
+
+
+def test_a_hostile_organization_name_cannot_ping_or_link(wall_fake, deployment):
+    names = [EVIL, "@here team", *[f"Org {i}" for i in range(2, 5)]]
+    frame = signals(5, names=names)
+    frame.loc[0, "pql_score"] = 99
+    result = deployment.connect(slack_connection(wall_fake, TOKEN)).run("slack_digest", signals=frame)
+
+    assert result["created"] == 5
+    assert wall_fake.broadcasts() == []
+    (message,) = wall_fake.posted
+    everything = "\n".join([message["text"], *(json.dumps(b) for b in message["blocks"])])
+    assert "&lt;!channel&gt; &amp; &lt;https://x|y&gt;" in everything
+    assert "<https://x" not in everything and "<!" not in everything
+
+
+def test_a_bad_token_fails_every_signal_with_its_code(wall_fake, deployment):
+    result = deployment.connect(slack_connection(wall_fake, "xoxb-wrong")).run(
+        "slack_digest", signals=signals(60)
+    )
+    outcomes = deployment.outcomes("slack_digest")
+
+    assert result["failed"] == 60 and set(outcomes["error_code"]) == {"invalid_auth"}
+    assert wall_fake.posted == []
+    assert 1 <= len(posts(wall_fake)) <= 3  # never retried: at most one refused post per journaled batch
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="post_digest stops after a fatal answer within one call only; the journal calls it once "
+    "per batch of 20 signals, so a bad token is tried once per batch (3 posts for 60 signals). "
+    "Reported to H4",
+)
+def test_a_bad_token_stops_the_later_journaled_batches(wall_fake, deployment):
+    deployment.connect(slack_connection(wall_fake, "xoxb-wrong")).run("slack_digest", signals=signals(60))
+    assert len(posts(wall_fake)) == 1
+
+
+def test_an_unknown_channel_fails_and_another_channel_is_honoured(wall_fake, deployment):
+    from plg_bridge.config import SlackSettings
+
+    deployment.connect(slack_connection(wall_fake, TOKEN))
+    deployment.settings["slack"] = SlackSettings(channel="#nowhere")
+    missing = deployment.run("slack_digest", signals=signals(2))
+    assert missing["failed"] == 2
+    assert set(deployment.outcomes("slack_digest")["error_code"]) == {"channel_not_found"}
+
+    deployment.settings["slack"] = SlackSettings(channel="#plg-digest")
+    other = signals(2, signal="enterprise_interest")
+    # the next run retries the two that failed, with the two new ones, in the channel now set
+    again = deployment.run("slack_digest", signals=other)
+    assert (again["plan"]["create"], again["plan"]["retry"], again["created"]) == (2, 2, 4)
+    assert {m["channel"] for m in wall_fake.posted} == {channel_id("plg-digest")}
+    assert sorted(posted_keys(wall_fake)) == sorted([*signals(2)["signal_key"], *other["signal_key"]])
+
+
+def test_webhook_connection_posts_every_signal(wall_fake, deployment):
+    conn = {
+        "conn_type": "slackwebhook",
+        "host": f"{wall_fake.url}/services",
+        "password": HOOK.removeprefix("/services"),
+    }
+    frame = signals(60, names=[EVIL, *[f"Org {i}" for i in range(1, 60)]])
+    result = deployment.connect(json.dumps(conn)).run("slack_digest", signals=frame)
+    outcomes = deployment.outcomes("slack_digest")
+
+    assert result["created"] == 60
+    assert outcomes["destination_id"].isna().all()  # webhooks return no ts
+    assert {m["via"] for m in wall_fake.posted} == {"webhook"} and len(wall_fake.posted) >= 3
+    assert wall_fake.broadcasts() == []
+    names = "\n".join(json.dumps(m["blocks"]) for m in wall_fake.posted)
+    assert all(f"Org {i}" in names for i in range(1, 60))  # every signal's organization is in a message
