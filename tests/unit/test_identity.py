@@ -254,3 +254,30 @@ def test_long_chain_converges():
     n = 5000
     labels = components(np.arange(n - 1), np.arange(1, n), n)
     assert set(labels.tolist()) == {0}
+
+
+def test_one_set_of_links_stitched_as_of_each_day_follows_the_links_of_that_day(tmp_path, settings):
+    """The PQL daily scores stitch the same links as of every day of their lookback (the T-free
+    work is kept for those frames): each day sees only the links made before it."""
+    rows = [
+        pageview("anon-1", "2026-11-01T09:00"),
+        pageview("anon-2", "2026-11-01T09:30"),
+        identify("user_1", "anon-1", "2026-11-03T10:00"),
+        alias("user_1", "anon-2", "2026-11-05T10:00"),
+    ]
+    partial = partial_of(tmp_path, [rows], settings)
+    ids = settings.exports.placeholder_ids
+
+    def keys(day: str, links=partial.links) -> dict[str, str]:
+        out = stitch(links, pd.Timestamp(day, tz="UTC"), ids, ["late-id"], partial.firsts)
+        assert out["distinct_id"].tolist() == sorted(out["distinct_id"])
+        return dict(zip(out["distinct_id"], out["person_key"], strict=True))
+
+    day2, day4, day6 = keys("2026-11-02"), keys("2026-11-04"), keys("2026-11-06")
+    assert "user_1" not in day2 and day2["late-id"] == "late-id"
+    assert day4["anon-1"] == "user_1" and day4.get("anon-2", "anon-2") == "anon-2"
+    assert day6["anon-1"] == day6["anon-2"] == "user_1"
+    # another frame with the same rows but without the alias: not the kept work of the first
+    fewer = partial.links[partial.links["kind"] != "alias"].reset_index(drop=True)
+    assert keys("2026-11-06", fewer).get("anon-2", "anon-2") == "anon-2"
+    assert keys("2026-11-02") == day2  # and back to the first frame

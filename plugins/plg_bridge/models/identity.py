@@ -129,7 +129,11 @@ def _merges(
             since[low] = min(since[low], since[high], t)
             ra = low
         since[ra] = min(since[ra], t)
-    return np.fromiter((find(x) for x in base), dtype=np.int64, count=len(base))
+    while True:  # every node straight to its root (pointer jumping), then each base label's root
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            return parent[base]
+        parent = jumped
 
 
 def stitch(
@@ -146,65 +150,136 @@ def stitch(
     `$identify`, so a server-side identify (no `$anon_distinct_id`, hence no link) identifies;
     without it only the `$identify` links do. Returns `distinct_id, person_key`, one row per
     distinct id, sorted; an id without links is its own person.
-    """
-    import numpy as np
-    import pandas as pd
 
-    from plg_bridge.ingest.people import valid_ids
+    The T-independent work (Stitcher) is kept for the last (links, firsts) frames stitched: the
+    PQL daily scores stitch the same links as of each day of their lookback.
+    """
+    return _stitcher(links, placeholder_ids, firsts).at(as_of, distinct_ids)
+
+
+_LAST: list = []  # [(weakref to links, weakref to firsts or None, illegal ids, Stitcher)]
+
+
+def _stitcher(links: pd.DataFrame, placeholder_ids: Iterable[str], firsts: pd.DataFrame | None) -> Stitcher:
+    """The Stitcher of these very frames (the models never modify a frame in place), else a new one."""
+    import weakref
 
     illegal = illegal_ids(placeholder_ids)
-    t = None if as_of is None else pd.Timestamp(as_of)
-    if t is not None:
-        links = links[links["timestamp"] < t]
-    links = links[valid_ids(links["a"], illegal) & valid_ids(links["b"], illegal)]
-    links = links[links["a"] != links["b"]]
-    marks = _identifies(links, firsts, t, illegal)
-    is_person = (links["kind"] == "person").to_numpy(bool)
-    extra = pd.Series([] if distinct_ids is None else distinct_ids, dtype="str")
-    extra = extra[valid_ids(extra, illegal)]
+    if _LAST:
+        links_ref, firsts_ref, kept_illegal, stitcher = _LAST[0]
+        same_firsts = firsts is None if firsts_ref is None else firsts_ref() is firsts
+        if links_ref() is links and same_firsts and kept_illegal == illegal:
+            return stitcher
+    stitcher = Stitcher(links, illegal, firsts)
+    _LAST[:] = [(weakref.ref(links), None if firsts is None else weakref.ref(firsts), illegal, stitcher)]
+    return stitcher
 
-    ids = pd.concat([links["a"], links["b"][~is_person], marks["distinct_id"], extra], ignore_index=True)
-    id_codes, id_names = pd.factorize(ids, sort=True)
-    n_ids = len(id_names)
-    n_links = len(links)
-    a = id_codes[:n_links]
-    b = np.empty(n_links, dtype=np.int64)
-    b[~is_person] = id_codes[n_links : n_links + int((~is_person).sum())]
-    person_codes, _ = pd.factorize(links["b"][is_person], sort=True)
-    b[is_person] = n_ids + person_codes
-    # the export's person_id: PostHog's own merges, applied whole
-    base = components(a[is_person], b[is_person], n_ids + int(person_codes.max(initial=-1)) + 1)[:n_ids]
 
-    never = np.iinfo(np.int64).max
-    mark_codes = id_codes[n_links + int((~is_person).sum()) : n_links + int((~is_person).sum()) + len(marks)]
-    mark_ns = _ns(marks["timestamp"])
-    since = np.full(n_ids, never, dtype=np.int64)
-    np.minimum.at(since, base[mark_codes], mark_ns)
+class Stitcher:
+    """`stitch` for one set of links and firsts at any number of as-of times: validity filters,
+    the id codes (sorted, so the smallest code is the smallest id), timestamps and the event-time
+    order of the merge calls are computed once; `at(T)` keeps what happened before T.
 
-    calls = links[~is_person]
-    kind_rank = calls["kind"].map({"identify": 0, "alias": 1, "merge": 2}).to_numpy(np.int64)
-    order = np.lexsort((b[~is_person], a[~is_person], kind_rank, _ns(calls["timestamp"])))
-    labels = _merges(
-        base,
-        since,
-        a=a[~is_person][order],
-        b=b[~is_person][order],
-        dangerous=(calls["kind"] == "merge").to_numpy(bool)[order],
-        when=_ns(calls["timestamp"])[order],
-    )
+    Ids absent before T (no link, no `$identify` before T) are isolated nodes at T: they join no
+    component and are left out of the answer, so coding every id up front changes nothing."""
 
-    identified = np.zeros(n_ids, dtype=bool)
-    identified[mark_codes] = True
-    # codes follow sorted ids, so the smallest code is the smallest id; identified ones first
-    rank = np.where(identified, np.arange(n_ids), n_ids + np.arange(n_ids))
-    best = pd.Series(rank).groupby(labels).transform("min").to_numpy()
-    key_codes = np.where(best >= n_ids, best - n_ids, best)
-    return pd.DataFrame(
-        {
-            "distinct_id": pd.array(np.asarray(id_names), dtype="str"),
-            "person_key": pd.array(np.asarray(id_names)[key_codes], dtype="str"),
-        }
-    )
+    def __init__(self, links: pd.DataFrame, illegal: tuple[str, ...], firsts: pd.DataFrame | None) -> None:
+        import numpy as np
+        import pandas as pd
+
+        from plg_bridge.ingest.people import valid_ids
+
+        self.illegal = illegal
+        links = links[valid_ids(links["a"], illegal) & valid_ids(links["b"], illegal)]
+        links = links[links["a"] != links["b"]]
+        is_person = (links["kind"] == "person").to_numpy(bool)
+        marks = [
+            links.loc[links["kind"] == "identify", ["a", "timestamp"]].rename(columns={"a": "distinct_id"})
+        ]
+        if firsts is not None:
+            rows = firsts.loc[firsts["event"] == IDENTIFY, ["distinct_id", "timestamp"]]
+            marks.append(rows[valid_ids(rows["distinct_id"], illegal)])
+        marks = pd.concat(marks, ignore_index=True)
+        n_links, n_calls = len(links), int((~is_person).sum())
+        ids = pd.concat([links["a"], links["b"][~is_person], marks["distinct_id"]], ignore_index=True)
+        codes, names = pd.factorize(ids.astype("str"), sort=True)
+        self.objects = np.asarray(names, dtype=object)
+        self.names = pd.Index(pd.array(self.objects, dtype="str"))
+        n = self.n = len(names)
+        a = codes[:n_links]
+        b = np.empty(n_links, dtype=np.int64)
+        b[~is_person] = codes[n_links : n_links + n_calls]
+        person_codes, _ = pd.factorize(links["b"][is_person], sort=True)
+        b[is_person] = n + person_codes
+        self.n_nodes = n + int(person_codes.max(initial=-1)) + 1
+        link_ns = _ns(links["timestamp"])
+        self.person = (a[is_person], b[is_person], link_ns[is_person])
+        calls = links[~is_person]
+        kind_rank = calls["kind"].map({"identify": 0, "alias": 1, "merge": 2}).to_numpy(np.int64)
+        call_ns = link_ns[~is_person]
+        order = np.lexsort((b[~is_person], a[~is_person], kind_rank, call_ns))
+        dangerous = (calls["kind"] == "merge").to_numpy(bool)
+        self.calls = (a[~is_person][order], b[~is_person][order], dangerous[order], call_ns[order])
+        self.marks = (codes[n_links + n_calls :], _ns(marks["timestamp"]))
+
+    def at(
+        self, as_of: datetime | None = None, distinct_ids: Iterable[str] | pd.Series | None = None
+    ) -> pd.DataFrame:
+        """`stitch(links, as_of, placeholder_ids, distinct_ids, firsts)` (module rules)."""
+        import numpy as np
+        import pandas as pd
+
+        from plg_bridge.ingest.people import valid_ids
+
+        never = np.iinfo(np.int64).max
+        t = never if as_of is None else _instant_ns(as_of)
+        n = self.n
+        present = np.zeros(n, dtype=bool)
+        pa_, pb, pns = self.person
+        live = pns < t
+        present[pa_[live]] = True
+        base = components(pa_[live], pb[live], self.n_nodes)[:n]
+        ca, cb, dangerous, cns = self.calls
+        now = cns < t
+        present[ca[now]] = True
+        present[cb[now]] = True
+        mark_codes, mark_ns = self.marks
+        marked = mark_ns < t
+        mark_codes = mark_codes[marked]
+        present[mark_codes] = True
+        since = np.full(n, never, dtype=np.int64)
+        np.minimum.at(since, base[mark_codes], mark_ns[marked])
+        labels = _merges(base, since, a=ca[now], b=cb[now], dangerous=dangerous[now], when=cns[now])
+
+        extra = pd.Series([] if distinct_ids is None else distinct_ids, dtype="str")
+        extra_codes = self.names.get_indexer(extra)  # every coded id is valid
+        present[extra_codes[extra_codes >= 0]] = True
+        extra = extra[extra_codes < 0]
+        extra = extra[valid_ids(extra, self.illegal)]
+        identified = np.zeros(n, dtype=bool)
+        identified[mark_codes] = True
+        # codes follow sorted ids, so the smallest code is the smallest id; identified ones first
+        rank = np.where(identified, np.arange(n), n + np.arange(n))
+        kept = np.flatnonzero(present)
+        best = np.full(n, 2 * n, dtype=np.int64)
+        np.minimum.at(best, labels[kept], rank[kept])
+        key = best[labels[kept]]
+        key_codes = np.where(key >= n, key - n, key)
+        names = self.objects
+        out = pd.DataFrame(
+            {
+                "distinct_id": pd.array(names[kept], dtype="str"),
+                "person_key": pd.array(names[key_codes], dtype="str"),
+            }
+        )
+        unknown = pd.unique(extra.to_numpy(dtype=object))
+        if len(unknown):  # ids seen nowhere else: their own persons
+            alone = pd.array(np.asarray(unknown, dtype=object), dtype="str")
+            out = pd.concat(
+                [out, pd.DataFrame({"distinct_id": alone, "person_key": alone})], ignore_index=True
+            )
+            out = out.sort_values("distinct_id", kind="stable", ignore_index=True)
+        return out
 
 
 def persons(partial: Partial, as_of: datetime | None, placeholder_ids: Iterable[str] = ()) -> pd.DataFrame:
@@ -213,30 +288,25 @@ def persons(partial: Partial, as_of: datetime | None, placeholder_ids: Iterable[
     return stitch(partial.links, as_of, placeholder_ids, partial.firsts["distinct_id"], partial.firsts)
 
 
+def _instant_ns(when: datetime) -> int:
+    """One instant as int64 nanoseconds since the epoch (naive: UTC, as pd.to_datetime(utc=True))."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(when)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return int(stamp.as_unit("ns").value)
+
+
 def _ns(values: pd.Series) -> np.ndarray:
-    """Timestamps as int64 nanoseconds since the epoch (UTC)."""
+    """Timestamps as int64 nanoseconds since the epoch (UTC); a missing one is just before never
+    (kept without an as-of, like the row filter `timestamp < T` which drops it)."""
+    import numpy as np
     import pandas as pd
 
-    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
-
-
-def _identifies(
-    links: pd.DataFrame, firsts: pd.DataFrame | None, t: pd.Timestamp | None, illegal: Iterable[str]
-) -> pd.DataFrame:
-    """(distinct_id, timestamp): each id's first `$identify` before T, the moment it is identified."""
-    import pandas as pd
-
-    from plg_bridge.ingest.people import valid_ids
-
-    parts = [links.loc[links["kind"] == "identify", ["a", "timestamp"]].rename(columns={"a": "distinct_id"})]
-    if firsts is not None:
-        rows = firsts.loc[firsts["event"] == IDENTIFY, ["distinct_id", "timestamp"]]
-        if t is not None:
-            rows = rows[rows["timestamp"] < t]
-        parts.append(rows[valid_ids(rows["distinct_id"], illegal)])
-    marks = pd.concat(parts, ignore_index=True)
-    marks = marks.groupby("distinct_id", as_index=False, sort=True)["timestamp"].min()
-    return marks.astype({"distinct_id": "str"})
+    stamps = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+    ns = stamps.astype("int64").to_numpy(copy=True)
+    ns[stamps.isna().to_numpy()] = np.iinfo(np.int64).max - 1
+    return ns
 
 
 def person_of(ids: pd.Series, keys: pd.DataFrame) -> pd.Series:
