@@ -317,3 +317,118 @@ def test_customers_who_converted_before_signup_are_pre_existing_and_kept_apart(t
     corr = result.correlation.set_index("event")
     assert (corr.loc[API, "success_total"], corr.loc[API, "failure_total"]) == (1, 1)
     assert result.quality["persons_pre_existing"] == 1
+
+
+# -- PostHog's window on a day holding both the signup and the conversion ------------------------
+# Converted persons sign up at 10:00 and pay at 18:00 on 2026-11-01 (a window inside one UTC day);
+# each sends one probe event at the listed times, under their own distinct id. Counted exactly when
+# a time lies strictly inside (10:00, 18:00), read by hand from the times.
+SAME_DAY = {
+    "probe_before_and_after": ["09:00", "19:00"],  # two times around the window: not counted
+    "probe_many_outside": ["00:05", "08:00", "09:00", "09:59:59.999999", "18:00:00.000001", "23:59"],
+    "probe_at_the_edges": ["09:00", "10:00", "18:00", "19:00"],  # at signup and at conversion: strict
+    "probe_between": ["09:00", "12:00", "19:00"],  # one time between: counted
+    "probe_just_after_signup": ["09:00", "10:00:00.000001", "19:00"],
+    "probe_just_before_conversion": ["09:00", "17:59:59.999999", "19:00"],
+    "probe_many_one_between": [f"0{h}:{m}0" for h in range(10) for m in range(6)]
+    + ["13:30"]
+    + [f"2{h}:{m}0" for h in range(4) for m in range(6)],
+}
+SAME_DAY_COUNTED = {
+    "probe_between",
+    "probe_just_after_signup",
+    "probe_just_before_conversion",
+    "probe_many_one_between",
+}
+
+
+def _same_day_rows() -> list:
+    rows = person("lost", "2026-11-01T10:00")  # a not-converted person, so both cohorts exist
+    for i, (probe, times) in enumerate(SAME_DAY.items()):
+        user = f"w{i}"
+        rows += person(user, "2026-11-01T10:00", converted="2026-11-01T18:00")
+        rows += [event(probe, f"2026-11-01T{t}", distinct_id=user) for t in times]
+    return rows
+
+
+def _counted(result) -> dict[str, tuple[int, int]]:
+    corr = result.correlation.set_index("event")
+    return {e: (int(r["success_count"]), int(r["failure_count"])) for e, r in corr.iterrows()}
+
+
+def test_same_day_window_counts_only_times_strictly_between_signup_and_conversion(tmp_path, settings):
+    counted = _counted(run(tmp_path, settings, _same_day_rows()))
+    assert {e for e in counted if e.startswith("probe_")} == SAME_DAY_COUNTED
+    assert all(counted[e] == (1, 0) for e in SAME_DAY_COUNTED)
+    # the persons' own anonymous pageview at the signup instant is not inside either
+    assert "$pageview" not in counted
+
+
+def test_same_day_window_with_the_times_split_over_two_export_files(tmp_path, settings):
+    """Two export files hold one day's times: the partials merge (both orders) and stay exact."""
+    first = person("lost", "2026-11-01T10:00") + person("w", "2026-11-01T10:00", converted="2026-11-01T18:00")
+    first += person("v", "2026-11-01T10:00", converted="2026-11-01T18:00")
+    first += [event("probe_middle_elsewhere", f"2026-11-01T{t}", distinct_id="w") for t in ("09:00", "19:00")]
+    first += [event("probe_outside", f"2026-11-01T{t}", distinct_id="v") for t in ("09:00", "09:30", "19:00")]
+    second = [event("probe_middle_elsewhere", "2026-11-01T12:00", distinct_id="w")]  # the only inside time
+    second += [
+        event("probe_outside", f"2026-11-01T{t}", distinct_id="v") for t in ("08:00", "18:00", "20:00")
+    ]
+    for reverse in (False, True):
+        partial = partial_of(tmp_path / str(reverse), [first, second], settings, reverse=reverse)
+        counted = _counted(activation.run(partial, AS_OF, settings))
+        assert counted.get("probe_middle_elsewhere") == (1, 0)
+        assert "probe_outside" not in counted
+
+
+def test_windows_across_days_and_distinct_ids(tmp_path, settings):
+    # signup late on 11-01, conversion early on 11-02: the window spans two UTC days
+    rows = person("w", "2026-11-01T22:00", converted="2026-11-02T02:00") + person("lost", "2026-11-01T22:00")
+    rows += [
+        event("probe_edges_of_two_days", "2026-11-01T21:00", distinct_id="w"),  # day 1: before
+        event("probe_edges_of_two_days", "2026-11-02T03:00", distinct_id="w"),  # day 2: after
+        event("probe_late_day_one", "2026-11-01T21:00", distinct_id="w"),
+        event("probe_late_day_one", "2026-11-01T23:00", distinct_id="w"),  # inside
+        event("probe_early_day_two", "2026-11-02T01:00", distinct_id="w"),  # inside
+        event("probe_early_day_two", "2026-11-02T03:00", distinct_id="w"),
+        # the anonymous id before signup, the identified id after conversion: two spans, neither inside
+        event("probe_two_ids", "2026-11-01T21:30", distinct_id="anon-w"),
+        event("probe_two_ids", "2026-11-02T02:30", distinct_id="w"),
+        # the not-converted person's window is (signup, signup + 14 days): 11-15T22:00 ends it
+        event("probe_lost_horizon", "2026-11-01T21:00", distinct_id="lost"),
+        event("probe_lost_horizon", "2026-11-15T22:00", distinct_id="lost"),  # at the end: not inside
+        event("probe_lost_horizon", "2026-11-15T23:00", distinct_id="lost"),
+        event("probe_lost_inside", "2026-11-01T21:00", distinct_id="lost"),
+        event("probe_lost_inside", "2026-11-15T21:59:59", distinct_id="lost"),  # inside
+        event("probe_lost_inside", "2026-11-15T23:00", distinct_id="lost"),
+    ]
+    counted = _counted(run(tmp_path, settings, rows))
+    assert {e: c for e, c in counted.items() if e.startswith("probe_")} == {
+        "probe_late_day_one": (1, 0),
+        "probe_early_day_two": (1, 0),
+        "probe_lost_inside": (0, 1),
+    }
+
+
+def test_spans_without_times_have_no_other_times(settings):
+    """Spans as an older partial stores them (no `times` column): first and last are all it knows."""
+    people = pd.DataFrame(
+        {
+            "person_key": ["w"],
+            "signup_at": pd.to_datetime(["2026-11-01T10:00"], utc=True),
+            "window_end": pd.to_datetime(["2026-11-01T18:00"], utc=True),
+            "cohort": ["converted"],
+        }
+    )
+    spans = pd.DataFrame(
+        {
+            "distinct_id": ["w", "w"],
+            "event": ["probe_straddle", "probe_inside"],
+            "day": pd.to_datetime(["2026-11-01"] * 2, utc=True),
+            "first": pd.to_datetime(["2026-11-01T09:00", "2026-11-01T09:00"], utc=True),
+            "last": pd.to_datetime(["2026-11-01T19:00", "2026-11-01T11:00"], utc=True),
+        }
+    )
+    keys = pd.DataFrame({"distinct_id": ["w"], "person_key": ["w"]})
+    done = activation.inside_windows(people, spans, keys)
+    assert done.values.tolist() == [["w", "probe_inside"]]

@@ -1,7 +1,7 @@
 """Person-level partials of one export file, small and mergeable.
 
 The person models (identity, first touch, activation, exclusions) need a handful of facts per
-`distinct_id`, never the events themselves. Each export file is boiled down once to six tables;
+`distinct_id`, never the events themselves. Each export file is boiled down once to eight tables;
 partials of different files merge by concatenation plus min / latest / dedupe, so a run as of T
 only reads small frames and applies T at the end (every table keeps a time to filter on).
 
@@ -23,10 +23,15 @@ only reads small frames and applies T at the end (every table keeps a time to fi
 - occurrences: org_id, event, detail, distinct_id, day, timestamp   first time per day a distinct id
                                         sent a signal event (usage ceiling, enterprise feature,
                                         integration, Aha) in an organization, with its detail property
-- spans:       distinct_id, event, day, first, last   first and last time per UTC day each distinct
-                                        id sent each event: enough to tell whether it sent it
-                                        strictly inside a window (PostHog's correlation window,
-                                        models/activation.py)
+- spans:       distinct_id, event, day, first, last, times   first and last time per UTC day each
+                                        distinct id sent each event, and `times`: its other distinct
+                                        times that day (strictly between first and last), sorted,
+                                        packed as little-endian int64 microseconds since the epoch
+                                        (`span_times` reads them); null when the day holds at most
+                                        two distinct times. Enough to tell exactly whether the id
+                                        sent the event strictly inside any window (PostHog's
+                                        correlation window, models/activation.py). Partials written
+                                        before `times` existed read back with it null.
 
 Rows whose distinct_id is a placeholder ("anonymous", "null", ...) describe no one: they are left
 out of every table and counted.
@@ -39,6 +44,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -79,8 +85,18 @@ TABLES: dict[str, dict[str, str]] = {
         "day": _TS,
         "timestamp": _TS,
     },
-    "spans": {"distinct_id": "str", "event": "str", "day": _TS, "first": _TS, "last": _TS},
+    "spans": {
+        "distinct_id": "str",
+        "event": "str",
+        "day": _TS,
+        "first": _TS,
+        "last": _TS,
+        "times": "binary[pyarrow]",
+    },
 }
+# columns a stored table may lack (written before they existed): read back as null
+OPTIONAL = {"spans": ("times",)}
+_SPAN_KEYS = ["distinct_id", "event", "day"]
 
 
 def empty(name: str) -> pd.DataFrame:
@@ -156,7 +172,7 @@ def from_slim(
     cfg: ModelSettings,
     signal_details: dict[str, str | None] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], int]:
-    """The six tables of one slim batch (reader columns plus `event_properties` / `person_properties`).
+    """The eight tables of one slim batch (reader columns plus `event_properties` / `person_properties`).
 
     Returns the tables and the number of rows left out for a placeholder distinct_id.
     """
@@ -214,14 +230,113 @@ def from_slim(
 
     tables["profiles"] = reduce("profiles", _profiles(flat, names, cfg))
     tables["occurrences"] = _occurrences(flat.filter(has_org), names, signal_details or {})
-    events = flat.filter(has_event).select(["distinct_id", "event", "timestamp"])
-    day = pc.floor_temporal(events.column("timestamp"), unit="day")
-    spans = events.append_column("day", day).group_by(["distinct_id", "event", "day"], use_threads=False)
-    spans = spans.aggregate([("timestamp", "min"), ("timestamp", "max")])
-    tables["spans"] = _typed(
-        "spans", spans.rename_columns(["distinct_id", "event", "day", "first", "last"]).to_pandas()
-    )
+    tables["spans"] = _spans(flat.filter(has_event).select(["distinct_id", "event", "timestamp"]))
     return tables, placeholder_rows
+
+
+def _spans(events: pa.Table) -> pd.DataFrame:
+    """The spans of (distinct_id, event, timestamp) rows: one per id, event and UTC day."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not events.num_rows:
+        return empty("spans")
+    day = pc.floor_temporal(events.column("timestamp"), unit="day")
+    grouped = events.append_column("day", day).group_by(_SPAN_KEYS, use_threads=False)
+    grouped = grouped.aggregate([("timestamp", "distinct")])
+    distinct = grouped.column("timestamp_distinct").combine_chunks()
+    parents = pc.list_parent_indices(distinct).to_numpy()
+    values = pc.list_flatten(distinct).cast(pa.int64()).to_numpy()
+    first, last, times = _collapse(parents, values, grouped.num_rows)
+    return _span_frame(grouped.select(_SPAN_KEYS).to_pandas(), first, last, times)
+
+
+def _collapse(parents: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """Per group 0..n-1 (each with a value): the least and greatest value, and the other distinct
+    values packed in order (null when none), from (group, value) pairs in any order, repeats allowed."""
+    import numpy as np
+    import pyarrow as pa
+
+    order = np.lexsort((values, parents))
+    group, value = parents[order], values[order]
+    new = np.ones(len(group), dtype=bool)
+    new[1:] = (group[1:] != group[:-1]) | (value[1:] != value[:-1])
+    group, value = group[new], value[new]
+    ids = np.arange(n)
+    starts, ends = np.searchsorted(group, ids, "left"), np.searchsorted(group, ids, "right") - 1
+    inner = np.ones(len(group), dtype=bool)
+    inner[starts] = inner[ends] = False
+    counts = np.bincount(group[inner], minlength=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts * 8, out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"span times of one table exceed 2 GiB ({offsets[-1]} bytes)")
+    has = counts > 0
+    validity = None if has.all() else pa.array(has).buffers()[1]
+    packed = pa.Array.from_buffers(
+        pa.binary(),
+        n,
+        [validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(value[inner].astype("<i8"))],
+        null_count=int(n - has.sum()),
+    )
+    return value[starts], value[ends], packed
+
+
+def _span_frame(keys: pd.DataFrame, first: np.ndarray, last: np.ndarray, times: pa.Array) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    def stamps(micros: np.ndarray) -> pd.Series:
+        return pd.Series(pd.to_datetime(micros, unit="us", utc=True), index=keys.index, dtype=_TS)
+
+    binary = pd.ArrowDtype(pa.binary())
+    return _typed(
+        "spans",
+        keys.assign(
+            first=stamps(first), last=stamps(last), times=pd.Series(times, index=keys.index, dtype=binary)
+        ),
+    )
+
+
+def span_times(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Unpack a `times` column: (row position, time in int64 microseconds since the epoch) pairs."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    packed = pa.array(times, type=pa.binary()) if len(times) else pa.array([], pa.binary())
+    packed = pc.fill_null(packed, pa.scalar(b"", pa.binary()))  # a null's slot may be non-empty
+    if isinstance(packed, pa.ChunkedArray):
+        packed = packed.combine_chunks()
+    _, offsets_buffer, data = packed.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[packed.offset : packed.offset + len(packed) + 1]
+    if not len(packed) or offsets[-1] == offsets[0]:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    values = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]].view("<i8").astype(np.int64)
+    rows = np.repeat(np.arange(len(packed)), np.diff(offsets) // 8)
+    return rows, values
+
+
+def _micros(stamps: pd.Series) -> np.ndarray:
+    import numpy as np
+
+    return stamps.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT")).view(np.int64)
+
+
+def _merge_spans(frame: pd.DataFrame) -> pd.DataFrame:
+    """One span per id, event and day from several: least first, greatest last, the rest in times."""
+    import numpy as np
+
+    group = frame.groupby(_SPAN_KEYS, sort=False, dropna=False).ngroup().to_numpy(np.int64)
+    n = int(group.max()) + 1
+    if n == len(frame):
+        return frame
+    rows, inner = span_times(frame["times"])
+    parents = np.concatenate([group, group, group[rows]])
+    values = np.concatenate([_micros(frame["first"]), _micros(frame["last"]), inner])
+    first, last, times = _collapse(parents, values, n)
+    keys = frame.loc[~frame.duplicated(_SPAN_KEYS), _SPAN_KEYS].reset_index(drop=True)
+    return _span_frame(keys, first, last, times)
 
 
 def _occurrences(flat: pa.Table, names: set[str], details: dict[str, str | None]) -> pd.DataFrame:
@@ -322,9 +437,7 @@ def reduce(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         keys = [c for c in TABLES[name] if c != "timestamp"]
         frame = frame.groupby(keys, as_index=False, sort=False, dropna=False)["timestamp"].min()
     elif name == "spans":
-        frame = frame.groupby(["distinct_id", "event", "day"], as_index=False, sort=False).agg(
-            first=("first", "min"), last=("last", "max")
-        )
+        frame = _merge_spans(_typed(name, frame))
     elif name == "touches":
         order = ["distinct_id", "origin", "tagged", "timestamp", *TOUCH_VALUES]
         frame = frame.sort_values(order, na_position="last", kind="stable")
@@ -342,10 +455,20 @@ def reduce(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _typed(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with exactly the columns of table `name`, in order, with their types."""
+    """`frame` with exactly the columns of table `name`, in order, with their types (a missing
+    OPTIONAL column null)."""
+    missing = [c for c in OPTIONAL.get(name, ()) if c not in frame.columns]
+    if missing:
+        frame = frame.assign(**dict.fromkeys(missing))
     frame = frame[list(TABLES[name])].reset_index(drop=True)
     wrong = {c: t for c, t in TABLES[name].items() if str(frame[c].dtype) != t}
     return frame.astype(wrong) if wrong else frame
+
+
+def stored(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Table `name` as read back from a Parquet partial: its types restored, and a column added
+    since it was written (OPTIONAL) null, so older partials stay readable."""
+    return _typed(name, frame)
 
 
 def merge(name: str, frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

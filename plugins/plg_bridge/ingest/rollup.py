@@ -85,6 +85,9 @@ PRUNING_COUNTERS = (
     "row_groups_skipped",
 )
 MARKER = "_complete-"  # + digest + ".json": the completion marker, written last
+# bump when a table's columns change meaning; part of a stored partial's prefix (pipeline.partial_prefix),
+# so partials of an older format are rolled up again instead of read (2: creators keep both ids)
+PARTIAL_FORMAT = 2
 QUARANTINE_ROOT = "quarantine"
 DAY_US = 86_400_000_000
 NO_TIME = (1 << 63) - 1  # `_inserted_at` missing: after any real time
@@ -1097,7 +1100,7 @@ def read(location: Location, prefix: str) -> Partial:
         if people:
             for name in Partial.PEOPLE_TABLES:
                 current = f"{prefix}/people/{name}.parquet"
-                tables[name] = location.read_frame(current).astype(people_tables.TABLES[name])
+                tables[name] = people_tables.stored(name, location.read_frame(current))
         current = f"{prefix}/quality.json"
         quality = json.loads(location.read_bytes(current))
         if not isinstance(quality, dict):

@@ -38,11 +38,10 @@ Correlation window (`models.correlation_window`):
 - "posthog" (default), PostHog's funnel correlation: an event counts for a person when they sent
   it strictly after their signup (the first step) and strictly before their conversion
   (converted) or signup + horizon (not converted); an anonymous pre-signup pageview does not count,
-  a pageview repeated after signup does, an event at the signup instant does not. Read from the
-  `spans` person table (first and last time per distinct id, event and UTC day), which decides
-  every case exactly but one: a single day holding the signup and the conversion on which the
-  person sent the event before the signup and after the conversion, under one distinct id; that
-  event is counted as done in between (see docs/models.md).
+  a pageview repeated after signup does, an event at the signup or conversion instant does not.
+  Read from the `spans` person table (first and last time per distinct id, event and UTC day,
+  plus the day's other distinct times when there are any), which decides every case exactly,
+  including a day holding both the signup and the conversion (see docs/models.md).
 - "first_seen", the earlier variant: an event counts when its first occurrence (ever) is before
   the window's end, the same rule as the milestones.
 """
@@ -55,6 +54,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from plg_bridge.config import ModelSettings, Settings
@@ -313,11 +313,16 @@ def significant(s, f, success_total, failure_total):
 def inside_windows(people: pd.DataFrame, spans: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     """(person_key, event) pairs a judged person sent strictly inside (signup_at, window_end).
 
-    `spans` is the `spans` person table (first / last per distinct id, event and day). A day's span
-    proves an occurrence inside the window when its first or its last time lies inside; a span
-    that starts at or before the signup and ends at or after the window's end (one day holding
-    both) is taken as done in between.
+    `spans` is the `spans` person table (first / last / other times per distinct id, event and
+    day). A span holds an occurrence inside the window exactly when its first or last time lies
+    inside, or, for a span that starts at or before the signup and ends at or after the window's
+    end (one day holding both), one of its other times does; only those straddling spans are
+    unpacked. A span without `times` (1 or 2 distinct times, or a partial written before the
+    column existed) has no other times.
     """
+    import numpy as np
+
+    from plg_bridge.ingest.people import span_times
     from plg_bridge.models.identity import person_of
 
     judged = people[people["cohort"].isin(COHORTS)][["person_key", "signup_at", "window_end"]]
@@ -330,8 +335,23 @@ def inside_windows(people: pd.DataFrame, spans: pd.DataFrame, keys: pd.DataFrame
     rows = rows.assign(person_key=person_of(rows["distinct_id"], keys)).merge(judged, on="person_key")
     s, e = rows["signup_at"], rows["window_end"]
     first, last = rows["first"], rows["last"]
-    inside = ((first > s) & (first < e)) | ((last > s) & (last < e)) | ((first <= s) & (last >= e))
+    inside = (((first > s) & (first < e)) | ((last > s) & (last < e))).to_numpy(bool, copy=True)
+    straddle = (first <= s) & (last >= e) & (rows["times"].notna() if "times" in rows.columns else False)
+    at = np.flatnonzero(straddle.to_numpy(bool))
+    if len(at):
+        which, times = span_times(rows["times"].iloc[at])
+        lo = _micros(s.iloc[at])[which]
+        hi = _micros(e.iloc[at])[which]
+        hit = which[(times > lo) & (times < hi)]
+        inside[at[np.unique(hit)]] = True
     return rows.loc[inside, ["person_key", "event"]].drop_duplicates(ignore_index=True)
+
+
+def _micros(stamps: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 microseconds since the epoch (the unit of `spans.times`)."""
+    import numpy as np
+
+    return stamps.to_numpy(dtype="datetime64[us]").view(np.int64)
 
 
 def correlation(
