@@ -8,6 +8,8 @@ plugs into, so a vendor only says how to map records and how to send one batch.
 - `send_batches`: batching's second half, for every vendor: several calls in flight (`InFlight`),
   the stop-after-a-fatal-answer rule, outcomes complete and in order whatever the completion order.
 - `Target.lookup`: the hook where a vendor looks up deliveries whose answer was lost (journal.py).
+- `FieldSpec` / `ensure_fields`: the custom fields a target writes, created when missing (in one
+  call where the vendor allows), listed once per run and credential.
 
 Imported by the DAG file at parse time (through delivery/targets.py): keep its imports light.
 """
@@ -18,10 +20,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
@@ -210,3 +212,99 @@ def complete(outcomes: Sequence[RowOutcome | None]) -> list[RowOutcome]:
     if any(o is None for o in outcomes):
         raise RuntimeError("internal error: a record has no outcome")
     return cast("list[RowOutcome]", list(outcomes))
+
+
+# -- fields: what a target's payload needs to exist at the vendor -----------------------------------
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One custom field a target writes: the vendor creates it when missing (HubSpot properties,
+    Intercom data attributes). `type` is the vendor's own type word; `extra` holds the vendor's
+    further definition keys (HubSpot's fieldType, options, hasUniqueValue, ...)."""
+
+    name: str
+    type: str
+    label: str
+    object: str
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+class FieldError(RuntimeError):
+    """The vendor refused to create a field (scopes, a name it reserves, a type it rejects)."""
+
+    def __init__(self, vendor: str, name: str, reason: str) -> None:
+        super().__init__(f"{vendor} refused to create field {name!r}: {reason}")
+        self.vendor, self.name, self.reason = vendor, name, reason
+
+
+class FieldSource(Protocol):
+    """What a vendor client supplies so the base can create the fields its targets need.
+
+    `fields_key`: the vendor app and credential (vendor, base URL, token fingerprint): fields
+    found once are remembered for that key. `batch_create`: whether `create_fields` takes many
+    specs in one call (HubSpot) or one (Intercom). `list_fields(object)`: names that exist.
+    `create_fields(specs)`: one call creating `specs` (all of one object) -> {name: refusal
+    message} for those refused; a field that exists already (a concurrent run) is not refused.
+    """
+
+    fields_key: tuple
+    batch_create: bool
+
+    def list_fields(self, object_: str) -> Iterable[str]: ...
+
+    def create_fields(self, specs: Sequence[FieldSpec]) -> Mapping[str, str]: ...
+
+
+FIELD_CACHE_SECONDS = 900.0  # one run's delivery of a target; a later run lists again
+_FIELDS: dict[tuple, tuple[float, set[str]]] = {}
+_FIELDS_LOCK = threading.Lock()
+
+
+def ensure_fields(
+    source: FieldSource, specs: Iterable[FieldSpec], *, clock: Callable[[], float] = time.monotonic
+) -> list[str]:
+    """Create the fields of `specs` that the vendor does not have yet; returns the names created.
+
+    One list per object, then the missing ones in one call (or one call each when the vendor has
+    no batch create). What exists is remembered per process and credential for the run
+    (`FIELD_CACHE_SECONDS`): a journaled target sending batch after batch, or two targets on
+    one object, list it once. Raises `FieldError` naming the first field refused; listing
+    failures propagate as the vendor client raises them.
+    """
+    by_object: dict[str, list[FieldSpec]] = {}
+    for spec in specs:
+        by_object.setdefault(spec.object, []).append(spec)
+    created: list[str] = []
+    for object_, wanted in by_object.items():
+        key = (*source.fields_key, object_)
+        with _FIELDS_LOCK:
+            stamp, known = _FIELDS.get(key, (-math.inf, set()))
+            if clock() - stamp > FIELD_CACHE_SECONDS:
+                known = set()
+        if all(s.name in known for s in wanted):
+            continue
+        known = set(source.list_fields(object_))
+        missing = [s for s in wanted if s.name not in known]
+        calls = [missing] if source.batch_create else [[s] for s in missing]
+        refused: dict[str, str] = {}
+        for batch in (c for c in calls if c):
+            refused.update(source.create_fields(batch))
+        made = [s.name for s in missing if s.name not in refused]
+        known.update(made)
+        with _FIELDS_LOCK:
+            _FIELDS[key] = (clock(), known)
+        created += made
+        if made:
+            log.info("%s: created %s fields: %s", source.fields_key[0], object_, ", ".join(made))
+        if refused:
+            name, reason = next(iter(refused.items()))
+            raise FieldError(str(source.fields_key[0]), name, reason)
+    return created
+
+
+def forget_fields() -> None:
+    """Drop what `ensure_fields` remembers (tests; a field deleted at the vendor mid-run)."""
+    with _FIELDS_LOCK:
+        _FIELDS.clear()

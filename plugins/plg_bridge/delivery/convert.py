@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCORE_COLUMNS",
+    "boolean",
     "day",
     "flag",
+    "flag_text",
     "integer",
     "missing",
     "number",
     "number_text",
+    "real",
     "score_rows",
     "text",
     "unix_day",
@@ -72,6 +75,29 @@ def flag(value: Any) -> bool | str | None:
             return False
         return value
     return bool(value)
+
+
+def boolean(value: Any) -> bool | None:
+    """A JSON boolean, None when missing or not recognisable (Intercom's typed attributes)."""
+    parsed = flag(value)
+    return parsed if isinstance(parsed, bool) else None
+
+
+def flag_text(value: Any) -> str | None:
+    """A boolean as the texts "true" / "false" (HubSpot bool properties); other text as it is."""
+    parsed = flag(value)
+    return ("true" if parsed else "false") if isinstance(parsed, bool) else parsed
+
+
+def real(value: Any) -> float | None:
+    """A finite float from a number (not text, not a bool); None otherwise (display code)."""
+    if missing(value) or isinstance(value, str | bytes | bool):
+        return None
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return None
+    return as_float if math.isfinite(as_float) else None
 
 
 def number(value: Any) -> Any:

@@ -13,14 +13,14 @@ from typing import Any
 import requests
 
 from plg_bridge.delivery import journal
-from plg_bridge.delivery.base import InFlight, Stop, calls_per_second, send_batches
+from plg_bridge.delivery.base import FieldSpec, InFlight, Stop, calls_per_second, ensure_fields, send_batches
 from plg_bridge.delivery.hubspot import lookup
 from plg_bridge.delivery.hubspot.mapping import (
     DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
     MAX_BATCH,
-    _complete,
     batch_outcomes,
+    property_definition,
 )
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 from plg_bridge.delivery.transport import (
@@ -88,6 +88,15 @@ def _fatal_code(exc: FatalDestinationError) -> str:
     return "DAILY_LIMIT" if policy == "DAILY" else f"FATAL_HTTP_{exc.status}"
 
 
+def _as_spec(object_type: str, field: FieldSpec | Mapping[str, Any]) -> FieldSpec:
+    if isinstance(field, FieldSpec):
+        return field
+    rest = {k: v for k, v in field.items() if k not in ("name", "type", "label", "description")}
+    return FieldSpec(
+        field["name"], field["type"], field["label"], object_type, field.get("description", ""), rest
+    )
+
+
 class HubSpotClient:
     """HubSpot CRM v3 over `RestClient`: property setup and batch upsert with per-row outcomes.
 
@@ -135,7 +144,6 @@ class HubSpotClient:
             is_fatal=hubspot_is_fatal,
             rate_headers=hubspot_rate_headers,
         )
-        self._known_properties: dict[str, set[str]] = {}  # object type -> names known to exist
 
     def __repr__(self) -> str:
         return f"HubSpotClient({self.rest.base_url!r})"
@@ -151,55 +159,57 @@ class HubSpotClient:
             kwargs.setdefault("timeout", found.timeout)
         return cls(found.base_url, session=found.session, **kwargs)
 
-    def ensure_properties(self, object_type: str, definitions: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Create the properties that do not exist yet; returns the names created.
+    # -- fields: the base's FieldSource (base.ensure_fields) --------------------------------------
 
-        One list call, then one `properties/{objectType}/batch/create` for everything missing (a
-        fresh portal would otherwise cost a call per property). What exists is cached for the
-        client, i.e. for the run: a target lists its object type once, however many times it
-        ensures it, and the next run lists again (a property deleted meanwhile is seen). Without this a
-        fresh portal fails every row with PROPERTY_DOESNT_EXIST. Raises `DestinationError` when
-        the properties API refuses (e.g. missing schema scopes).
-        """
-        definitions = list(definitions)
-        cache = self._known_properties.setdefault(object_type, set())
-        if all(d["name"] in cache for d in definitions):
-            return []
-        path = f"/crm/v3/properties/{object_type}"
-        response = self.rest.request("GET", path)
+    batch_create = True  # properties/{objectType}/batch/create takes them all in one call
+
+    @property
+    def fields_key(self) -> tuple:
+        return ("HubSpot", self.rest.base_url, credential_key(self.rest.session))
+
+    def list_fields(self, object_: str) -> list[str]:
+        """Names of the object's properties (one `GET /crm/v3/properties/{objectType}`)."""
+        response = self.rest.request("GET", f"/crm/v3/properties/{object_}")
         if response.status_code != 200:
             raise DestinationError(
-                f"listing HubSpot {object_type} properties: HTTP {response.status_code} {body_snippet(response)}",
+                f"listing HubSpot {object_} properties: HTTP {response.status_code} {body_snippet(response)}",
                 status=response.status_code,
                 body=body_snippet(response),
             )
-        cache.update(p.get("name") for p in (json_body(response) or {}).get("results", []))
-        missing = [dict(d) for d in definitions if d["name"] not in cache]
-        if not missing:
-            return []
-        response = self.rest.request("POST", f"{path}/batch/create", json={"inputs": missing})
+        return [str(p.get("name")) for p in (json_body(response) or {}).get("results", [])]
+
+    def create_fields(self, specs: Sequence[FieldSpec]) -> dict[str, str]:
+        """One `batch/create` for `specs` -> {name: HubSpot's message} of those refused; one that
+        exists already (created meanwhile by a concurrent run) is not refused."""
+        object_ = specs[0].object
+        inputs = [property_definition(s) for s in specs]
+        response = self.rest.request(
+            "POST", f"/crm/v3/properties/{object_}/batch/create", json={"inputs": inputs}
+        )
         body = json_body(response)
         if response.status_code not in (200, 201, 207) or not isinstance(body, Mapping):
             raise DestinationError(
-                f"creating HubSpot {object_type} properties: HTTP {response.status_code} {body_snippet(response)}",
+                f"creating HubSpot {object_} properties: HTTP {response.status_code} {body_snippet(response)}",
                 status=response.status_code,
                 body=body_snippet(response),
             )
-        created = [str(r.get("name")) for r in body.get("results") or [] if isinstance(r, Mapping)]
-        cache.update(created)
-        refused = [
-            e
-            for e in body.get("errors") or []
-            if isinstance(e, Mapping) and "already exists" not in str(e.get("message"))
-        ]
-        if refused:  # the rows then fail with HubSpot's PROPERTY_DOESNT_EXIST, naming the property
-            raise DestinationError(
-                f"creating HubSpot {object_type} properties: {refused[0].get('message')}", status=207, body=""
-            )
-        cache.update(d["name"] for d in missing)  # the rest existed already (created meanwhile)
-        if created:
-            log.info("created HubSpot %s properties: %s", object_type, ", ".join(created))
-        return created
+        refused: dict[str, str] = {}
+        for error in body.get("errors") or []:
+            message = str(error.get("message")) if isinstance(error, Mapping) else str(error)
+            if "already exists" in message:
+                continue
+            named = [s.name for s in specs if s.name in message] or [
+                s.name for s in specs if s.name not in refused
+            ]
+            refused[named[0] if named else "?"] = message
+        return refused
+
+    def ensure_properties(
+        self, object_type: str, fields: Iterable[FieldSpec | Mapping[str, Any]]
+    ) -> list[str]:
+        """Create the object's missing properties (base.ensure_fields); returns the names created.
+        Takes the `FieldSpec`s or HubSpot's own definitions (`COMPANY_PROPERTIES`)."""
+        return ensure_fields(self, [_as_spec(object_type, f) for f in fields])
 
     def create_tasks(
         self, records: Sequence[Mapping[str, Any]], company_ids: Mapping[str, str]
@@ -253,21 +263,15 @@ class HubSpotClient:
     ) -> list[RowOutcome]:
         """Upsert `inputs` ({id, idProperty, properties}) in batches; one outcome per input, in order.
 
-        A repeated id fails as DUPLICATE_ID (HubSpot would reject its whole batch). After a fatal
+        After a fatal
         answer (daily quota) or an auth refusal (401/403) later batches are not sent and their
         rows fail with the same code.
         """
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
-        outcomes: list[RowOutcome | None] = [None] * len(inputs)
         pending: list[tuple[int, dict[str, Any]]] = []
-        seen: set[str] = set()
-        for n, item in enumerate(inputs):
+        for n, item in enumerate(inputs):  # ids are unique: plan.py refuses repeated record keys
             key = str(item["id"])
-            if key in seen:
-                outcomes[n] = RowOutcome(key, "failed", None, "DUPLICATE_ID", "id repeated in this delivery")
-                continue
-            seen.add(key)
             trace = str(item.get("objectWriteTraceId") or key)  # makes HubSpot answer 207 per input
             pending.append((n, {**item, "id": key, "objectWriteTraceId": trace}))
 
@@ -284,11 +288,9 @@ class HubSpotClient:
             in_flight=self.in_flight(),
             what=f"HubSpot {object_type}",
         )
-        for (n, _), outcome in zip([x for b in batches for x in b], results, strict=True):
-            outcomes[n] = outcome
         counts = {s: sum(o.status == s for o in results) for s in ("created", "updated", "failed")}
         log.info("HubSpot %s: %d batches, %s", object_type, len(batches), counts)
-        return _complete(outcomes)
+        return results
 
     def in_flight(self) -> InFlight:
         """Requests kept in flight: the setting, else derived from the limiter's rate and latency."""

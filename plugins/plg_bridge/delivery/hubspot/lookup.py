@@ -2,7 +2,7 @@
 create answer was lost can be found again instead of being created twice.
 
 - `keyed_task_input`: the batch-create input with `plg_signal_key` (a custom task property,
-  created by `ensure_task_properties`) and `objectWriteTraceId` = the record key, so a 207 names
+  created from `TASK_FIELDS` by the base) and `objectWriteTraceId` = the record key, so a 207 names
   exactly the inputs that failed;
 - `task_outcomes`: one outcome per input from a batch-create answer: 200/201 and 207 results are
   matched by their `plg_signal_key`, errors by the trace ids in their context; an input nothing
@@ -18,24 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from plg_bridge.delivery.hubspot.mapping import task_input
+from plg_bridge.delivery.hubspot.mapping import TASK_KEY_PROPERTY, task_input
 from plg_bridge.delivery.outcomes import RowOutcome
 from plg_bridge.delivery.transport import DestinationError, body_snippet, json_body
 
 if TYPE_CHECKING:
     from plg_bridge.delivery.hubspot.client import HubSpotClient
 
-TASK_KEY_PROPERTY = "plg_signal_key"
-TASK_PROPERTIES: tuple[dict[str, Any], ...] = (
-    {
-        "name": TASK_KEY_PROPERTY,
-        "label": "PLG signal key",
-        "type": "string",
-        "fieldType": "text",
-        "groupName": "task_information",
-        "description": "The plg-bridge signal this task was created for (finds it again after a lost answer).",
-    },
-)
 SEARCH_PAGE = 100  # HubSpot: at most 100 values in one IN filter, 200 results per page
 UNKNOWN = "DELIVERY_UNKNOWN"
 

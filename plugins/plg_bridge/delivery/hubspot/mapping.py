@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, cast
 
-from plg_bridge.delivery.convert import day, flag, number_text, score_rows
+from plg_bridge.delivery.base import FieldSpec
+from plg_bridge.delivery.convert import day, flag_text, number_text, score_rows
 from plg_bridge.delivery.convert import missing as _missing
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
@@ -30,20 +31,35 @@ COMPANY_ID_PROPERTY = "posthog_group_id"
 _GROUP = "companyinformation"  # exists in every portal, so creating properties needs no group first
 
 
-def _definition(name: str, label: str, type_: str, field_type: str, description: str, **extra: Any) -> dict:
+def _field(
+    name: str,
+    label: str,
+    type_: str,
+    field_type: str,
+    description: str,
+    *,
+    object_type: str = "companies",
+    **extra: Any,
+) -> FieldSpec:
+    group = {"companies": _GROUP, "contacts": "contactinformation", "tasks": "task_information"}[object_type]
+    return FieldSpec(
+        name, type_, label, object_type, description, {"fieldType": field_type, "groupName": group, **extra}
+    )
+
+
+def property_definition(spec: FieldSpec) -> dict[str, Any]:
+    """A field as HubSpot's properties API takes it (one `inputs` item of batch/create)."""
     return {
-        "name": name,
-        "label": label,
-        "type": type_,
-        "fieldType": field_type,
-        "groupName": _GROUP,
-        "description": description,
-        **extra,
+        "name": spec.name,
+        "label": spec.label,
+        "type": spec.type,
+        "description": spec.description,
+        **spec.extra,
     }
 
 
-COMPANY_PROPERTIES: tuple[dict[str, Any], ...] = (
-    _definition(
+COMPANY_FIELDS: tuple[FieldSpec, ...] = (
+    _field(
         COMPANY_ID_PROPERTY,
         "PostHog group ID",
         "string",
@@ -51,10 +67,14 @@ COMPANY_PROPERTIES: tuple[dict[str, Any], ...] = (
         "PostHog organization (group) id; plg-bridge upserts companies by it.",
         hasUniqueValue=True,
     ),
-    _definition(
-        "plg_pql_score", "PQL score", "number", "number", "Product-qualified-lead score (plg-bridge)."
+    _field(
+        "plg_pql_score",
+        "PQL score",
+        "number",
+        "number",
+        "Product-qualified-lead score (plg-bridge).",
     ),
-    _definition(
+    _field(
         "plg_is_pql",
         "Is PQL",
         "bool",
@@ -65,67 +85,39 @@ COMPANY_PROPERTIES: tuple[dict[str, Any], ...] = (
             {"label": "No", "value": "false", "displayOrder": 1},
         ],
     ),
-    _definition(
-        "plg_events_this_week", "Events this week", "number", "number", "Product events, last 7 days."
+    _field(
+        "plg_events_this_week",
+        "Events this week",
+        "number",
+        "number",
+        "Product events, last 7 days.",
     ),
-    _definition(
-        "plg_events_last_week", "Events last week", "number", "number", "Product events, prior 7 days."
+    _field(
+        "plg_events_last_week",
+        "Events last week",
+        "number",
+        "number",
+        "Product events, prior 7 days.",
     ),
-    _definition("plg_active_creators", "Active creators", "number", "number", "Members who created content."),
-    _definition(
-        "plg_integrations_connected", "Integrations connected", "number", "number", "Connected integrations."
+    _field(
+        "plg_active_creators",
+        "Active creators",
+        "number",
+        "number",
+        "Members who created content.",
     ),
-    _definition("plg_scored_at", "PQL scored at", "date", "date", "Date the PQL score was computed."),
+    _field(
+        "plg_integrations_connected",
+        "Integrations connected",
+        "number",
+        "number",
+        "Connected integrations.",
+    ),
+    _field("plg_scored_at", "PQL scored at", "date", "date", "Date the PQL score was computed."),
 )
-
-
-# -- pure mapping: scores -> inputs ---------------------------------------------------------------
-
-
-def _number(value: Any) -> str | None:
-    return number_text(value)
-
-
-def _flag(value: Any) -> str | None:
-    """HubSpot booleans are the texts "true" / "false"."""
-    parsed = flag(value)
-    return ("true" if parsed else "false") if isinstance(parsed, bool) else parsed
-
-
-def _as_date(as_of: str | date | None) -> str | None:
-    return day(as_of)
-
-
-def company_inputs(
-    scores: pd.DataFrame, id_property: str = COMPANY_ID_PROPERTY, as_of: str | date | None = None
-) -> list[dict[str, Any]]:
-    """Batch-upsert inputs, one per scores row, keyed by `org_id` on `id_property`.
-
-    Missing values are left out rather than sent blank, so a gap in this week's data never wipes
-    what a salesperson sees (and a null org name never blanks the company's name).
-    """
-    scored_at = _as_date(as_of)
-    inputs = []
-    for row in score_rows(scores):
-        name = None if _missing(row["org_name"]) else str(row["org_name"]).strip()
-        candidates = {
-            "name": name or None,
-            "plg_pql_score": _number(row["pql_score"]),
-            "plg_is_pql": _flag(row["is_pql"]),
-            "plg_events_this_week": _number(row["events_this_week"]),
-            "plg_events_last_week": _number(row["events_last_week"]),
-            "plg_active_creators": _number(row["active_creators"]),
-            "plg_integrations_connected": _number(row["integrations_connected"]),
-            "plg_scored_at": scored_at,
-        }
-        properties = {k: v for k, v in candidates.items() if v is not None}
-        inputs.append({"id": str(row["org_id"]), "idProperty": id_property, "properties": properties})
-    return inputs
-
-
-CONTACT_PROPERTIES: tuple[dict[str, Any], ...] = tuple(
-    {**_definition(name, label, type_, field, desc), "groupName": "contactinformation"}
-    for name, label, type_, field, desc in (
+CONTACT_FIELDS: tuple[FieldSpec, ...] = tuple(
+    _field(*spec, object_type="contacts")
+    for spec in (
         ("plg_first_touch_source", "First touch source", "string", "text", "utm_source of the first touch."),
         ("plg_first_touch_medium", "First touch medium", "string", "text", "utm_medium of the first touch."),
         (
@@ -141,11 +133,54 @@ CONTACT_PROPERTIES: tuple[dict[str, Any], ...] = tuple(
         ("plg_hours_to_aha", "Hours to Aha", "number", "number", "Time to value: signup to Aha, hours."),
     )
 )
+TASK_KEY_PROPERTY = "plg_signal_key"
+TASK_FIELDS: tuple[FieldSpec, ...] = (
+    _field(
+        TASK_KEY_PROPERTY,
+        "PLG signal key",
+        "string",
+        "text",
+        "The plg-bridge signal this task was created for (finds it again after a lost answer).",
+        object_type="tasks",
+    ),
+)
+# HubSpot's wire form of the same fields (what its properties API lists and takes)
+COMPANY_PROPERTIES = tuple(property_definition(f) for f in COMPANY_FIELDS)
+CONTACT_PROPERTIES = tuple(property_definition(f) for f in CONTACT_FIELDS)
+TASK_PROPERTIES = tuple(property_definition(f) for f in TASK_FIELDS)
+
+
+# -- pure mapping: scores -> inputs ---------------------------------------------------------------
+
+
+def company_inputs(
+    scores: pd.DataFrame, id_property: str = COMPANY_ID_PROPERTY, as_of: str | date | None = None
+) -> list[dict[str, Any]]:
+    """Batch-upsert inputs, one per scores row, keyed by `org_id` on `id_property`.
+
+    Missing values are left out rather than sent blank, so a gap in this week's data never wipes
+    what a salesperson sees (and a null org name never blanks the company's name).
+    """
+    scored_at = day(as_of)
+    inputs = []
+    for row in score_rows(scores):
+        name = None if _missing(row["org_name"]) else str(row["org_name"]).strip()
+        candidates = {
+            "name": name or None,
+            "plg_pql_score": number_text(row["pql_score"]),
+            "plg_is_pql": flag_text(row["is_pql"]),
+            "plg_events_this_week": number_text(row["events_this_week"]),
+            "plg_events_last_week": number_text(row["events_last_week"]),
+            "plg_active_creators": number_text(row["active_creators"]),
+            "plg_integrations_connected": number_text(row["integrations_connected"]),
+            "plg_scored_at": scored_at,
+        }
+        properties = {k: v for k, v in candidates.items() if v is not None}
+        inputs.append({"id": str(row["org_id"]), "idProperty": id_property, "properties": properties})
+    return inputs
+
+
 TASK_TO_COMPANY = 192  # HubSpot-defined association type: task -> company
-
-
-def _day(value: Any) -> str | None:
-    return day(value)
 
 
 def contact_inputs(contacts: pd.DataFrame) -> list[dict[str, Any]]:
@@ -166,8 +201,8 @@ def contact_inputs(contacts: pd.DataFrame) -> list[dict[str, Any]]:
             "plg_first_touch_channel": None
             if _missing(row["first_touch_channel"])
             else row["first_touch_channel"],
-            "plg_signup_at": _day(row["signup_at"]),
-            "plg_aha_reached_at": _day(row["aha_reached_at"]),
+            "plg_signup_at": day(row["signup_at"]),
+            "plg_aha_reached_at": day(row["aha_reached_at"]),
             "plg_hours_to_aha": None if _missing(row["hours_to_aha"]) else f"{row['hours_to_aha']:.1f}",
         }
         properties = {k: v for k, v in candidates.items() if v is not None}

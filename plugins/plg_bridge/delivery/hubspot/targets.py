@@ -37,14 +37,14 @@ def _send_hubspot_companies(settings: Settings, records: list[dict]) -> pd.DataF
 
 
 def send_companies(client, records: list[dict], as_of: str | None, *, batch_size: int = 100) -> pd.DataFrame:
-    """The hubspot_companies send step: properties ensured (once per client), then the upserts
+    """The hubspot_companies send step: properties ensured (once per run), then the upserts
     with `plg_scored_at` stamped at send time (the run's as-of date), so the planned payload (and
     so the diff) does not change with the date: a company is sent when its values change, and its
     `plg_scored_at` says as of which day the values it shows were computed."""
-    from plg_bridge.delivery.hubspot.mapping import COMPANY_PROPERTIES
+    from plg_bridge.delivery.hubspot.mapping import COMPANY_FIELDS
     from plg_bridge.delivery.outcomes import outcomes_frame
 
-    _ensure_properties(client, "companies", COMPANY_PROPERTIES)
+    _ensure_fields(client, COMPANY_FIELDS)
     payloads = [_stamped(r["payload"], as_of) for r in records]
     return outcomes_frame(client.upsert("companies", payloads, batch_size=batch_size))
 
@@ -74,25 +74,27 @@ def _hubspot_contacts(inputs: RunInputs, settings: Settings) -> list[dict]:
 
 
 def _send_hubspot_contacts(settings: Settings, records: list[dict]) -> pd.DataFrame:
-    from plg_bridge.delivery.hubspot.mapping import CONTACT_PROPERTIES
+    from plg_bridge.delivery.hubspot.mapping import CONTACT_FIELDS
     from plg_bridge.delivery.outcomes import outcomes_frame
 
     client = _client(settings)
-    _ensure_properties(client, "contacts", CONTACT_PROPERTIES)
+    _ensure_fields(client, CONTACT_FIELDS)
     payloads = [r["payload"] for r in records]
     return outcomes_frame(client.upsert("contacts", payloads, batch_size=settings.hubspot.batch_size))
 
 
-def _ensure_properties(client, object_type: str, definitions) -> None:
-    """Create missing properties; if HubSpot refuses (daily limit, scopes, 5xx), the upsert still
-    runs and reports per row what that means (it stops at a daily limit), so the rows become dead
-    letters instead of the whole target failing without a trace."""
+def _ensure_fields(client, fields) -> None:
+    """Create missing properties (base.ensure_fields: listed once per run and credential); if
+    HubSpot refuses (daily limit, scopes, 5xx), the upsert still runs and reports per row what
+    that means (it stops at a daily limit), so the rows become dead letters instead of the whole
+    target failing without a trace."""
+    from plg_bridge.delivery.base import FieldError, ensure_fields
     from plg_bridge.delivery.transport import DestinationError
 
     try:
-        client.ensure_properties(object_type, definitions)
-    except DestinationError as exc:
-        log.warning("could not ensure HubSpot %s properties: %s", object_type, exc)
+        ensure_fields(client, fields)
+    except (DestinationError, FieldError) as exc:
+        log.warning("could not ensure HubSpot %s properties: %s", fields[0].object, exc)
 
 
 def _hubspot_tasks(inputs: RunInputs, settings: Settings) -> list[dict]:
@@ -111,11 +113,11 @@ def _send_hubspot_tasks(settings: Settings, records: list[dict]) -> pd.DataFrame
     companies = state.load(Workspace(settings).work, "hubspot_companies").frame
     delivered = companies[(companies["status"] == "delivered") & companies["destination_id"].notna()]
     ids = dict(zip(delivered["record_key"], delivered["destination_id"], strict=True))
-    client = _client(settings)
-    from plg_bridge.delivery.hubspot.lookup import TASK_PROPERTIES
+    from plg_bridge.delivery.hubspot.mapping import TASK_FIELDS
 
+    client = _client(settings)
     # every task carries its signal key (found again after a lost answer): the property must exist
-    _ensure_properties(client, "tasks", TASK_PROPERTIES)
+    _ensure_fields(client, TASK_FIELDS)
     return outcomes_frame(client.create_tasks(records, ids))
 
 

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from plg_bridge.delivery.convert import SCORE_COLUMNS, flag, integer, text, unix_day
+from plg_bridge.delivery.base import FieldSpec
+from plg_bridge.delivery.convert import SCORE_COLUMNS, boolean, integer, text, unix_day, unix_time
 from plg_bridge.delivery.convert import missing as _missing
-from plg_bridge.delivery.convert import unix_time as to_unix_time
 from plg_bridge.delivery.outcomes import RowOutcome
 
 if TYPE_CHECKING:
@@ -45,11 +45,16 @@ DEFAULT_EVENTS: Mapping[str, str] = {"aha_reached": "aha-moment-reached"}
 DEFAULT_IDENTIFY_BY = ("user_id", "email")
 
 
-def _attribute(name: str, data_type: str, description: str) -> dict[str, str]:
-    return {"name": name, "model": "company", "data_type": data_type, "description": description}
+def _attribute(name: str, data_type: str, description: str) -> FieldSpec:
+    return FieldSpec(name, data_type, name, "company", description)
 
 
-COMPANY_ATTRIBUTES: tuple[dict[str, str], ...] = (
+def attribute_definition(spec: FieldSpec) -> dict[str, str]:
+    """A field as Intercom's `POST /data_attributes` takes it."""
+    return {"name": spec.name, "model": spec.object, "data_type": spec.type, "description": spec.description}
+
+
+COMPANY_FIELDS: tuple[FieldSpec, ...] = (
     _attribute("plg_pql_score", "integer", "Product-qualified-lead score (plg-bridge)."),
     _attribute("plg_is_pql", "boolean", "Whether the score crossed the PQL threshold (plg-bridge)."),
     _attribute("plg_events_this_week", "integer", "Product events, last 7 days (plg-bridge)."),
@@ -60,33 +65,16 @@ COMPANY_ATTRIBUTES: tuple[dict[str, str], ...] = (
     _attribute("plg_last_signal", "string", "Latest PLG signal of the organization (plg-bridge)."),
     _attribute("plg_last_signal_at", "date", "When the latest PLG signal happened (plg-bridge)."),
 )
+# Intercom's wire form of the same fields
+COMPANY_ATTRIBUTES: tuple[dict[str, str], ...] = tuple(attribute_definition(f) for f in COMPANY_FIELDS)
 ATTRIBUTE_TYPES = {a["name"]: a["data_type"] for a in COMPANY_ATTRIBUTES}
 
 
 # -- pure mapping: values ---------------------------------------------------------------------
 
 
-def _integer(value: Any) -> int | None:
-    return integer(value)
-
-
-def _boolean(value: Any) -> bool | None:
-    parsed = flag(value)
-    return parsed if isinstance(parsed, bool) else None
-
-
 def _text(value: Any, limit: int | None = None) -> str | None:
-    return None if _missing(value) else text(str(value), limit, squash=True)
-
-
-def unix_time(value: Any) -> int | None:
-    """Seconds since the epoch for a timestamp / datetime / date / ISO text (naive = UTC)."""
-    return to_unix_time(value)
-
-
-def _day(as_of: str | date | datetime | None) -> int | None:
-    """Midnight UTC of `as_of`, as a unix time (Intercom date attributes take unix times)."""
-    return unix_day(as_of)
+    return text(value, limit, squash=True)
 
 
 def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -151,19 +139,19 @@ def company_records(
         for r in _rows(signals)
         if not _missing(r.get("org_id")) and "org_name" in r
     }
-    scored_at = _day(as_of)
+    scored_at = unix_day(as_of)
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     for row in _rows(scores[list(SCORE_COLUMNS)]):
         org = str(row["org_id"])
         seen.add(org)
         attributes = {
-            "plg_pql_score": _integer(row["pql_score"]),
-            "plg_is_pql": _boolean(row["is_pql"]),
-            "plg_events_this_week": _integer(row["events_this_week"]),
-            "plg_events_last_week": _integer(row["events_last_week"]),
-            "plg_active_creators": _integer(row["active_creators"]),
-            "plg_integrations_connected": _integer(row["integrations_connected"]),
+            "plg_pql_score": integer(row["pql_score"]),
+            "plg_is_pql": boolean(row["is_pql"]),
+            "plg_events_this_week": integer(row["events_this_week"]),
+            "plg_events_last_week": integer(row["events_last_week"]),
+            "plg_active_creators": integer(row["active_creators"]),
+            "plg_integrations_connected": integer(row["integrations_connected"]),
             "plg_scored_at": scored_at,
             **_signal_attributes(latest.get(org)),
         }
@@ -257,7 +245,7 @@ def event_records(
             ),
             None,
         )
-        created_at = unix_time(row.get("occurred_at")) or _day(row.get("as_of"))
+        created_at = unix_time(row.get("occurred_at")) or unix_day(row.get("as_of"))
         if who is None or created_at is None:
             skipped += 1
             continue
@@ -266,8 +254,8 @@ def event_records(
             "milestone": _text(row.get("detail"), MAX_METADATA_TEXT),
             "org_id": _text(row.get("org_id"), MAX_METADATA_TEXT),
             "org_name": _text(row.get("org_name"), MAX_METADATA_TEXT),
-            "pql_score": _integer(row.get("pql_score")),
-            "is_pql": _boolean(row.get("is_pql")),
+            "pql_score": integer(row.get("pql_score")),
+            "is_pql": boolean(row.get("is_pql")),
         }
         payload = {
             "event_name": event_name,

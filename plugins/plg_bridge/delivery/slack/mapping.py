@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from plg_bridge.delivery.convert import day
+from plg_bridge.delivery.convert import day as iso_day
 from plg_bridge.delivery.convert import missing as _missing
+from plg_bridge.delivery.convert import real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,35 +112,21 @@ def clip(text: str, limit: int) -> str:
 # -- the digest (pure) --------------------------------------------------------------------------
 
 
-def _number(value: Any) -> float | None:
-    if _missing(value) or isinstance(value, str | bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _count(value: Any) -> str:
-    number = _number(value)
+    number = real(value)
     if number is None:
         return "n/a"
     return f"{number:,.0f}" if number.is_integer() else f"{number:,.1f}"
 
 
 def _trend(this_week: Any, last_week: Any) -> str:
-    now, before = _number(this_week), _number(last_week)
+    now, before = real(this_week), real(last_week)
     if now is None or before is None:
         return ""
     if before == 0:
         return " (new this week)" if now > 0 else ""
     change = (now - before) / before * 100
     return f" ({change:+.0f}% w/w)"
-
-
-def _day(as_of: str | date | datetime) -> str:
-    return day(as_of) or str(as_of)[:10]
 
 
 @dataclass(frozen=True)
@@ -160,7 +147,7 @@ def _who(row: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _score_sort(value: Any) -> float:
-    number = _number(value)
+    number = real(value)
     return -number if number is not None else math.inf
 
 
@@ -194,7 +181,7 @@ def _signal_item(row: Mapping[str, Any]) -> _Item:
     signal = str(row.get("signal"))
     phrase = _SIGNAL_PHRASES.get(signal, f"sent signal {_inline(signal, 60)}")
     detail = "" if _missing(row.get("detail")) else f": {_inline(row['detail'], MAX_DETAIL)}"
-    score = _number(row.get("pql_score"))
+    score = real(row.get("pql_score"))
     suffix = f" · PQL score {_count(score)}" if score is not None else ""
     occurred = "" if _missing(row.get("occurred_at")) else str(row.get("occurred_at"))
     key = (
@@ -267,7 +254,7 @@ def _digest(
     groups = _items(scores_crossed, signals, alert_signals)
     if not groups:
         return []
-    day = _day(as_of)
+    day = iso_day(as_of) or str(as_of)[:10]
     pqls = len(groups.get("pql_crossed", []))
     others = sum(len(v) for k, v in groups.items() if k != "pql_crossed")
     summary = _section(f"*{pqls}* new PQL{'s' * (pqls != 1)} · *{others}* other signal{'s' * (others != 1)}")
@@ -363,7 +350,7 @@ def digest_messages(
         title=title,
         max_blocks=max_blocks,
     )
-    day = _day(as_of)
+    day = iso_day(as_of) or str(as_of)[:10]
     return [
         {"record_key": f"{key_prefix}:{day}:{n}", "payload": {"text": m.text, "blocks": m.blocks}}
         for n, m in enumerate(found, 1)
@@ -412,7 +399,7 @@ def alert_records(
         fields = [c for c in _SCORE_FIELDS if c in scores.columns]
         for row in scores[["org_id", *fields]].to_dict("records"):
             by_org[str(row["org_id"])] = {k: _plain(row[k]) for k in fields}
-    day = _day(as_of)
+    day = iso_day(as_of) or str(as_of)[:10]
     records = []
     for row in signals[signals["signal"].isin(alert_signals)].to_dict("records"):
         fields = {
