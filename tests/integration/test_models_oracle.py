@@ -327,3 +327,80 @@ def test_cli_tables_equal_duckdb_on_posthogs_rules(tmp_path, settings):
     ent = signals_by_key.loc["enterprise_interest:org_a:-:2026-11-29"]
     assert (ent["detail"], ent["org_name"]) == ("sso", "Acme")
     assert "usage_ceiling:org_b:-:2026-11-29" not in signals_by_key.index  # inside the cool-down
+
+
+# -- PostHog's correlation window on days holding both the signup and the conversion ---------------
+
+SAME_DAY_T = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+# probe -> the times (on 2026-11-01) a converted person signed up at 10:00 and paid at 18:00 sends it
+SAME_DAY_PROBES = {
+    "probe_before_and_after": ["09:00", "19:00"],
+    "probe_many_outside": ["00:05", "08:00", "09:59:59.999999", "18:00:00.000001", "23:59"],
+    "probe_at_the_edges": ["09:00", "10:00", "18:00", "19:00"],
+    "probe_between": ["09:00", "12:00", "19:00"],
+    "probe_just_after_signup": ["08:00", "10:00:00.000001", "20:00"],
+    "probe_many_one_between": [f"0{h}:{m}0" for h in range(10) for m in range(6)]
+    + ["13:30"]
+    + [f"2{h}:{m}0" for h in range(4) for m in range(6)],
+}
+
+
+def same_day_world() -> dict[str, list[dict]]:
+    """Two export files of 2026-11-01 (a morning and an afternoon file) and one after it: each
+    converted person's probe times are split between the files at noon."""
+    from tests.support.events import conversion, event, export_name, identify, pageview
+
+    morning, afternoon, later = [], [], []
+
+    def at(name: str, when: str, user: str) -> None:
+        row = event(name, f"2026-11-01T{when}", distinct_id=user)
+        (morning if when < "12:00" else afternoon).append(row)
+
+    for round_ in range(2):  # every probe done by two converted persons
+        for i, (probe, times) in enumerate(SAME_DAY_PROBES.items()):
+            user = f"w{round_}{i}"
+            morning += [
+                pageview(f"anon-{user}", "2026-11-01T09:30"),
+                identify(user, f"anon-{user}", "2026-11-01T10:00"),
+            ]
+            afternoon.append(conversion(user, "2026-11-01T18:00"))
+            for when in times:
+                at(probe, when, user)
+    for j in range(3):  # not converted: windows (10:00, 11-15T10:00)
+        user = f"l{j}"
+        morning += [
+            pageview(f"anon-{user}", "2026-11-01T09:30"),
+            identify(user, f"anon-{user}", "2026-11-01T10:00"),
+        ]
+        at("probe_between", "09:00", user)
+        later.append(event("probe_between", "2026-11-15T10:00", distinct_id=user))  # at the window's end
+        if j == 0:
+            later.append(event("probe_between", "2026-11-15T09:59:59", distinct_id=user))  # inside
+    return {
+        export_name("2026-11-01T00:00", "2026-11-01T12:00"): morning,
+        export_name("2026-11-01T12:00", "2026-11-02T00:00"): afternoon,
+        export_name("2026-11-02T00:00", "2026-11-19T00:00"): later,
+    }
+
+
+def test_correlation_on_same_day_windows_equals_duckdb(tmp_path, settings):
+    from tests.support.events import write_export
+
+    folder = tmp_path / "exports"
+    for name, rows in same_day_world().items():
+        write_export(folder, rows, name)
+    loc = location(str(folder))
+    parts = {f.key: rollup.rollup_file(loc, f.key, settings) for f in discover(loc)}
+    assert len(parts) == 3
+    ours = pandas_models(merged(folder, parts, SAME_DAY_T), SAME_DAY_T, settings)
+    theirs = duckdb_models(folder, SAME_DAY_T, settings)
+    for name in ("plg_persons", "plg_correlation"):
+        assert_same(name, ours[name], theirs[name])
+    # by hand: a probe counts for the converted persons only with a time strictly inside (10:00, 18:00)
+    counted = ours["plg_correlation"].set_index("event")[["success_count", "failure_count"]]
+    probes = {e: tuple(int(v) for v in counted.loc[e]) for e in counted.index if e.startswith("probe_")}
+    assert probes == {
+        "probe_between": (2, 1),
+        "probe_just_after_signup": (2, 0),
+        "probe_many_one_between": (2, 0),
+    }

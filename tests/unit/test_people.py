@@ -166,3 +166,68 @@ def test_person_properties_flow_in_once_the_column_is_read(tmp_path, settings, m
     row["person_properties"] = json.dumps(initial("linkedin", "paid_social", "abm", "www.linkedin.com"))
     partial = partial_of(tmp_path, [[row]], settings)
     assert partial.touches[["origin", "utm_source"]].values.tolist() == [["set_once", "linkedin"]]
+
+
+def _span(partial, distinct_id: str, day: str = "2026-11-01") -> tuple[str, str, list[str]]:
+    """(first, last, other times) of the `probe` span of `distinct_id` on `day`, as HH:MM text."""
+    spans = partial.spans
+    row = spans[
+        (spans["distinct_id"] == distinct_id)
+        & (spans["event"] == "probe")
+        & (spans["day"] == pd.Timestamp(day, tz="UTC"))
+    ]
+    assert len(row) == 1, row
+    at, micros = people.span_times(row["times"])
+    assert set(at) <= {0}
+    other = pd.to_datetime(micros, unit="us", utc=True).strftime("%H:%M").tolist()
+    return row["first"].iloc[0].strftime("%H:%M"), row["last"].iloc[0].strftime("%H:%M"), other
+
+
+def _probes(distinct_id: str, times: list[str], day: str = "2026-11-01") -> list[dict]:
+    return [event("probe", f"{day}T{t}", distinct_id=distinct_id) for t in times]
+
+
+def test_spans_keep_the_other_distinct_times_of_a_day(tmp_path, settings):
+    rows = _probes("u1", ["12:00", "09:00", "12:00", "10:30", "19:00"])  # 12:00 twice, out of order
+    rows += _probes("u1", ["08:00"], day="2026-11-02")  # the next day: a span of its own
+    rows += _probes("u2", ["09:00", "19:00"])
+    rows += _probes("u3", ["09:00", "09:00", "09:00"])  # one distinct time
+    partial = partial_of(tmp_path, [rows], settings)
+    assert _span(partial, "u1") == ("09:00", "19:00", ["10:30", "12:00"])
+    assert _span(partial, "u1", "2026-11-02") == ("08:00", "08:00", [])
+    assert _span(partial, "u2") == ("09:00", "19:00", [])
+    assert _span(partial, "u3") == ("09:00", "09:00", [])
+    assert partial.spans["times"].notna().sum() == 1  # null unless a span has 3 or more times
+
+
+def test_span_times_merge_across_partials_of_one_day_in_any_order(tmp_path, settings):
+    files = [
+        _probes("u1", ["09:00", "19:00"]) + _probes("u2", ["11:00", "12:00", "13:00"]),
+        _probes("u1", ["12:00"]) + _probes("u2", ["08:00", "12:00", "20:00"]),
+        _probes("u1", ["19:00", "07:00", "15:00"]),
+    ]
+    for reverse in (False, True):
+        partial = partial_of(tmp_path / str(reverse), files, settings, reverse=reverse)
+        # a file's first / last become other times once another file holds earlier / later ones
+        assert _span(partial, "u1") == ("07:00", "19:00", ["09:00", "12:00", "15:00"])
+        assert _span(partial, "u2") == ("08:00", "20:00", ["11:00", "12:00", "13:00"])
+
+
+def test_span_times_survive_write_read_and_older_partials_without_them(tmp_path, settings):
+    exports = tmp_path / "exports"
+    partial = partial_of(exports, [_probes("u1", ["09:00", "12:00", "19:00"])], settings)
+    work = location(str(tmp_path / "work"))
+    rollup.write(partial, work, "partials/new")
+    back = rollup.read(work, "partials/new")
+    pd.testing.assert_frame_equal(back.spans, partial.spans, check_dtype=True)
+    assert _span(back, "u1") == ("09:00", "19:00", ["12:00"])
+
+    # a partial written before `times` existed reads back with it null, and merges with a new one
+    old = partial_of(tmp_path / "old", [_probes("u1", ["08:00", "10:00", "20:00"])], settings)
+    old.spans = old.spans.drop(columns="times")
+    rollup.write(old, work, "partials/old")
+    old_back = rollup.read(work, "partials/old")
+    assert list(old_back.spans.columns) == list(people.TABLES["spans"])
+    assert old_back.spans["times"].isna().all()  # its 10:00 is lost: "no other times"
+    merged = rollup.merge([back, old_back])
+    assert _span(merged, "u1") == ("08:00", "20:00", ["09:00", "12:00", "19:00"])
