@@ -51,8 +51,10 @@ def discover(exports: Location, as_of: datetime | None = None) -> list[ExportFil
 
 def partial_prefix(file: ExportFile) -> str:
     """Where a file's partial lives: keyed by the export object and its fingerprint, so a file
-    is rolled up once, and re-exporting an interval replaces its partial instead of adding to it."""
-    return f"partials/{file.key}/{file.fingerprint or 'unversioned'}"
+    is rolled up once, and re-exporting an interval replaces its partial instead of adding to it.
+    The partial format is part of it: after an upgrade that changes the tables, files are rolled
+    up again rather than read in a format the code no longer understands."""
+    return f"partials/{file.key}/{file.fingerprint or 'unversioned'}-v{rollup.PARTIAL_FORMAT}"
 
 
 def pending(work: Location, files: list[ExportFile]) -> list[ExportFile]:
