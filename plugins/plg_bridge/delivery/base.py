@@ -170,6 +170,9 @@ def send_batches(
     stop: Stop | None = None
     if not batches:
         return []
+    every = [k for b in batches for k in keys(b)]
+    if len(set(every)) != len(every):  # plan.py refuses repeated record keys: reaching here is a bug
+        raise RuntimeError(f"internal error: {what} got a record key twice")
 
     def timed(n: int) -> tuple[int, list[RowOutcome], Stop | None]:
         started = time.monotonic()
@@ -245,8 +248,8 @@ class FieldSource(Protocol):
     `fields_key`: the vendor app and credential (vendor, base URL, token fingerprint): fields
     found once are remembered for that key. `batch_create`: whether `create_fields` takes many
     specs in one call (HubSpot) or one (Intercom). `list_fields(object)`: names that exist.
-    `create_fields(specs)`: one call creating `specs` (all of one object) -> {name: refusal
-    message} for those refused; a field that exists already (a concurrent run) is not refused.
+    `create_fields(specs)`: one call creating `specs` (all of one object) -> (names created,
+    {name: refusal message}); a field that exists already (a concurrent run) is neither.
     """
 
     fields_key: tuple
@@ -254,7 +257,7 @@ class FieldSource(Protocol):
 
     def list_fields(self, object_: str) -> Iterable[str]: ...
 
-    def create_fields(self, specs: Sequence[FieldSpec]) -> Mapping[str, str]: ...
+    def create_fields(self, specs: Sequence[FieldSpec]) -> tuple[list[str], Mapping[str, str]]: ...
 
 
 FIELD_CACHE_SECONDS = 900.0  # one run's delivery of a target; a later run lists again
@@ -288,11 +291,13 @@ def ensure_fields(
         known = set(source.list_fields(object_))
         missing = [s for s in wanted if s.name not in known]
         calls = [missing] if source.batch_create else [[s] for s in missing]
+        made: list[str] = []
         refused: dict[str, str] = {}
         for batch in (c for c in calls if c):
-            refused.update(source.create_fields(batch))
-        made = [s.name for s in missing if s.name not in refused]
-        known.update(made)
+            done, refusals = source.create_fields(batch)
+            made += done
+            refused.update(refusals)
+        known.update(s.name for s in missing if s.name not in refused)
         with _FIELDS_LOCK:
             _FIELDS[key] = (clock(), known)
         created += made

@@ -178,9 +178,9 @@ class HubSpotClient:
             )
         return [str(p.get("name")) for p in (json_body(response) or {}).get("results", [])]
 
-    def create_fields(self, specs: Sequence[FieldSpec]) -> dict[str, str]:
-        """One `batch/create` for `specs` -> {name: HubSpot's message} of those refused; one that
-        exists already (created meanwhile by a concurrent run) is not refused."""
+    def create_fields(self, specs: Sequence[FieldSpec]) -> tuple[list[str], dict[str, str]]:
+        """One `batch/create` for `specs` -> (names created, {name: HubSpot's message} of those
+        refused); one that exists already (created meanwhile by a concurrent run) is neither."""
         object_ = specs[0].object
         inputs = [property_definition(s) for s in specs]
         response = self.rest.request(
@@ -193,6 +193,7 @@ class HubSpotClient:
                 status=response.status_code,
                 body=body_snippet(response),
             )
+        created = [str(r.get("name")) for r in body.get("results") or [] if isinstance(r, Mapping)]
         refused: dict[str, str] = {}
         for error in body.get("errors") or []:
             message = str(error.get("message")) if isinstance(error, Mapping) else str(error)
@@ -202,7 +203,7 @@ class HubSpotClient:
                 s.name for s in specs if s.name not in refused
             ]
             refused[named[0] if named else "?"] = message
-        return refused
+        return created, refused
 
     def ensure_properties(
         self, object_type: str, fields: Iterable[FieldSpec | Mapping[str, Any]]

@@ -7,13 +7,21 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import requests
 
-from plg_bridge.delivery.base import InFlight, Stop, calls_per_second, send_batches
+from plg_bridge.delivery.base import (
+    FieldSpec,
+    InFlight,
+    Stop,
+    calls_per_second,
+    complete,
+    ensure_fields,
+    send_batches,
+)
 from plg_bridge.delivery.intercom.mapping import (
-    COMPANY_ATTRIBUTES,
+    COMPANY_FIELDS,
     DEFAULT_CALLS_PER_10S,
     DEFAULT_CONN_ID,
     DEFAULT_REGION,
@@ -23,6 +31,7 @@ from plg_bridge.delivery.intercom.mapping import (
     STOP_CODES,
     STOP_STATUSES,
     _company_outcome,
+    attribute_definition,
     error_detail,
 )
 from plg_bridge.delivery.outcomes import RowOutcome
@@ -143,7 +152,6 @@ class IntercomClient:
             sleep=sleep,
             wait_hint=functools.partial(intercom_wait_hint, clock=clock),
         )
-        self._ensured: set[frozenset[str]] = set()
 
     def __repr__(self) -> str:
         return f"IntercomClient({self.rest.base_url!r}, version={self.version!r})"
@@ -188,66 +196,65 @@ class IntercomClient:
 
     # -- data attributes --------------------------------------------------------------------
 
-    def ensure_data_attributes(
-        self, attributes: Iterable[Mapping[str, Any]] = COMPANY_ATTRIBUTES
-    ) -> list[str]:
-        """Create the company data attributes that do not exist yet; returns the names created.
+    # -- fields: the base's FieldSource (base.ensure_fields) ------------------------------------
 
-        Without this a fresh workspace refuses every company with "Custom attribute ... does not
-        exist". An attribute that exists with another type, or archived, is logged as an error
-        (Intercom cannot change or unarchive it through the API): its rows then fail with
-        Intercom's message naming it. Raises `DestinationError` when the API refuses.
-        """
-        attributes = list(attributes)
-        cache_key = frozenset(a["name"] for a in attributes)
-        if cache_key in self._ensured:
-            return []
-        response, body, failure = self.call("GET", "/data_attributes?model=company&include_archived=true")
+    batch_create = False  # POST /data_attributes creates one attribute per call
+
+    @property
+    def fields_key(self) -> tuple:
+        return ("Intercom", self.rest.base_url, credential_key(self.rest.session))
+
+    def list_fields(self, object_: str) -> list[str]:
+        """Names of the model's data attributes, archived ones included. One that exists with
+        another type, or archived, is logged as an error (the API cannot change or unarchive it):
+        its rows then fail with Intercom's message naming it."""
+        response, body, failure = self.call("GET", f"/data_attributes?model={object_}&include_archived=true")
         if failure is not None:
             raise DestinationError(
-                f"listing Intercom company data attributes: {failure[0]} {failure[1]}",
+                f"listing Intercom {object_} data attributes: {failure[0]} {failure[1]}",
                 status=response.status_code if response is not None else None,
                 body=failure[1],
             )
-        existing = {
-            a.get("name"): a
+        found = [
+            a
             for a in (body or {}).get("data", [])
-            if isinstance(a, Mapping) and a.get("model", "company") == "company"
-        }
-        created = []
-        for attribute in attributes:
-            name = attribute["name"]
-            found = existing.get(name)
-            if found is not None:
-                if found.get("archived"):
-                    log.error(
-                        "Intercom company data attribute %r is archived: unarchive it in Intercom", name
-                    )
-                elif found.get("data_type") != attribute["data_type"]:
-                    log.error(
-                        "Intercom company data attribute %r is %s, plg-bridge writes %s: rows will be refused",
-                        name,
-                        found.get("data_type"),
-                        attribute["data_type"],
-                    )
-                continue
-            body_out = {
-                k: attribute[k] for k in ("name", "model", "data_type", "description") if k in attribute
-            }
-            response, _body, failure = self.call("POST", "/data_attributes", body_out)
-            if failure is not None:
-                if failure[1] and "already have" in failure[1]:  # created meanwhile by a concurrent run
-                    continue
-                raise DestinationError(
-                    f"creating Intercom company data attribute {name}: {failure[0]} {failure[1]}",
-                    status=response.status_code if response is not None else None,
-                    body=failure[1],
+            if isinstance(a, Mapping) and a.get("model", object_) == object_
+        ]
+        wanted = {f.name: f.type for f in COMPANY_FIELDS}
+        for attribute in found:
+            name = attribute.get("name")
+            if name in wanted and attribute.get("archived"):
+                log.error(
+                    "Intercom %s data attribute %r is archived: unarchive it in Intercom", object_, name
                 )
-            created.append(name)
-        if created:
-            log.info("created Intercom company data attributes: %s", ", ".join(created))
-        self._ensured.add(cache_key)
-        return created
+            elif name in wanted and attribute.get("data_type") != wanted[name]:
+                log.error(
+                    "Intercom %s data attribute %r is %s, plg-bridge writes %s: rows will be refused",
+                    object_,
+                    name,
+                    attribute.get("data_type"),
+                    wanted[name],
+                )
+        return [str(a.get("name")) for a in found]
+
+    def create_fields(self, specs: Sequence[FieldSpec]) -> tuple[list[str], dict[str, str]]:
+        """`POST /data_attributes` per spec -> (names created, {name: message} of those refused);
+        one created meanwhile by a concurrent run ("already have") is neither."""
+        created: list[str] = []
+        refused: dict[str, str] = {}
+        for spec in specs:
+            _response, _body, failure = self.call("POST", "/data_attributes", attribute_definition(spec))
+            if failure is None:
+                created.append(spec.name)
+            elif not (failure[1] and "already have" in failure[1]):
+                refused[spec.name] = f"{failure[0]} {failure[1]}"
+        return created, refused
+
+    def ensure_data_attributes(self, fields: Iterable[FieldSpec] = COMPANY_FIELDS) -> list[str]:
+        """Create the company data attributes that do not exist yet (base.ensure_fields); returns
+        the names created. Without them a fresh workspace refuses every company with "Custom
+        attribute ... does not exist"."""
+        return ensure_fields(self, fields)
 
     # -- per-record delivery ----------------------------------------------------------------
 
@@ -279,10 +286,11 @@ class IntercomClient:
         self, records: Sequence[Mapping[str, Any]], chunk: int = MAX_TAG_COMPANIES
     ) -> list[RowOutcome]:
         """Tag companies: records sharing a tag name go in one `POST /tags` call (up to `chunk`
-        companies). When such a call is refused (e.g. one company does not exist), each company
-        is sent alone so the refusal lands on its own records only."""
+        companies), one call at a time (two first uses of a new tag name at once could race).
+        When such a call is refused (e.g. one company does not exist), each company is sent
+        alone so the refusal lands on its own records only. The stop rule is the base's."""
         outcomes: list[RowOutcome | None] = [None] * len(records)
-        groups: dict[str, list[tuple[int, str]]] = {}
+        groups: dict[str, list[tuple[int, str, str]]] = {}
         for n, key, payload in self._checked(records, outcomes):
             companies = payload.get("companies") or []
             company = (
@@ -295,25 +303,30 @@ class IntercomClient:
                     key, "failed", None, "INVALID_RECORD", "payload needs a name and one company"
                 )
                 continue
-            groups.setdefault(str(payload["name"]), []).append((n, str(company)))
+            groups.setdefault(str(payload["name"]), []).append((n, key, str(company)))
 
-        stop: tuple[str, str] | None = None
+        batches: list[tuple[str, list[str], list[tuple[int, str, str]]]] = []
         for name in sorted(groups):
             members = groups[name]
-            companies = sorted({c for _, c in members})
+            companies = sorted({c for _, _, c in members})
             for start in range(0, len(companies), chunk):
                 part = companies[start : start + chunk]
-                if stop is not None:
-                    results = {c: ("failed", None, stop[0], f"not sent: {stop[1]}") for c in part}
-                else:
-                    results, stop = self._tag(name, part)
-                for n, company in members:
-                    if company in results:
-                        status, tag_id, code, message = results[company]
-                        outcomes[n] = RowOutcome(records[n]["record_key"], status, tag_id, code, message)
+                batches.append((name, part, [m for m in members if m[2] in set(part)]))
+
+        def send(
+            batch: tuple[str, list[str], list[tuple[int, str, str]]],
+        ) -> tuple[list[RowOutcome], Stop | None]:
+            name, part, members = batch
+            results, stop = self._tag(name, part)
+            return [RowOutcome(key, *results[company]) for _, key, company in members], stop
+
+        results = send_batches(batches, send, lambda b: [key for _, key, _ in b[2]], what="Intercom tags")
+        for (n, _, _), outcome in zip([m for b in batches for m in b[2]], results, strict=True):
+            outcomes[n] = outcome
         return _complete(outcomes, records, "tags")
 
-    def _tag(self, name: str, companies: list[str]) -> tuple[dict[str, tuple], tuple[str, str] | None]:
+    def _tag(self, name: str, companies: list[str]) -> tuple[dict[str, tuple], Stop | None]:
+        """One tag call -> ({company: (status, tag id, code, message)}, reason to stop)."""
         body = {"name": name, "companies": [{"company_id": c} for c in companies]}
         response, answer, failure = self.call("POST", "/tags", body)
         if failure is None:
@@ -323,15 +336,17 @@ class IntercomClient:
             return {c: ("failed", None, *failure) for c in companies}, failure
         if len(companies) == 1 or response is None:  # alone already, or a transport failure
             return {c: ("failed", None, *failure) for c in companies}, None
-        results: dict[str, tuple] = {}
-        for company in companies:
-            single, stop = self._tag(name, [company])
-            results.update(single)
-            if stop is not None:
-                rest = [c for c in companies if c not in results]
-                results.update({c: ("failed", None, stop[0], f"not sent: {stop[1]}") for c in rest})
-                return results, stop
-        return results, None
+        stop: list[Stop] = []
+
+        def alone(company: str) -> tuple[list[RowOutcome], Stop | None]:
+            result, why = self._tag(name, [company])
+            if why is not None:
+                stop.append(why)
+            return [RowOutcome(company, *result[company])], why
+
+        singles = send_batches(companies, alone, lambda c: [c], what=f"Intercom tag {name!r} one by one")
+        results = {o.record_key: (o.status, o.destination_id, o.error_code, o.error_message) for o in singles}
+        return results, (stop[0] if stop else None)
 
     # -- shared record loop -----------------------------------------------------------------
 
@@ -339,17 +354,10 @@ class IntercomClient:
     def _checked(
         records: Sequence[Mapping[str, Any]], outcomes: list[RowOutcome | None]
     ) -> list[tuple[int, str, Mapping[str, Any]]]:
-        """Records to send: a repeated record_key fails as DUPLICATE_KEY (its effect is the first's)."""
-        seen: set[str] = set()
+        """Records to send (record keys are unique: plan.py refuses repeated ones)."""
         out = []
         for n, record in enumerate(records):
             key = str(record["record_key"])
-            if key in seen:
-                outcomes[n] = RowOutcome(
-                    key, "failed", None, "DUPLICATE_KEY", "record_key repeated in this delivery"
-                )
-                continue
-            seen.add(key)
             payload = record.get("payload")
             if not isinstance(payload, Mapping):
                 outcomes[n] = RowOutcome(
@@ -393,10 +401,7 @@ class IntercomClient:
 def _complete(
     outcomes: list[RowOutcome | None], records: Sequence[Mapping[str, Any]], what: str
 ) -> list[RowOutcome]:
-    """Every record has its outcome: a gap would be a silently dropped row, so it is a bug."""
-    if any(o is None for o in outcomes):
-        raise RuntimeError("internal error: an Intercom record has no outcome")
-    done = cast("list[RowOutcome]", outcomes)
+    done = complete(outcomes)
     counts = {s: sum(o.status == s for o in done) for s in ("created", "updated", "failed")}
     log.info("Intercom %s: %d records, %s", what, len(records), counts)
     return done

@@ -6,12 +6,11 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from plg_bridge.delivery.base import FieldError, FieldSpec
 from plg_bridge.delivery.intercom.client import IntercomClient
-from plg_bridge.delivery.intercom.mapping import COMPANY_ATTRIBUTES
+from plg_bridge.delivery.intercom.mapping import COMPANY_FIELDS
 from plg_bridge.delivery.outcomes import outcomes_frame
-from plg_bridge.delivery.transport import (
-    DestinationError,
-)
+from plg_bridge.delivery.transport import DestinationError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,11 +20,9 @@ log = logging.getLogger(__name__)
 # -- delivery entry points (records -> outcomes frame) ----------------------------------------
 
 
-def ensure_data_attributes(
-    client: IntercomClient, attributes: Iterable[Mapping[str, Any]] = COMPANY_ATTRIBUTES
-) -> list[str]:
-    """Create missing company data attributes (first use); see `IntercomClient.ensure_data_attributes`."""
-    return client.ensure_data_attributes(attributes)
+def ensure_data_attributes(client: IntercomClient, fields: Iterable[FieldSpec] = COMPANY_FIELDS) -> list[str]:
+    """Create missing company data attributes (base.ensure_fields, remembered for the run)."""
+    return client.ensure_data_attributes(fields)
 
 
 def deliver_companies(
@@ -38,8 +35,8 @@ def deliver_companies(
     """
     if records and ensure_attributes:
         try:
-            client.ensure_data_attributes(COMPANY_ATTRIBUTES)
-        except DestinationError as exc:
+            client.ensure_data_attributes(COMPANY_FIELDS)
+        except (DestinationError, FieldError) as exc:
             log.warning("could not ensure Intercom company data attributes: %s", exc)
     return outcomes_frame(client.upsert_companies(records))
 
