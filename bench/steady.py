@@ -28,11 +28,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-# what a `plg-bridge plan` process does before any work: its imports and the secrets masker
-# (Airflow's, installed by the CLI for the commands that load connections)
+# what a `plg-bridge plan` process does before any work: its imports and its log masking (plan
+# defers Airflow's secrets masker until a connection is needed: redact.defer_log_masking)
 STARTUP = (
     "import logging, pandas, pyarrow, plg_bridge.cli, plg_bridge.pipeline, plg_bridge.delivery.deliver; "
-    "from plg_bridge.redact import install_log_masking; install_log_masking(logging.WARNING)"
+    "from plg_bridge.redact import defer_log_masking; defer_log_masking(logging.WARNING, ())"
 )
 
 

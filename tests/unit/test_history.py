@@ -268,3 +268,50 @@ def test_within_a_date_only_the_most_complete_snapshots_stay(tmp_path):
     kept = [s.prefix for s in history.snapshots(work)]
     assert kept == [*reversed(landings[-history.PER_DAY :]), daily]
     assert not any(o.key.startswith("as_of=2026-11-20/landing0/") for o in work.child(history.ROOT).list())
+
+
+def _people(profiles: list[tuple[str, str]], touches: list[tuple[str, str]] = ()):
+    """A stand-in Partial with only `profiles` (distinct_id, email) and `spans`-free person tables."""
+    from types import SimpleNamespace
+
+    frame = pd.DataFrame(
+        {
+            "distinct_id": pd.Series([p[0] for p in profiles], dtype="str"),
+            "key": "email",
+            "value": pd.Series([p[1] for p in profiles], dtype="str"),
+            "timestamp": pd.Timestamp("2026-11-01", tz="UTC"),
+        }
+    )
+    seen = pd.DataFrame(
+        {
+            "distinct_id": pd.Series([t[0] for t in touches], dtype="str"),
+            "timestamp": pd.Series(
+                [pd.Timestamp(t[1], tz="UTC") for t in touches], dtype="datetime64[ns, UTC]"
+            ),
+        }
+    )
+    return SimpleNamespace(PEOPLE_TABLES=("profiles", "touches"), profiles=frame, touches=seen)
+
+
+def test_touched_ids_follow_a_long_chain_of_shared_emails_and_person_keys():
+    """A new event by u0 reaches every person linked to it by a chain of shared emails (u_i and
+    u_i+1 share one, case and spaces aside) and person keys, 80 hops long, and nobody else (an
+    empty email links no one); the chain used to exceed the closure's round limit (everyone recomputed)."""
+    from plg_bridge.ingest import touched
+
+    chain = [(f"u{i}", f"Mail{i}@x.io ") for i in range(80)] + [
+        (f"u{i + 1}", f"mail{i}@x.io") for i in range(79)
+    ]
+    merged = _people([*chain, ("loner", "loner@x.io"), ("blank-1", ""), ("blank-2", "")])
+    added = _people([], touches=[("u0", "2026-11-19T10:00")])
+    keys = pd.DataFrame(
+        {
+            "distinct_id": ["u0", "u1", "anon-9", "loner", "blank-1", "blank-2"],
+            "person_key": ["u0", "u1", "u1", "loner", "blank-1", "blank-2"],
+        },
+        dtype="str",
+    )
+    before = keys.copy()  # the same persons before: only the new event seeds
+    since = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    found = touched.distinct_ids(merged, added, since, keys, before)
+    assert set(found) == {f"u{i}" for i in range(80)} | {"anon-9"}  # not loner, not blank emails

@@ -40,7 +40,6 @@ IDS = {
     "spans": ("distinct_id",),
 }
 TIME = {"spans": "last"}  # every other table: "timestamp"
-MAX_ROUNDS = 50  # closure rounds before giving up and recomputing everyone
 
 
 def isin(values: pd.Series | pd.Index, among: pd.Series | pd.Index) -> np.ndarray:
@@ -92,32 +91,31 @@ def distinct_ids(
     keys_before: pd.DataFrame,
     *,
     email_key: str = "email",
-) -> pd.Index | None:
-    """Distinct ids whose persons must be recomputed (module docstring); None: recompute everyone."""
+) -> pd.Index:
+    """Distinct ids whose persons must be recomputed (module docstring): the seeds and every id
+    connected to one by a person key (before or now) or a shared email, found as connected
+    components over integer codes (one pass, however long the chains)."""
+    import numpy as np
     import pandas as pd
 
+    from plg_bridge.models.identity import components
+
     seeds = ids_in(added).union(ids_in(merged, since)).union(_moved(keys, keys_before))
-    owner_now = keys.set_index("distinct_id")["person_key"]
-    owner_before = keys_before.set_index("distinct_id")["person_key"]
     profiles = merged.profiles[merged.profiles["key"] == email_key]
     email = profiles["value"].fillna("").str.strip().str.lower()
-    email_ids = profiles["distinct_id"]
-
-    ids = pd.Index(seeds, dtype="str")
-    for _ in range(MAX_ROUNDS):
-        persons = ids.union(pd.Index(owner_now.reindex(ids).dropna())).union(
-            pd.Index(owner_before.reindex(ids).dropna())
-        )
-        grown = ids.union(pd.Index(keys.loc[isin(keys["person_key"], persons), "distinct_id"]))
-        grown = grown.union(
-            pd.Index(keys_before.loc[isin(keys_before["person_key"], persons), "distinct_id"])
-        )
-        shared = email[isin(email_ids, grown)]
-        grown = grown.union(pd.Index(email_ids[isin(email, shared[shared != ""])]))
-        if len(grown) == len(ids):
-            return ids
-        ids = pd.Index(grown, dtype="str")
-    return None
+    has_email = (email != "").to_numpy(bool)
+    # nodes: distinct ids (person keys are distinct ids too) and emails (prefixed apart: an
+    # email node never equals an id node); edges: id - person key now and before, id - email
+    left = [keys["distinct_id"], keys_before["distinct_id"], profiles["distinct_id"][has_email]]
+    right = [keys["person_key"], keys_before["person_key"], "\0" + email[has_email]]
+    ends = pd.concat([*left, *right, pd.Series(seeds, dtype="str")], ignore_index=True).astype("str")
+    codes, names = pd.factorize(ends)
+    n_edges = sum(len(part) for part in left)
+    labels = components(codes[:n_edges], codes[n_edges : 2 * n_edges], len(names))
+    wanted = np.zeros(len(names), dtype=bool)
+    wanted[labels[codes[2 * n_edges :]]] = True
+    found = pd.Index(names[wanted[labels]], dtype="str")
+    return found[~found.str.startswith("\0")].sort_values()
 
 
 def restrict(partial: Partial, ids: pd.Index) -> Partial:
