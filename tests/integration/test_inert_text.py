@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from plg_bridge.delivery.hubspot.mapping import task_records
-from plg_bridge.delivery.slack.mapping import digest_blocks
+from plg_bridge.delivery.slack.mapping import alert_messages, alert_records
 from plg_bridge.pipeline import score_export, write_outputs
 from plg_bridge.report.summary import render_markdown
 from plg_bridge.storage import location
@@ -148,7 +148,10 @@ def test_slack_text_objects_are_verbatim():
             "is_pql": [True],
         }
     )
-    messages = digest_blocks(crossed, _signals(LINK), "2026-11-20", "https://airflow/run")
+    crossing = crossed[["org_id", "org_name", "pql_score"]].assign(
+        signal_key="pql_crossed:org_a", signal="pql_crossed"
+    )
+    messages = alert_messages(alert_records(crossed, pd.concat([crossing, _signals(LINK)]), "2026-11-20"))
     mrkdwn = []
 
     def walk(node):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from plg_bridge.delivery.slack.client import post_digest
-from plg_bridge.delivery.slack.mapping import digest_messages
+from plg_bridge.delivery.slack.mapping import alert_messages, alert_records
 from tests.fakes.server import Fault, Response
 from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
 from tests.support.deliver import Deployment, slack_connection
@@ -68,6 +68,19 @@ def crossed(n: int, names: list[str] | None = None) -> pd.DataFrame:
             "is_pql": [True] * n,
         }
     )
+
+
+def digest_messages(scores: pd.DataFrame | None, frame: pd.DataFrame | None, as_of: str) -> list[dict]:
+    """The messages the slack_digest target posts: `scores` as pql_crossed signals plus `frame`
+    (digest_messages was removed from mapping.py, issue 10; H4)."""
+    frames = [] if frame is None else [frame]
+    if scores is not None:
+        keys = [f"pql_crossed:{o}:{as_of}" for o in scores["org_id"]]
+        frames.append(
+            scores[["org_id", "org_name", "pql_score"]].assign(signal_key=keys, signal="pql_crossed")
+        )
+    messages = alert_messages(alert_records(scores, pd.concat(frames, ignore_index=True), as_of))
+    return [{"record_key": m["record_key"], "payload": m["payload"]} for m in messages]  # one outcome each
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from plg_bridge.delivery.slack.client import fallback_text, post_digest
-from plg_bridge.delivery.slack.mapping import clip, digest_blocks, digest_messages, escape_mrkdwn
+from plg_bridge.delivery.slack.mapping import alert_messages, alert_records, clip, escape_mrkdwn
 from tests.fakes.slack import BROADCAST, block_errors
 
 AS_OF = "2026-11-20"
@@ -103,21 +103,48 @@ def test_clip_never_cuts_an_entity():
     assert clip("short", 10) == "short"
 
 
-# -- the digest --------------------------------------------------------------------------------
+# -- the digest (the production path: alert_records -> alert_messages) ------------------------
+
+
+def crossings(scores: pd.DataFrame, **overrides: Any) -> pd.DataFrame:
+    """The pql_crossed signals of the organizations in `scores` (models/signals.py's shape)."""
+    n = len(scores)
+    return signals(
+        n,
+        "pql_crossed",
+        org_id=list(scores["org_id"]),
+        org_name=list(scores["org_name"]),
+        pql_score=list(scores["pql_score"]),
+        detail=[None] * n,
+        **overrides,
+    )
+
+
+def digest(scores: pd.DataFrame | None, frame: pd.DataFrame | None, **options: Any) -> list[dict[str, Any]]:
+    """The messages the slack_digest target posts for these signals (scores give crossings' details)."""
+    frames = [
+        f for f in (crossings(scores) if scores is not None and len(scores) else None, frame) if f is not None
+    ]
+    every = pd.concat(frames, ignore_index=True) if frames else None
+    alert = {"alert_signals": options["alert_signals"]} if "alert_signals" in options else {}
+    records = alert_records(scores, every, AS_OF, **alert)
+    return alert_messages(records, **options)
+
+
+def blocks_of(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [m["payload"]["blocks"] for m in messages]
 
 
 def test_nothing_to_report_means_no_message():
-    assert digest_blocks(None, None, AS_OF) == []
-    assert digest_blocks(crossed(0), signals(0), AS_OF) == []
-    assert digest_blocks(None, signals(3, "integration_connected"), AS_OF) == []  # not alert-worthy
+    assert digest(None, None) == []
+    assert digest(crossed(0), signals(0)) == []
+    assert digest(None, signals(3, "integration_connected")) == []  # not alert-worthy
 
 
 def test_small_digest_layout():
-    blocks = digest_blocks(
-        crossed(1), signals(2, "enterprise_interest", org_id=["x-1", "x-2"]), AS_OF, "https://af/run?a=1&b=2"
-    )
-    assert len(blocks) == 1
-    message = blocks[0]
+    messages = digest(crossed(1), signals(2, "enterprise_interest", org_id=["x-1", "x-2"]))
+    assert len(messages) == 1
+    message = messages[0]["payload"]["blocks"]
     assert message[0] == {
         "type": "header",
         "text": {"type": "plain_text", "text": f"PLG signals · {AS_OF}", "emoji": True},
@@ -133,37 +160,38 @@ def test_small_digest_layout():
     ]
     assert message[-1] == {
         "type": "context",
-        "elements": [
-            {
-                "type": "mrkdwn",
-                "text": f"As of {AS_OF} · <https://af/run?a=1&amp;b=2|Airflow run>",
-                "verbatim": True,
-            }
-        ],
+        "elements": [{"type": "mrkdwn", "text": f"As of {AS_OF}", "verbatim": True}],
     }
     assert block_errors(message) == []
+    assert messages[0]["record_keys"] == [
+        f"pql_crossed:org-000:{AS_OF}",
+        f"enterprise_interest:org-000:{AS_OF}",
+        f"enterprise_interest:org-001:{AS_OF}",
+    ]
 
 
 def test_sixty_signals_split_within_block_kit_limits():
-    frame = signals(60)
-    messages = digest_blocks(crossed(5), frame, AS_OF)
+    messages = digest(crossed(5), signals(60))
     assert len(messages) >= 2
-    for message in messages:
+    for message in blocks_of(messages):
         assert len(message) <= 50
         assert block_errors(message) == []  # the fake's Block Kit checks (Slack's published schema)
         for kind, text in texts(message):
             assert len(text) <= (150 if kind == "plain_text" else 3000)
-    headers = [m[0]["text"]["text"] for m in messages]
-    assert headers == [f"PLG signals · {AS_OF} ({n}/{len(messages)})" for n in range(1, len(messages) + 1)]
+        assert message[0]["text"]["text"] == f"PLG signals · {AS_OF}"  # each message a whole digest
     items = [
-        b["text"]["text"] for m in messages for b in m if "usage ceiling" in b.get("text", {}).get("text", "")
+        b["text"]["text"]
+        for m in blocks_of(messages)
+        for b in m
+        if "usage ceiling" in b.get("text", {}).get("text", "")
     ]
     assert len(items) == 60 == len(set(items))  # every signal once, none lost at the split
-    assert messages[1][1]["text"]["text"] == "*Usage ceilings* (60) (continued)"
+    keys = [k for m in messages for k in m["record_keys"]]
+    assert len(keys) == 65 == len(set(keys))  # each record answered for by exactly one message
 
 
 def test_smaller_block_budget_still_lists_everything():
-    messages = digest_blocks(crossed(7), signals(9), AS_OF, max_blocks=6)
+    messages = blocks_of(digest(crossed(7), signals(9), max_blocks=6))
     assert all(len(m) <= 6 for m in messages)
     items = sum(1 for m in messages for b in m[1:-1] if "(`org-" in b["text"]["text"])
     assert items == 16
@@ -175,63 +203,54 @@ def test_untrusted_names_and_details_are_escaped_and_clipped():
     frame = signals(
         3, org_name=[EVIL, "*bold* `code` ~x~ @here", "&" * 5000], detail=["<!everyone>", "x" * 9000, None]
     )
-    messages = digest_messages(crossed(1, org_name=["<@U999>"]), frame, AS_OF)
+    messages = digest(crossed(1, org_name=["<@U999>"], org_id=["org-x"]), frame)
     for record in messages:
         payload = record["payload"]
         all_text = [payload["text"], *(t for _, t in texts(payload["blocks"]))]
         assert not any(BROADCAST.search(t) for t in all_text)
         assert not any(re.search(r"<(?!https://|http://)", t) for t in all_text)  # only our own links
         assert block_errors(payload["blocks"]) == []
-    joined = "\n".join(t for _, t in texts(messages[0]["payload"]["blocks"]))
+    joined = "\n".join(t for m in blocks_of(messages) for _, t in texts(m))
     assert "&lt;!channel&gt; &amp; &lt;https://x|y&gt;" in joined
     assert "&lt;@\u2060U999&gt;" in joined and "&lt;!everyone&gt;" in joined
     assert "∗bold∗ 'code' ∼x∼ @\u2060here" in joined  # cannot break the surrounding *bold*
-    assert "&lt;!channel&gt;" in messages[0]["payload"]["text"]
+    assert "&lt;@\u2060U999&gt;" in messages[0]["payload"]["text"]
 
 
-def test_pql_crossed_signals_merge_with_the_crossed_scores():
-    frame = pd.concat(
-        [
-            signals(2, "pql_crossed"),
-            signals(1, "pql_crossed", org_id=["org-new"], org_name=[None], pql_score=[99]),
-        ]
-    )
-    message = digest_blocks(crossed(2), frame, AS_OF)[0]
+def test_a_crossing_without_a_name_shows_its_id():
+    frame = signals(1, "pql_crossed", org_id=["org-new"], org_name=[None], pql_score=[99], detail=[None])
+    message = digest(crossed(2), frame)[0]["payload"]["blocks"]
     lines = [b["text"]["text"] for b in message[1:-1]]
     assert lines[0] == "*3* new PQLs · *0* other signals"
     assert lines[1] == "*New PQLs* (3)"
-    assert lines[2] == "*org-new* crossed the PQL threshold: score *99*"  # no name: its id, no repeat
+    assert lines[2] == "*org-new* crossed the PQL threshold: score *99*"
     assert sum("crossed the PQL threshold" in line for line in lines) == 3
 
 
-def test_same_input_same_output_whatever_the_row_order():
-    frame = pd.concat([signals(30), signals(12, "enterprise_interest")], ignore_index=True)
-    scores = crossed(8)
-    first = digest_messages(scores, frame, AS_OF, "https://af/run")
-    shuffled = digest_messages(
-        scores.sample(frac=1, random_state=3), frame.sample(frac=1, random_state=7), AS_OF, "https://af/run"
-    )
-    assert first == shuffled
-    assert [m["record_key"] for m in first] == [f"digest:{AS_OF}:{n}" for n in range(1, len(first) + 1)]
+def test_same_signals_same_message_whatever_the_row_order():
+    frame = pd.concat([signals(20), signals(12, "enterprise_interest")], ignore_index=True)
+    scores = crossed(8)  # 40 items, 3 titles, header, summary, footer: one message of 46 blocks
+    first = digest(scores, frame)
+    shuffled = digest(scores.sample(frac=1, random_state=3), frame.sample(frac=1, random_state=7))
+    assert len(first) == len(shuffled) == 1
+    assert first[0]["payload"] == shuffled[0]["payload"]
+    assert sorted(first[0]["record_keys"]) == sorted(shuffled[0]["record_keys"])
 
 
-def test_alert_signals_title_and_key_prefix_are_configurable():
+def test_alert_signals_are_configurable():
     frame = signals(2, "integration_connected", detail=["Slack", None])
-    records = digest_messages(
-        None, frame, AS_OF, alert_signals=("integration_connected",), title="Growth", key_prefix="growth"
-    )
-    assert records[0]["record_key"] == f"growth:{AS_OF}:1"
-    blocks = records[0]["payload"]["blocks"]
-    assert blocks[0]["text"]["text"] == f"Growth · {AS_OF}"
+    messages = digest(None, frame, alert_signals=("integration_connected",))
+    assert messages[0]["record_keys"] == list(frame["signal_key"])
+    blocks = messages[0]["payload"]["blocks"]
     assert blocks[3]["text"]["text"] == "*Org 1* (`org-001`) connected an integration · PQL score 1"
-    assert records[0]["payload"]["text"].startswith(f"Growth {AS_OF}: 0 new PQLs, 2 other signals.")
+    assert messages[0]["payload"]["text"].startswith(f"PLG signals {AS_OF}: 0 new PQLs, 2 other signals.")
 
 
 def test_fallback_text_for_bare_block_lists():
-    blocks = digest_blocks(crossed(1), None, AS_OF)[0]
+    blocks = blocks_of(digest(crossed(1), None))[0]
     assert fallback_text(blocks) == f"PLG signals · {AS_OF}"
     with pytest.raises(ValueError, match="max_blocks"):
-        digest_blocks(crossed(1), None, AS_OF, max_blocks=51)
+        digest(crossed(1), None, max_blocks=51)
 
 
 def test_an_empty_digest_posts_nothing_and_needs_no_connection():

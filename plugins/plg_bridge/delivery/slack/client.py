@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
 from plg_bridge.delivery import journal
+from plg_bridge.delivery.base import Stop, send_batches
 from plg_bridge.delivery.outcomes import RowOutcome, outcomes_frame
 from plg_bridge.delivery.slack import lookup
 from plg_bridge.delivery.slack.mapping import (
@@ -117,6 +118,12 @@ def _message_parts(
     return f"{key_prefix}:{n}", fallback_text(blocks), blocks
 
 
+def _message_keys(message: Any, key: str) -> list[str]:
+    """The record keys a message answers for: a message of alert records answers for each
+    record in it (mapping.alert_messages); any other message for its own key."""
+    return [str(k) for k in message.get("record_keys") or [key]] if isinstance(message, Mapping) else [key]
+
+
 def fallback_text(blocks: Iterable[Mapping[str, Any]]) -> str:
     """A plain fallback for a bare block list: its header, else its first section."""
     texts = [b.get("text", {}).get("text") for b in blocks if isinstance(b.get("text"), Mapping)]
@@ -147,13 +154,14 @@ def post_digest(
 ) -> pd.DataFrame:
     """Post digest messages in order; one outcome per message (`ts` as destination id).
 
-    `messages`: records from `digest_messages`, `{text, blocks}` dicts or bare block lists (their
+    `messages`: messages from `alert_messages`, `{text, blocks}` dicts or bare block lists (their
     keys are then `<key_prefix>:<n>`). The connection decides the route: conn type `slack`
     (password = bot token; extra `base_url` for another endpoint) posts with `chat.postMessage`
     to `channel`; `slackwebhook` (password = webhook URL or path, host = its base) posts to the
     webhook's fixed channel. Messages are spaced `min_interval` seconds apart (Slack allows about
     one per second per channel). After an error that every later message would hit too (bad
-    token, unknown channel, still rate limited), the rest are not sent and fail with that code.
+    token, unknown channel, still rate limited), the rest are not sent and fail with that code
+    (base.send_batches' stop rule).
     """
     if not messages:
         return outcomes_frame([])  # nothing to say: no connection needed, no call made
@@ -166,32 +174,31 @@ def post_digest(
         send = _api_sender(conn_id, connection, channel, handlers, timeout)
         route = f"chat.postMessage to {channel}"
 
-    outcomes: list[RowOutcome] = []
-    stop: RowOutcome | None = None
-    last_post: float | None = None
-    for n, message in enumerate(messages, 1):
-        key, text, blocks = _message_parts(message, n, key_prefix)
-        # a message of alert records answers for each record in it (mapping.alert_messages)
-        keys = (
-            [str(k) for k in message.get("record_keys") or [key]] if isinstance(message, Mapping) else [key]
-        )
-        if stop is not None:
-            outcomes += [
-                RowOutcome(k, "failed", None, stop.error_code, f"not sent: {stop.error_message}")
-                for k in keys
-            ]
-            continue
-        if last_post is not None and min_interval > 0:
-            wait = last_post + min_interval - clock()
+    last_post: list[float] = []
+
+    def post(n: int) -> tuple[list[RowOutcome], Stop | None]:
+        key, text, blocks = _message_parts(messages[n], n + 1, key_prefix)
+        keys = _message_keys(messages[n], key)
+        if last_post and min_interval > 0:
+            wait = last_post[-1] + min_interval - clock()
             if wait > 0:
                 sleep(wait)
         journal.departing(keys)  # in flight from here on (after the pacing wait): exactly-once journal
         outcome = send(key, text, blocks, keys)
-        last_post = clock()
-        outcomes += [dataclasses.replace(outcome, record_key=k) for k in keys]
+        last_post.append(clock())
+        stop = None
         if outcome.status == "failed" and outcome.error_code in STOP_ERRORS:
             log.error("Slack refused a digest message with %s; not sending the rest", outcome.error_code)
-            stop = outcome
+            stop = (str(outcome.error_code), str(outcome.error_message))
+        return [dataclasses.replace(outcome, record_key=k) for k in keys], stop
+
+    # one message at a time, paced: Slack allows about one post per second per channel
+    outcomes = send_batches(
+        range(len(messages)),
+        post,
+        lambda n: _message_keys(messages[n], _message_parts(messages[n], n + 1, key_prefix)[0]),
+        what="Slack digest",
+    )
     counts = {s: sum(o.status == s for o in outcomes) for s in ("created", "failed")}
     log.info("Slack digest via %s: %d messages, %s", route, len(outcomes), counts)
     return outcomes_frame(outcomes)

@@ -154,14 +154,15 @@ def _score_sort(value: Any) -> float:
 def _pql_item(row: Mapping[str, Any]) -> _Item:
     who, label = _who(row)
     parts = [f"{who} crossed the PQL threshold: score *{_count(row.get('pql_score'))}*"]
-    if "events_this_week" in row:
+    # a detail the record lacks (its organization not in this run's scores) is left out, not "n/a"
+    if real(row.get("events_this_week")) is not None:
         parts.append(
             f"{_count(row.get('events_this_week'))} events this week"
             f"{_trend(row.get('events_this_week'), row.get('events_last_week'))}"
         )
-    if "active_creators" in row:
+    if real(row.get("active_creators")) is not None:
         parts.append(f"{_count(row.get('active_creators'))} active creators")
-    if "integrations_connected" in row:
+    if real(row.get("integrations_connected")) is not None:
         parts.append(f"{_count(row.get('integrations_connected'))} integrations")
     key = (_score_sort(row.get("pql_score")), str(row.get("org_id") or ""))
     return _Item("pql_crossed", key, " · ".join(parts), label)
@@ -292,69 +293,6 @@ def _digest(
         text = f"{escape_mrkdwn(title)} {day}{part}: {pqls} new PQLs, {others} other signals. {shown}".strip()
         messages.append(_Message(blocks, clip(text, MAX_FALLBACK_TEXT)))
     return messages
-
-
-def digest_blocks(
-    scores_crossed: pd.DataFrame | None,
-    signals: pd.DataFrame | None,
-    as_of: str | date | datetime,
-    run_url: str | None = None,
-    *,
-    alert_signals: Sequence[str] = ALERT_SIGNALS,
-    title: str = DEFAULT_TITLE,
-    max_blocks: int = MAX_BLOCKS,
-) -> list[list[dict[str, Any]]]:
-    """The digest's Block Kit blocks, one list per message (empty when there is nothing to say).
-
-    `scores_crossed`: scores rows of the organizations that newly crossed the PQL threshold;
-    `signals`: the run's signals, of which `alert_signals` are reported (a `pql_crossed` signal
-    of an organization already in `scores_crossed` is not repeated). Each message: a header,
-    (first message) a summary, category titles and one section per item, and a context footer;
-    at most `max_blocks` blocks, section texts <= 3,000 and the header <= 150 characters. Items
-    are sorted (PQL score descending, then organization), so the same input gives the same output.
-    """
-    found = _digest(
-        scores_crossed,
-        signals,
-        as_of,
-        run_url,
-        alert_signals=alert_signals,
-        title=title,
-        max_blocks=max_blocks,
-    )
-    return [m.blocks for m in found]
-
-
-def digest_messages(
-    scores_crossed: pd.DataFrame | None,
-    signals: pd.DataFrame | None,
-    as_of: str | date | datetime,
-    run_url: str | None = None,
-    *,
-    alert_signals: Sequence[str] = ALERT_SIGNALS,
-    title: str = DEFAULT_TITLE,
-    max_blocks: int = MAX_BLOCKS,
-    key_prefix: str = "digest",
-) -> list[dict[str, Any]]:
-    """The digest as records `{record_key: "digest:<as_of>:<part>", payload: {text, blocks}}`.
-
-    `text` is the plain fallback Slack shows in notifications (escaped too). The record key is the
-    dedupe key of a create-once target: the same run's digest part is never posted twice.
-    """
-    found = _digest(
-        scores_crossed,
-        signals,
-        as_of,
-        run_url,
-        alert_signals=alert_signals,
-        title=title,
-        max_blocks=max_blocks,
-    )
-    day = iso_day(as_of) or str(as_of)[:10]
-    return [
-        {"record_key": f"{key_prefix}:{day}:{n}", "payload": {"text": m.text, "blocks": m.blocks}}
-        for n, m in enumerate(found, 1)
-    ]
 
 
 # -- one record per alerted signal ---------------------------------------------------------------
