@@ -14,9 +14,9 @@ and HubSpot's error-handling docs):
   against the task property's type and options (hs_task_status / _priority / _type enumerations).
 - Values are validated as HubSpot documents them: number properties take numbers only, bool
   properties "true"/"false", date properties midnight-UTC epoch milliseconds or a YYYY-MM-DD date,
-  enumerations their options, and no value may be longer than 65,536 characters (HubSpot's
-  properties guide: "property values ... are limited to 65,536 characters"; not in
-  shared/reference, so kept in MAX_VALUE_CHARS). A contact upserted by email needs a valid address
+  enumerations their options, and no value may be longer than 65,536 characters (the limit
+  HubSpot's properties documentation gives for a property value, paraphrased from memory; it is
+  not in shared/reference, hence MAX_VALUE_CHARS: unverified, change it there). A contact upserted by email needs a valid address
   (INVALID_EMAIL), as HubSpot refuses to key a contact on anything else.
 - `POST /crm/v3/objects/{objectType}/search`: filterGroups of EQ / IN / HAS_PROPERTY filters,
   `properties`, `limit` (<= 200), `after`; eventually consistent like HubSpot's: an object shows

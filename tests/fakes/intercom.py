@@ -8,9 +8,9 @@ in the fake: it answers 500 and is recorded in `spec_violations`.
 
 Beyond the description (which types the fields but bounds no lengths), the fake refuses what
 Intercom's documentation refuses: a company without `company_id` (400 parameter_not_found), a
-company `name` or string custom attribute longer than MAX_TEXT (255 characters: Intercom's help
-center on data attributes, "text attributes can be up to 255 characters"; not in the 2.16
-description, hence a constant), and an event without `event_name`, `created_at` (unix seconds) and
+company `name` or string custom attribute longer than MAX_TEXT (255 characters, the text limit
+Intercom's help center gives for data attributes, paraphrased and unverified; the 2.16 description
+bounds no length, hence a constant; intercom/mapping.py cuts names to 255 as well), and an event without `event_name`, `created_at` (unix seconds) and
 one of `user_id` / `email` / `id` (the description's anyOf), each as an `error.list` body.
 
 State tests assert on: `companies` (by company_id), `data_attributes` (custom ones, by (model, name)),
