@@ -231,3 +231,12 @@ def test_span_times_survive_write_read_and_older_partials_without_them(tmp_path,
     assert old_back.spans["times"].isna().all()  # its 10:00 is lost: "no other times"
     merged = rollup.merge([back, old_back])
     assert _span(merged, "u1") == ("08:00", "20:00", ["09:00", "12:00", "19:00"])
+
+
+def test_history_snapshots_of_an_older_partial_format_are_not_built_on(settings, monkeypatch):
+    """A snapshot folded from partials without span times would carry them forward for ever."""
+    from plg_bridge.ingest import history
+
+    now = history.settings_digest(settings)
+    monkeypatch.setattr(rollup, "PARTIAL_FORMAT", rollup.PARTIAL_FORMAT - 1)
+    assert history.settings_digest(settings) != now

@@ -77,8 +77,9 @@ def files_of(files: list[ExportFile]) -> dict[str, str]:
 
 
 def settings_digest(settings: Settings) -> str:
-    """Of the settings the partials depend on (what is read, how ids and orgs are found)."""
-    parts = (FORMAT, settings.exports, settings.pql, settings.models, settings.signals)
+    """Of the settings the partials depend on (what is read, how ids and orgs are found) and of
+    the partials' format: a snapshot folded from partials of an older layout is not built on."""
+    parts = (FORMAT, rollup.PARTIAL_FORMAT, settings.exports, settings.pql, settings.models, settings.signals)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
@@ -204,9 +205,16 @@ def fold_into(state: rollup.Partial, partials: list[rollup.Partial]) -> rollup.P
         quality=state.quality,
         people=state.people,
     )
-    merged = rollup.merge([small, added])  # PQL tables, quality, quarantine: the merge's own rules
+    # PQL tables, quality, quarantine: the merge's own rules; the person tables are folded below
+    # (the new ones passed in without their rows: reducing them here too would be thrown away)
+    bare = rollup.Partial(
+        **{name: getattr(added, name) for name in rollup.Partial.TABLES},
+        quality=added.quality,
+        people=added.people,
+    )
     if not (state.people and added.people):
-        return merged
+        return rollup.merge([small, added])
+    merged = rollup.merge([small, bare])
     for name in rollup.Partial.PEOPLE_TABLES:
         old, new = getattr(state, name), getattr(added, name)
         if not len(new):
