@@ -401,8 +401,8 @@ def report(results: list[Result], dags: list[DagResult], command: str, repeat: i
             "command the day after: the partials of every earlier file and the history snapshot of T-1d "
             "in place (ingest/history.py), so it rolls up the one new file, folds it into the snapshot and "
             "recomputes; median of the runs. Start-up = a process doing only the plan command's imports and "
-            "installing Airflow's secrets masker (what the CLI does before any work; a DAG task has Airflow "
-            "loaded already). DuckDB = its full PQL recompute over every file (tuned query); CLI = "
+            "log masking (what the CLI does before any work; `plan` defers Airflow's secrets masker until a "
+            "connection is needed, a DAG task has Airflow loaded already). DuckDB = its full PQL recompute over every file (tuned query); CLI = "
             "`plg-bridge score` over every file.",
             "",
             "| export | new file rows | cold DAG s | CLI score s | cold DAG / CLI | cold peak RSS MB | "
