@@ -140,16 +140,6 @@ def test_an_attribute_of_another_type_fails_only_through_its_rows(clock, caplog)
         assert fake.spec_violations == []
 
 
-def test_a_repeated_record_key_is_not_sent_twice(ready_fake, clock):
-    records = company_records(scores(2))
-    outcomes = deliver_companies(
-        make_client(ready_fake, clock), [*records, records[0]], ensure_attributes=False
-    )
-    assert statuses(outcomes) == ["created", "created", "failed"]
-    assert outcomes["error_code"].iloc[2] == "DUPLICATE_KEY"
-    assert len(ready_fake.calls("POST", "/companies")) == 2
-
-
 def test_a_5xx_on_an_event_is_retried_and_intercom_keeps_one_event(fake, clock):
     fake.inject(Fault(path="^/events$", response=Response(503, {"type": "error.list", "errors": []})))
     records = event_records(signals([("aha_reached", "o1", "m", "u1")]))
@@ -542,3 +532,12 @@ def test_a_company_name_intercom_refuses_is_never_sent(wall_fake, deployment):
     result = deployment.connect(wall_fake).run("intercom_companies", scores=frame)
     assert result["created"] == 2
     assert len(wall_fake.companies["org-001"]["name"]) <= 255
+
+
+def test_a_repeated_organization_is_refused_before_anything_is_sent(wall_fake, deployment):
+    """The client no longer guards against a key sent twice: plan.py refuses repeated keys, so an
+    organization repeated in the scores stops the target before any call."""
+    frame = scores(2)
+    with pytest.raises(ValueError, match="duplicate record keys"):
+        deployment.connect(wall_fake).run("intercom_companies", scores=pd.concat([frame, frame.iloc[:1]]))
+    assert wall_fake.requests == [] and wall_fake.companies == {}
