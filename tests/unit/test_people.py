@@ -240,3 +240,16 @@ def test_history_snapshots_of_an_older_partial_format_are_not_built_on(settings,
     now = history.settings_digest(settings)
     monkeypatch.setattr(rollup, "PARTIAL_FORMAT", rollup.PARTIAL_FORMAT - 1)
     assert history.settings_digest(settings) != now
+
+
+def test_span_times_fold_into_a_history_snapshot(tmp_path, settings):
+    """The daily run folds a new export file of a day into the kept snapshot (history.fold_into)."""
+    from plg_bridge.ingest import history
+
+    state = partial_of(
+        tmp_path / "a", [_probes("u1", ["09:00", "19:00"]) + _probes("u2", ["10:00"])], settings
+    )
+    new = partial_of(tmp_path / "b", [_probes("u1", ["12:00", "20:00"])], settings)
+    folded = history.fold_into(state, [new])
+    assert _span(folded, "u1") == ("09:00", "20:00", ["12:00", "19:00"])
+    assert _span(folded, "u2") == ("10:00", "10:00", [])  # untouched by the new file
