@@ -181,7 +181,9 @@ def test_hubspot_refusing_a_property_names_it():
 
 def test_intercom_creates_data_attributes_one_call_each():
     with FakeIntercom() as fake:
-        client = IntercomClient(fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1)
+        client = IntercomClient(
+            fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1
+        )
         fields = [
             FieldSpec("plg_a", "integer", "plg_a", "company"),
             FieldSpec("plg_b", "date", "plg_b", "company"),
@@ -205,7 +207,9 @@ def tag_record(key: str, name: str, company: str) -> dict:
 
 def test_a_revoked_token_on_a_tag_call_stops_the_later_tags():
     with FakeIntercom() as fake:
-        client = IntercomClient(fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1)
+        client = IntercomClient(
+            fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1
+        )
         for org in ("org-1", "org-2"):
             client.upsert_companies([{"record_key": org, "payload": {"company_id": org, "name": org}}])
         fake.inject(Fault(r"^/tags$", UNAUTHORIZED))
@@ -225,7 +229,9 @@ def test_a_revoked_token_on_a_tag_call_stops_the_later_tags():
 
 def test_a_stop_while_tagging_one_by_one_stops_the_rest():
     with FakeIntercom() as fake:
-        client = IntercomClient(fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1)
+        client = IntercomClient(
+            fake.url, "intercom-test-token", policy=RetryPolicy(base_delay=0.01), max_in_flight=1
+        )
         client.upsert_companies([{"record_key": "org-1", "payload": {"company_id": "org-1", "name": "x"}}])
         records = [
             tag_record("k1", "a-tag", "org-1"),
@@ -282,3 +288,26 @@ def test_send_batches_stop_rule_for_a_paced_sequential_sender():
 def test_a_record_key_twice_is_a_bug_not_a_delivery():
     with pytest.raises(RuntimeError, match="twice"):
         send_batches([["a"], ["a"]], lambda b: ([RowOutcome(k, "created") for k in b], None), lambda b: b)
+
+
+def test_forgetting_one_credential_makes_only_it_list_again():
+    ensure_fields(Vendor(existing=["a"]), [spec("a")])
+    ensure_fields(Vendor(existing=["a"], token="t2"), [spec("a")])
+    forget_fields(("Scripted", "https://vendor.test", "t1"))  # an answer said a field is gone
+    first, second = Vendor(existing=["a"]), Vendor(existing=["a"], token="t2")
+    ensure_fields(first, [spec("a")])
+    ensure_fields(second, [spec("a")])
+    assert first.calls == [("list", "companies")]
+    assert second.calls == []
+
+
+def test_hubspot_property_doesnt_exist_answer_makes_the_next_ensure_list_again():
+    with FakeHubSpot() as fake:
+        client = hubspot(fake)
+        ensure_fields(client, COMPANY_FIELDS)
+        del fake.properties["companies"]["plg_pql_score"]  # deleted in the portal mid-run
+        inputs = [{"id": "org-1", "idProperty": "posthog_group_id", "properties": {"plg_pql_score": "80"}}]
+        (outcome,) = client.upsert("companies", inputs)
+        assert outcome.error_code == "PROPERTY_DOESNT_EXIST"
+        assert ensure_fields(hubspot(fake), COMPANY_FIELDS) == ["plg_pql_score"]
+        assert client.upsert("companies", inputs)[0].status == "created"

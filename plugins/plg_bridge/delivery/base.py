@@ -309,7 +309,10 @@ def ensure_fields(
     return created
 
 
-def forget_fields() -> None:
-    """Drop what `ensure_fields` remembers (tests; a field deleted at the vendor mid-run)."""
+def forget_fields(fields_key: tuple | None = None) -> None:
+    """Drop what `ensure_fields` remembers of one vendor credential (all without `fields_key`).
+    A vendor client calls it when an answer says a field does not exist (deleted at the vendor,
+    or a listing that was stale): the next ensure lists again and creates it."""
     with _FIELDS_LOCK:
-        _FIELDS.clear()
+        for key in [k for k in _FIELDS if fields_key is None or k[: len(fields_key)] == fields_key]:
+            del _FIELDS[key]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCORE_COLUMNS",
+    "SCORE_FIELDS",
     "boolean",
     "day",
     "flag",
@@ -31,6 +32,7 @@ __all__ = [
     "number",
     "number_text",
     "real",
+    "score_fields",
     "score_rows",
     "text",
     "unix_day",
@@ -61,6 +63,26 @@ def score_rows(scores: pd.DataFrame) -> list[dict[str, Any]]:
     if scores["org_id"].isna().any():
         raise ValueError(f"{int(scores['org_id'].isna().sum())} scores rows have no org_id")
     return scores[list(SCORE_COLUMNS)].to_dict("records")
+
+
+# The scores every CRM shows under the same custom-field names (HubSpot properties, Intercom
+# company data attributes): field name -> scores column.
+SCORE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("plg_pql_score", "pql_score"),
+    ("plg_is_pql", "is_pql"),
+    ("plg_events_this_week", "events_this_week"),
+    ("plg_events_last_week", "events_last_week"),
+    ("plg_active_creators", "active_creators"),
+    ("plg_integrations_connected", "integrations_connected"),
+)
+
+
+def score_fields(
+    row: Mapping[str, Any], count: Callable[[Any], Any], yes_no: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A scores row as the `plg_*` fields, each count through `count` and `is_pql` through
+    `yes_no` (the vendor's value types); missing ones come back as None for the caller to drop."""
+    return {name: (yes_no if column == "is_pql" else count)(row[column]) for name, column in SCORE_FIELDS}
 
 
 def flag(value: Any) -> bool | str | None:

@@ -13,7 +13,15 @@ from typing import Any
 import requests
 
 from plg_bridge.delivery import journal
-from plg_bridge.delivery.base import FieldSpec, InFlight, Stop, calls_per_second, ensure_fields, send_batches
+from plg_bridge.delivery.base import (
+    FieldSpec,
+    InFlight,
+    Stop,
+    calls_per_second,
+    ensure_fields,
+    forget_fields,
+    send_batches,
+)
 from plg_bridge.delivery.hubspot import lookup
 from plg_bridge.delivery.hubspot.mapping import (
     DEFAULT_BASE_URL,
@@ -316,6 +324,10 @@ class HubSpotClient:
         except RetriesExhausted as exc:
             return failed(keys, exc.code, str(exc)), None
         results = batch_outcomes(payload, response.status_code, json_body(response), _failure_text(response))
+        if any(o.error_code == "PROPERTY_DOESNT_EXIST" for o in results):
+            forget_fields(
+                self.fields_key
+            )  # the next ensure (this run's next target, the next run) lists again
         if response.status_code in (401, 403):
             log.error(
                 "HubSpot refused the credentials (HTTP %d); not sending more batches", response.status_code

@@ -12,7 +12,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, cast
 
 from plg_bridge.delivery.base import FieldSpec
-from plg_bridge.delivery.convert import day, flag_text, number_text, score_rows
+from plg_bridge.delivery.convert import day, flag_text, number_text, score_fields, score_rows
 from plg_bridge.delivery.convert import missing as _missing
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
@@ -167,12 +167,7 @@ def company_inputs(
         name = None if _missing(row["org_name"]) else str(row["org_name"]).strip()
         candidates = {
             "name": name or None,
-            "plg_pql_score": number_text(row["pql_score"]),
-            "plg_is_pql": flag_text(row["is_pql"]),
-            "plg_events_this_week": number_text(row["events_this_week"]),
-            "plg_events_last_week": number_text(row["events_last_week"]),
-            "plg_active_creators": number_text(row["active_creators"]),
-            "plg_integrations_connected": number_text(row["integrations_connected"]),
+            **score_fields(row, number_text, flag_text),
             "plg_scored_at": scored_at,
         }
         properties = {k: v for k, v in candidates.items() if v is not None}

@@ -18,6 +18,7 @@ from plg_bridge.delivery.base import (
     calls_per_second,
     complete,
     ensure_fields,
+    forget_fields,
     send_batches,
 )
 from plg_bridge.delivery.intercom.mapping import (
@@ -265,6 +266,8 @@ class IntercomClient:
             if not payload.get("company_id"):
                 return RowOutcome(key, "failed", None, "INVALID_RECORD", "payload has no company_id"), False
             response, body, failure = self.call("POST", "/companies", dict(payload))
+            if failure is not None and "Custom attribute" in failure[1] and "does not exist" in failure[1]:
+                forget_fields(self.fields_key)  # deleted or archived meanwhile: the next ensure lists again
             if failure is not None:
                 return RowOutcome(key, "failed", None, *failure), self._stops(response, failure)
             return _company_outcome(key, body), False

@@ -9,7 +9,15 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from plg_bridge.delivery.base import FieldSpec
-from plg_bridge.delivery.convert import SCORE_COLUMNS, boolean, integer, text, unix_day, unix_time
+from plg_bridge.delivery.convert import (
+    SCORE_COLUMNS,
+    boolean,
+    integer,
+    score_fields,
+    text,
+    unix_day,
+    unix_time,
+)
 from plg_bridge.delivery.convert import missing as _missing
 from plg_bridge.delivery.outcomes import RowOutcome
 
@@ -146,12 +154,7 @@ def company_records(
         org = str(row["org_id"])
         seen.add(org)
         attributes = {
-            "plg_pql_score": integer(row["pql_score"]),
-            "plg_is_pql": boolean(row["is_pql"]),
-            "plg_events_this_week": integer(row["events_this_week"]),
-            "plg_events_last_week": integer(row["events_last_week"]),
-            "plg_active_creators": integer(row["active_creators"]),
-            "plg_integrations_connected": integer(row["integrations_connected"]),
+            **score_fields(row, integer, boolean),
             "plg_scored_at": scored_at,
             **_signal_attributes(latest.get(org)),
         }
