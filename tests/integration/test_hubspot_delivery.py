@@ -547,11 +547,6 @@ def test_contacts_with_addresses_hubspot_accepts_land_and_the_others_fail_only_t
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hubspot/mapping.py company_inputs sends the org name untruncated: HubSpot refuses values "
-    "over 65,536 characters, so the company fails on every run (reported to H4)",
-)
 def test_an_organization_name_longer_than_hubspot_takes_still_lands(fake, deployment):
     frame = scores(2)
     frame.loc[1, "org_name"] = "Acme " * 14_000  # 70,000 characters from $groupidentify
@@ -561,11 +556,6 @@ def test_an_organization_name_longer_than_hubspot_takes_still_lands(fake, deploy
     assert len(stored["name"]) <= 65_536 and stored["name"].startswith("Acme Acme")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hubspot/mapping.py task_records puts the signal's detail into hs_task_body untruncated: "
-    "one detail over 65,536 characters makes HubSpot refuse the whole tasks batch (reported to H4)",
-)
 def test_a_task_with_a_huge_detail_does_not_sink_its_batch(fake, deployment):
     frame = scores(3)
     deployment.connect(fake).run("hubspot_companies", scores=frame)

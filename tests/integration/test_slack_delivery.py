@@ -273,12 +273,6 @@ def test_sixty_signals_go_out_as_valid_messages_each_signal_once(wall_fake, depl
     assert again["plan"]["unchanged"] == 60 and len(wall_fake.posted) == len(stored)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="slack/client.py post_digest spaces messages 1 s apart within one call only; the journal "
-    "calls it once per batch of 20 signals, so each batch's message meets the channel limit (429, "
-    "then a whole-second Retry-After). Reported to H4; see docs/benchmarks.md, Slack rows",
-)
 def test_journaled_batches_keep_the_channel_rate_without_429s(wall_fake, deployment):
     deployment.connect(slack_connection(wall_fake, TOKEN)).run("slack_digest", signals=signals(60))
     refused = len(posts(wall_fake)) - len(wall_fake.posted)  # calls the channel answered 429
@@ -310,12 +304,6 @@ def test_a_bad_token_fails_every_signal_with_its_code(wall_fake, deployment):
     assert 1 <= len(posts(wall_fake)) <= 3  # never retried: at most one refused post per journaled batch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="post_digest stops after a fatal answer within one call only; the journal calls it once "
-    "per batch of 20 signals, so a bad token is tried once per batch (3 posts for 60 signals). "
-    "Reported to H4",
-)
 def test_a_bad_token_stops_the_later_journaled_batches(wall_fake, deployment):
     deployment.connect(slack_connection(wall_fake, "xoxb-wrong")).run("slack_digest", signals=signals(60))
     assert len(posts(wall_fake)) == 1

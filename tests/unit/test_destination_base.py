@@ -311,3 +311,41 @@ def test_hubspot_property_doesnt_exist_answer_makes_the_next_ensure_list_again()
         assert outcome.error_code == "PROPERTY_DOESNT_EXIST"
         assert ensure_fields(hubspot(fake), COMPANY_FIELDS) == ["plg_pql_score"]
         assert client.upsert("companies", inputs)[0].status == "created"
+
+
+def test_a_durable_stop_spans_calls_of_one_scope_only():
+    calls: list[str] = []
+
+    def refuse(batch: list[str]) -> tuple[list[RowOutcome], tuple[str, str] | None]:
+        calls.extend(batch)
+        return [RowOutcome(k, "failed", None, "invalid_auth", "bad token") for k in batch], (
+            "invalid_auth",
+            "bad token",
+        )
+
+    scope = ("Scripted", "conn", "fingerprint-1")
+    first = send_batches([["a"], ["b"]], refuse, lambda b: b, stop_scope=scope)
+    assert calls == ["a"] and [o.error_message for o in first] == ["bad token", "not sent: bad token"]
+    # the journal's next batch of the same target: not tried again
+    later = send_batches([["c"]], refuse, lambda b: b, stop_scope=scope)
+    assert (
+        calls == ["a"]
+        and later[0].error_code == "invalid_auth"
+        and later[0].error_message.startswith("not sent")
+    )
+    # another credential is tried
+    send_batches([["d"]], refuse, lambda b: b, stop_scope=("Scripted", "conn", "fingerprint-2"))
+    assert calls == ["a", "d"]
+
+
+def test_a_transient_stop_is_not_remembered():
+    calls: list[str] = []
+
+    def limited(batch: list[str]) -> tuple[list[RowOutcome], tuple[str, str] | None]:
+        calls.extend(batch)
+        return [RowOutcome(k, "failed", None, "ratelimited", "429") for k in batch], ("ratelimited", "429")
+
+    scope = ("Scripted", "conn", "fingerprint-3")
+    for key in ("a", "b"):
+        send_batches([[key]], limited, lambda b: b, stop_scope=scope, durable=lambda s: s[0] != "ratelimited")
+    assert calls == ["a", "b"]

@@ -155,6 +155,8 @@ def send_batches(
     *,
     in_flight: InFlight | int = 1,
     what: str = "batch",
+    stop_scope: tuple | None = None,
+    durable: Callable[[Stop], bool] = lambda _stop: True,
 ) -> list[RowOutcome]:
     """Send `batches` with up to `in_flight` calls at once; outcomes in batch order.
 
@@ -164,10 +166,14 @@ def send_batches(
     batches not yet started then fail with that code ("not sent: ..."); batches already in flight
     finish and keep their own outcomes. Completion order does not matter: each batch's outcomes
     land in its slot, and a missing outcome is a bug (`complete`).
+
+    `stop_scope` (vendor, connection, credential fingerprint, ...) makes a `durable` stop span
+    calls for `STOP_MEMORY_SECONDS`: the journal sends a target's batches in calls of their own,
+    and a revoked token need not be tried once per batch. A new credential is a new scope.
     """
     bound = in_flight if isinstance(in_flight, InFlight) else InFlight(None, fixed=max(1, in_flight))
     results: list[list[RowOutcome] | None] = [None] * len(batches)
-    stop: Stop | None = None
+    stop: Stop | None = _remembered_stop(stop_scope)
     if not batches:
         return []
     every = [k for b in batches for k in keys(b)]
@@ -203,11 +209,31 @@ def send_batches(
                 if why is not None and stop is None:
                     stop = why
                     log.error("%s: stopping after %s; later batches are not sent", what, why[0])
+                    if stop_scope is not None and durable(why):
+                        with _STOPS_LOCK:
+                            _STOPS[stop_scope] = (time.monotonic(), why)
     for n, outcomes in enumerate(results):
         if outcomes is None:  # never started: the stop rule
             code, message = cast("Stop", stop)
             results[n] = failed(keys(batches[n]), code, f"not sent: {message}")
     return complete([o for part in results for o in cast("list[RowOutcome]", part)])
+
+
+STOP_MEMORY_SECONDS = 120.0  # one run's batches of a target follow each other within this
+_STOPS: dict[tuple, tuple[float, Stop]] = {}
+_STOPS_LOCK = threading.Lock()
+
+
+def _remembered_stop(scope: tuple | None) -> Stop | None:
+    if scope is None:
+        return None
+    with _STOPS_LOCK:
+        found = _STOPS.get(scope)
+        if found is None or time.monotonic() - found[0] > STOP_MEMORY_SECONDS:
+            _STOPS.pop(scope, None)
+            return None
+    log.error("%s: an earlier call of this run stopped with %s; not sending", scope[0], found[1][0])
+    return found[1]
 
 
 def complete(outcomes: Sequence[RowOutcome | None]) -> list[RowOutcome]:

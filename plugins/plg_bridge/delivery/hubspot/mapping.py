@@ -12,7 +12,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, cast
 
 from plg_bridge.delivery.base import FieldSpec
-from plg_bridge.delivery.convert import day, flag_text, number_text, score_fields, score_rows
+from plg_bridge.delivery.convert import day, flag_text, number_text, score_fields, score_rows, text
 from plg_bridge.delivery.convert import missing as _missing
 from plg_bridge.delivery.outcomes import RowOutcome, failed
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_CONN_ID = "hubspot_default"
 MAX_BATCH = 100  # HubSpot object batch endpoints take at most 100 inputs
+MAX_VALUE_CHARS = 65_536  # the longest value a property holds (HubSpot's properties guide)
+MAX_DETAIL_CHARS = 2_000  # of a signal's detail in a task body: one huge detail would sink its batch
 COMPANY_ID_PROPERTY = "posthog_group_id"
 
 _GROUP = "companyinformation"  # exists in every portal, so creating properties needs no group first
@@ -164,9 +166,8 @@ def company_inputs(
     scored_at = day(as_of)
     inputs = []
     for row in score_rows(scores):
-        name = None if _missing(row["org_name"]) else str(row["org_name"]).strip()
         candidates = {
-            "name": name or None,
+            "name": text(row["org_name"], MAX_VALUE_CHARS),  # longer: HubSpot refuses the company
             **score_fields(row, number_text, flag_text),
             "plg_scored_at": scored_at,
         }
@@ -228,7 +229,11 @@ def task_records(signals: pd.DataFrame) -> list[dict[str, Any]]:
         body = (
             f"plg-bridge signal {row['signal']} on {row['occurred_at']:%Y-%m-%d %H:%M} UTC. "
             f"PQL score {row['pql_score']}."
-            + (f" Detail: {html_text(row['detail'])}." if not _missing(row["detail"]) else "")
+            + (
+                f" Detail: {html_text(text(row['detail'], MAX_DETAIL_CHARS, ellipsis=True))}."
+                if not _missing(row["detail"])
+                else ""
+            )
         )
         payload = {
             "org_id": row["org_id"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.client
 import logging
 import re
@@ -140,6 +141,9 @@ def _connection(conn_id: str) -> Any:
     return connection
 
 
+_LAST_POST: dict[tuple, float] = {}  # (connection, channel, clock) -> when the last post ended
+
+
 def post_digest(
     messages: Sequence[Any],
     *,
@@ -174,18 +178,20 @@ def post_digest(
         send = _api_sender(conn_id, connection, channel, handlers, timeout)
         route = f"chat.postMessage to {channel}"
 
-    last_post: list[float] = []
+    # the channel's pace spans calls: the journal sends a target's batches in calls of their own
+    pace = (conn_id, channel if connection.conn_type != "slackwebhook" else "", id(clock))
 
     def post(n: int) -> tuple[list[RowOutcome], Stop | None]:
         key, text, blocks = _message_parts(messages[n], n + 1, key_prefix)
         keys = _message_keys(messages[n], key)
-        if last_post and min_interval > 0:
-            wait = last_post[-1] + min_interval - clock()
-            if wait > 0:
+        last = _LAST_POST.get(pace)
+        if last is not None and min_interval > 0:
+            wait = last + min_interval - clock()
+            if 0 < wait <= min_interval:
                 sleep(wait)
         journal.departing(keys)  # in flight from here on (after the pacing wait): exactly-once journal
         outcome = send(key, text, blocks, keys)
-        last_post.append(clock())
+        _LAST_POST[pace] = clock()
         stop = None
         if outcome.status == "failed" and outcome.error_code in STOP_ERRORS:
             log.error("Slack refused a digest message with %s; not sending the rest", outcome.error_code)
@@ -193,11 +199,15 @@ def post_digest(
         return [dataclasses.replace(outcome, record_key=k) for k in keys], stop
 
     # one message at a time, paced: Slack allows about one post per second per channel
+    # a refused credential or channel stops this target's later journaled batches too (base)
+    secret = hashlib.sha256(f"{connection.host}|{connection.password}".encode()).hexdigest()[:16]
     outcomes = send_batches(
         range(len(messages)),
         post,
         lambda n: _message_keys(messages[n], _message_parts(messages[n], n + 1, key_prefix)[0]),
         what="Slack digest",
+        stop_scope=("Slack", conn_id, pace[1], secret, str((connection.extra_dejson or {}).get("base_url"))),
+        durable=lambda stop: stop[0] not in ("ratelimited", "rate_limited"),  # a later batch may pass
     )
     counts = {s: sum(o.status == s for o in outcomes) for s in ("created", "failed")}
     log.info("Slack digest via %s: %d messages, %s", route, len(outcomes), counts)
