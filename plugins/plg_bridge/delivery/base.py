@@ -167,9 +167,10 @@ def send_batches(
     finish and keep their own outcomes. Completion order does not matter: each batch's outcomes
     land in its slot, and a missing outcome is a bug (`complete`).
 
-    `stop_scope` (vendor, connection, credential fingerprint, ...) makes a `durable` stop span
-    calls for `STOP_MEMORY_SECONDS`: the journal sends a target's batches in calls of their own,
-    and a revoked token need not be tried once per batch. A new credential is a new scope.
+    `stop_scope` (vendor, connection, credential fingerprint, the send in progress) makes a
+    `durable` stop span calls for `STOP_MEMORY_SECONDS`: the journal sends a target's batches in
+    calls of their own, and a revoked token need not be tried once per batch. A new credential or
+    a new send (a rerun) is a new scope.
     """
     bound = in_flight if isinstance(in_flight, InFlight) else InFlight(None, fixed=max(1, in_flight))
     results: list[list[RowOutcome] | None] = [None] * len(batches)
@@ -210,8 +211,11 @@ def send_batches(
                     stop = why
                     log.error("%s: stopping after %s; later batches are not sent", what, why[0])
                     if stop_scope is not None and durable(why):
+                        now = time.monotonic()
                         with _STOPS_LOCK:
-                            _STOPS[stop_scope] = (time.monotonic(), why)
+                            for old in [k for k, (t, _) in _STOPS.items() if now - t > STOP_MEMORY_SECONDS]:
+                                del _STOPS[old]
+                            _STOPS[stop_scope] = (now, why)
     for n, outcomes in enumerate(results):
         if outcomes is None:  # never started: the stop rule
             code, message = cast("Stop", stop)

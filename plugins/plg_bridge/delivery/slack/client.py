@@ -199,14 +199,16 @@ def post_digest(
         return [dataclasses.replace(outcome, record_key=k) for k in keys], stop
 
     # one message at a time, paced: Slack allows about one post per second per channel
-    # a refused credential or channel stops this target's later journaled batches too (base)
+    # a refused credential or channel stops the later batches of this journaled send too (base):
+    # scoped to the send in progress (its Journal), so a rerun tries again
     secret = hashlib.sha256(f"{connection.host}|{connection.password}".encode()).hexdigest()[:16]
+    sends = tuple(journal._active)  # the journaled sends in progress (journal.py)
     outcomes = send_batches(
         range(len(messages)),
         post,
         lambda n: _message_keys(messages[n], _message_parts(messages[n], n + 1, key_prefix)[0]),
         what="Slack digest",
-        stop_scope=("Slack", conn_id, pace[1], secret, str((connection.extra_dejson or {}).get("base_url"))),
+        stop_scope=("Slack", conn_id, pace[1], secret, sends) if sends else None,
         durable=lambda stop: stop[0] not in ("ratelimited", "rate_limited"),  # a later batch may pass
     )
     counts = {s: sum(o.status == s for o in outcomes) for s in ("created", "failed")}
