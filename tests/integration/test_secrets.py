@@ -138,6 +138,10 @@ def _artifacts(work: Path) -> dict[str, str]:
     for path in sorted(p for p in work.rglob("*") if p.is_file()):
         if path.suffix == ".parquet":
             frame = pd.read_parquet(path)
+            for column in frame.select_dtypes(include="object").columns:  # binary columns as text too
+                frame[column] = frame[column].map(
+                    lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                )
             texts[str(path)] = frame.astype("string").to_csv(index=False) + json.dumps(list(frame.columns))
         else:
             texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
