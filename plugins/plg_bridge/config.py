@@ -70,12 +70,9 @@ class ExportSettings:
     check_hours: int = 24  # export intervals ending in (T - check_hours, T] must be complete
     wait_minutes: int = 180  # how long the DAG waits for missing intervals before failing
     on_unreadable: str = "fail"  # corrupt or schema-less file: fail its task, or quarantine it
-    # pruned reads (reader.iter_batches(window=...)); files ending before the window need no margin
-    # pruned reads (`plg-bridge score`) skip a file whose export interval starts this long after the
-    # score window's end: an event sent more than this after its timestamp (offline clients, mobile
-    # batches, retries) lands in such a file and would be missed; PostHog clamps future timestamps
-    # (23 h), so files that ended before the window are left out exactly, with no margin needed
-    late_event_margin_hours: int = 168
+    # PostHog clamps future timestamps (23 h), so files that ended before the window are left out
+    # exactly; the margin is for events sent late (offline clients, mobile batches, retries)
+    late_event_margin_hours: int = 168  # pruned `score` skips files whose interval starts this long after T
     max_line_bytes: int = 16 << 20  # a longer JSON Lines line is quarantined unread (file, line)
 
     def validate(self) -> None:
