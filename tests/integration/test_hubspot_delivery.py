@@ -419,7 +419,8 @@ def test_250_companies_go_in_three_batches_and_are_stored_with_their_properties(
     result = deployment.connect(fake).run("hubspot_companies", scores=scores(250))
     outcomes = deployment.outcomes("hubspot_companies")
 
-    assert [len(r.json["inputs"]) for r in upserts(fake)] == [100, 100, 50]
+    # batches of 100, several in flight: they may arrive in any order
+    assert sorted(len(r.json["inputs"]) for r in upserts(fake)) == [50, 100, 100]
     assert (result["created"], result["failed"], len(outcomes)) == (250, 0, 250)
     assert set(outcomes["status"]) == {"created"}
     assert len(fake.objects("companies")) == 250
