@@ -231,24 +231,14 @@ def _config_problem(delivery: dict) -> str:
 
 
 def cmd_sync(args: argparse.Namespace, **override: bool) -> int:
-    from plg_bridge.delivery.deliver import deliver_targets
     from plg_bridge.models.pql import as_of_time
-    from plg_bridge.pipeline import discover, pending, rollup_to, score_run
-    from plg_bridge.report.summary import write_run_summary
+    from plg_bridge.pipeline import run_window
     from plg_bridge.workspace import Workspace
 
-    # pipeline.run_window's steps, except that every target runs even when one fails: the report
-    # is written, then the exit code names the failed targets (_print_run).
+    # every target runs even when one fails: the report is written, then the exit code names the
+    # failed targets (_print_run)
     ws, as_of, options = Workspace.load(args.config), as_of_time(_as_of(args)), _options(args, **override)
-    files = discover(ws.exports, as_of)
-    todo = pending(ws.work, files)
-    for i, file in enumerate(todo, 1):
-        rollup_to(ws.exports, ws.work, file, ws.settings)
-        log.info("rolled up %d/%d new export files", i, len(todo))
-    scored = score_run(ws, files, as_of)
-    deliveries = deliver_targets(as_of, options, ws)
-    result = {"scored": scored, "deliveries": deliveries, **write_run_summary(ws, as_of, scored, deliveries)}
-    return _print_run(result)
+    return _print_run(run_window(ws, as_of, options))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

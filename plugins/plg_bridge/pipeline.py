@@ -242,18 +242,28 @@ def write_outputs(result: ScoreResult, out: Location, prefix: str) -> dict[str, 
     return written
 
 
+def rollup_new(ws: Workspace, files: list[ExportFile]) -> int:
+    """Roll up the files that have no partial yet, on the machine's cores (rollup.rollup_files:
+    each file's partial is its own, as in the DAG's mapped tasks); returns how many."""
+    todo = pending(ws.work, files)
+    by_key = {f.key: f for f in todo}
+    done = rollup.rollup_files(
+        ws.exports, list(by_key), lambda key: rollup_to(ws.exports, ws.work, by_key[key], ws.settings)
+    )
+    for i, _ in enumerate(done, 1):
+        log.info("rolled up %d/%d new export files", i, len(todo))
+    return len(todo)
+
+
 def run_window(ws: Workspace, as_of: datetime, options: RunOptions) -> dict:
-    """The whole DAG in one process (the CLI's `sync` and `plan`): same functions, same outputs."""
-    from plg_bridge.delivery.deliver import deliver_run
-    from plg_bridge.delivery.targets import TARGETS
+    """The whole DAG in one process (the CLI's `sync` and `plan`): same functions, same outputs.
+    Every target runs even when one fails (its result carries `error`), as the DAG's tasks do."""
+    from plg_bridge.delivery.deliver import deliver_targets
     from plg_bridge.report.summary import write_run_summary
 
     as_of = pql.as_of_time(as_of)
     files = discover(ws.exports, as_of)
-    todo = pending(ws.work, files)
-    for i, file in enumerate(todo, 1):
-        rollup_to(ws.exports, ws.work, file, ws.settings)
-        log.info("rolled up %d/%d new export files", i, len(todo))
+    rollup_new(ws, files)
     scored = score_run(ws, files, as_of)
-    deliveries = [deliver_run(name, as_of, options, ws) for name in TARGETS]
+    deliveries = deliver_targets(as_of, options, ws)
     return {"scored": scored, "deliveries": deliveries, **write_run_summary(ws, as_of, scored, deliveries)}

@@ -49,7 +49,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from plg_bridge.ingest import people as people_tables
 from plg_bridge.ingest import reader
@@ -726,12 +726,15 @@ def identity_tables(rows: pa.Table, placeholder_ids: Iterable[str]) -> dict[str,
     return {"links": people_tables.reduce("links", links), "firsts": people_tables.reduce("firsts", firsts)}
 
 
+R = TypeVar("R")  # what rollup_files' callable makes of one file: a Partial, or its stored quality
+
+
 def rollup_files(
     location: Location,
     keys: list[str],
-    rollup: Callable[[str], Partial],
+    rollup: Callable[[str], R],
     workers: int | None = None,
-) -> Iterator[Partial]:
+) -> Iterator[R]:
     """`rollup(key)` for every key on a few threads (the machine's cores), yielded in key order.
 
     At most `workers` files are read at once (default: the cores, at most 4), each in batches of
@@ -752,7 +755,7 @@ def rollup_files(
     finally:
         _SHARE.reset(token)
 
-    def one(key: str) -> Partial:
+    def one(key: str) -> R:
         return context.copy().run(rollup, key)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollup") as pool:
