@@ -520,7 +520,7 @@ def test_a_wrong_token_fails_every_row_with_401_and_stops_after_the_batches_in_f
 
 
 def test_contacts_with_addresses_hubspot_accepts_land_and_the_others_fail_only_their_rows(fake, deployment):
-    """models/contacts.py keeps any address with an '@'; HubSpot keys contacts on valid emails only."""
+    """A bad address that reaches the target (models/contacts.py keeps only address-shaped emails) is refused per row."""
     contacts = pd.DataFrame(
         {
             "email": ["ann@acme.test", "bob@localhost", "carol@acme.test"],

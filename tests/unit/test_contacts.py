@@ -44,3 +44,19 @@ def test_persons_without_email_or_excluded_are_not_contacts(tmp_path, settings):
     out = contacts(partial_of(tmp_path, files, cfg), T, cfg)
     assert out["email"].tolist() == ["eve@corp.io"]
     assert out["aha_reached_at"].isna().all() and out["hours_to_aha"].isna().all()
+
+
+def test_only_emails_with_an_address_shape_make_contacts(tmp_path, settings):
+    # HubSpot refuses these on every run (INVALID_EMAIL); a padded, upper-case address is still one
+    files = [
+        [
+            identify("user_1", None, "2026-11-02", set_props={"email": "bob@localhost"}),
+            identify("user_2", None, "2026-11-02", set_props={"email": "a b@corp.io"}),
+            identify("user_3", None, "2026-11-02", set_props={"email": "x@@corp.io"}),
+            identify("user_4", None, "2026-11-02", set_props={"email": "dot@corp."}),
+            identify("user_5", None, "2026-11-02", set_props={"email": "  Ann@Corp.IO "}),
+            identify("user_6", None, "2026-11-02", set_props={"email": "c@" + "d" * 250 + ".io"}),
+        ]
+    ]
+    out = contacts(partial_of(tmp_path, files, settings), T, settings)
+    assert out["email"].tolist() == ["ann@corp.io"]

@@ -2,7 +2,9 @@
 how fast they got value (signup, Aha moment, hours between).
 
 One row per stitched person with a known email (CRMs key contacts by email); excluded persons
-and members of test organizations are left out, as in every model.
+and members of test organizations are left out, as in every model. A person's email is their
+latest `email` property as of T, when it has an address's shape (`EMAIL_SHAPE`): HubSpot keys
+contacts by valid emails only and refuses `bob@localhost` or `a b@x.io` on every run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from plg_bridge.config import Settings
     from plg_bridge.ingest.rollup import Partial
     from plg_bridge.models import exclusions
+
+# local@domain.tld: no spaces, one @, a dot-separated domain with non-empty labels, at most 254 characters
+EMAIL_SHAPE = r"^(?=.{3,254}$)[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$"
 
 COLUMNS = {
     "email": "str",
@@ -58,10 +63,10 @@ def contacts(
         excluded = exclusions.find(partial, keys, as_of, settings)
 
     emails = latest_profiles(partial.profiles, t)
-    emails = emails[(emails["key"] == EMAIL) & emails["value"].fillna("").str.contains("@")]
-    emails = emails.assign(
-        person_key=person_of(emails["distinct_id"], keys), email=emails["value"].str.strip().str.lower()
-    )
+    emails = emails[emails["key"] == EMAIL]
+    emails = emails.assign(email=emails["value"].fillna("").str.strip().str.lower())
+    emails = emails[emails["email"].str.match(EMAIL_SHAPE)]
+    emails = emails.assign(person_key=person_of(emails["distinct_id"], keys))
     emails = emails.sort_values(["person_key", "timestamp"], kind="stable").drop_duplicates(
         "person_key", keep="last"
     )
