@@ -8,6 +8,9 @@
 -- properties.$group_0 else properties.$groups.organization, rows with unparseable properties set
 -- aside, creators = person_id else distinct_id minus placeholder ids (trimmed, any case), half-open
 -- weeks; org_name = the latest non-blank $group_set name (group properties merge per property).
+-- active_creators here counts raw ids (person_id else distinct_id), which is what generated data
+-- needs; PostHog counts persons, so the oracle (bench/duckdb_pql.py oracle_scores) replaces it with
+-- PERSON_CREATORS: each creator resolved to its person by identity.sql's merge rules.
 WITH raw AS (
     SELECT filename, file_row_number, uuid, timestamp, _inserted_at, event, distinct_id, person_id, properties
     FROM read_parquet(getvariable('files'), filename = true, file_row_number = true)
