@@ -4,14 +4,19 @@ post that may have landed, bad credentials, the webhook route, connections from 
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 
 import pandas as pd
 import pytest
+from slack_sdk.errors import SlackApiError
 
-from plg_bridge.delivery.slack.client import post_digest
+from plg_bridge.delivery import state
+from plg_bridge.delivery.slack.client import PACE_MARGIN, find_digest, post_digest
 from plg_bridge.delivery.slack.mapping import alert_messages, alert_records
+from plg_bridge.storage import location
+from tests.fakes.proxy import LosingProxy
 from tests.fakes.server import Fault, Response
 from tests.fakes.slack import MAX_HEADER_TEXT, MAX_SECTION_TEXT, FakeSlack, channel_id
 from tests.support.deliver import Deployment, slack_connection
@@ -343,3 +348,75 @@ def test_webhook_connection_posts_every_signal(wall_fake, deployment):
     assert wall_fake.broadcasts() == []
     names = "\n".join(json.dumps(m["blocks"]) for m in wall_fake.posted)
     assert all(f"Org {i}" in names for i in range(1, 60))  # every signal's organization is in a message
+
+
+# -- at the channel's rate under a real round trip; look-ups that survive transient faults ----------
+
+
+def test_posts_are_paced_by_start_so_the_round_trip_does_not_lower_the_rate(monkeypatch):
+    """Slack allows one post per second per channel, counted on arrival: with a 150 ms round trip
+    the starts are 1 s (+ the margin) apart, not 1 s after each answer (1.15 s)."""
+    n = 6
+    with FakeSlack(channels=["plg-alerts"]) as fake:
+        fake.with_latency(0.15)
+        conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"{fake.url}/api/"}}
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_PACE", json.dumps(conn))
+        messages = [{"record_key": f"m{i}", "text": f"message {i}"} for i in range(n)]
+
+        outcomes = post_digest(messages, conn_id="slack_pace", channel="#plg-alerts")
+
+        arrivals = [r.received for r in posts(fake)]
+        assert fake.spec_violations == []
+    assert list(outcomes["status"]) == ["created"] * n
+    assert len(arrivals) == n  # no 429: every post was accepted at its first try
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 1.0  # never two posts within the channel's second
+    # 5 gaps of 1 s + margin; paced after each answer they would take 5 x 1.15 s = 5.75 s
+    assert arrivals[-1] - arrivals[0] < (n - 1) * (1.0 + PACE_MARGIN + 0.05)
+
+
+def test_a_lookup_history_read_answered_503_is_retried_and_the_row_confirmed(wall_fake, deployment):
+    """The post landed but its answer was lost (502 from the proxy); the look-up's first history
+    read gets a 503 and is retried: the signal is delivered with the message's ts, not held."""
+    with LosingProxy(wall_fake.url) as proxy:
+        proxy.lose(r"^/api/chat\.postMessage$", "502")
+        wall_fake.inject(
+            Fault(path=r"conversations\.history", response=Response(503, "busy", content_type="text/plain"))
+        )
+        conn = {"conn_type": "slack", "password": TOKEN, "extra": {"base_url": f"{proxy.url}/api/"}}
+        frame = signals(3)
+
+        result = deployment.connect(json.dumps(conn)).run("slack_digest", signals=frame)
+
+        assert [h for _m, _p, h in proxy.lost] == ["502"]  # the fault struck
+    history = wall_fake.calls(path=r"conversations\.history")
+    assert len(history) >= 2 and wall_fake.faults == []  # the 503 was answered, then read again
+    assert result["created"] == 3
+    assert len(wall_fake.posted) == 1  # posted once, never again
+    ts = wall_fake.posted[0]["ts"]
+    rows = state.load(location(str(deployment.work)), "slack_digest").frame
+    assert set(rows["status"]) == {"delivered"}
+    assert set(rows["destination_id"]) == {ts}
+
+
+def test_lookup_reads_wait_out_a_429_and_retry_a_reset_and_give_up_on_a_lasting_5xx(fake, clock, api_conn):
+    outcomes = post([{"record_key": "k1", "text": "hello"}], clock)
+    ts = outcomes["destination_id"].iloc[0]
+    records = [{"record_key": "k1", "payload": {}, "sent_at": None}]
+    limited = Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "3"})
+    fake.inject(Fault(path=r"conversations\.list", response=limited))
+    fake.inject(Fault(path=r"conversations\.history", reset=True))
+
+    found = find_digest(records, channel="#plg-alerts", sleep=clock.sleep)
+
+    assert found == {"k1": ts}
+    assert clock.waits[0] == 3.0  # Retry-After, not a backoff guess
+    assert len(fake.calls(path=r"conversations\.list")) == 2
+    assert len(fake.calls(path=r"conversations\.history")) == 2
+
+    down = Response(503, "down", content_type="text/plain")
+    fake.inject(Fault(path=r"conversations\.history", response=down, times=100))
+    before = len(fake.calls(path=r"conversations\.history"))
+    with pytest.raises(SlackApiError):  # undecided: the journal holds the rows for on-call
+        find_digest(records, channel="#plg-alerts", sleep=clock.sleep)
+    assert len(fake.calls(path=r"conversations\.history")) - before == 6  # RetryPolicy's max_attempts

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import http.client
 import logging
+import random
 import re
 import socket
 import time
@@ -24,7 +25,7 @@ from plg_bridge.delivery.slack.mapping import (
     STOP_ERRORS,
     clip,
 )
-from plg_bridge.delivery.transport import parse_retry_after
+from plg_bridge.delivery.transport import RetryPolicy, parse_retry_after
 from plg_bridge.redact import sdk_logger
 
 if TYPE_CHECKING:
@@ -99,6 +100,47 @@ def retry_handlers(
     return [rate, connect]
 
 
+# Look-up reads (conversations.list / conversations.history) change nothing at Slack: every
+# transient fault is retried with the shared transport's policy, so a look-up stays undecided
+# (its rows wait for on-call) only when Slack keeps failing for the whole policy.
+LOOKUP_POLICY = RetryPolicy()
+
+
+def read_retry_handlers(
+    policy: RetryPolicy = LOOKUP_POLICY,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+) -> list[Any]:
+    """slack_sdk retry handler for idempotent reads: a retry status of `policy` (429 after its
+    `Retry-After`, 5xx after the policy's backoff) and a connection reset, timeout or cut answer,
+    up to `policy.max_attempts` calls. `sleep` and `rand` are injectable for tests."""
+    from slack_sdk.http_retry import RetryHandler
+
+    class TransientReadRetryHandler(RetryHandler):
+        waits: list[float]
+
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            if response is not None:
+                return response.status_code in policy.retry_statuses
+            return isinstance(error, _TRANSPORT_ERRORS)
+
+        def prepare_for_next_attempt(self, *, state, request, response=None, error=None) -> None:
+            hint = None if response is None else parse_retry_after(_header(response.headers, "Retry-After"))
+            attempt = state.current_attempt + 1
+            wait = policy.backoff(attempt, rand) if hint is None else min(hint, policy.max_delay)
+            what = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+            log.warning("Slack look-up read got %s; retry %d in %.2fs", what, attempt, wait)
+            state.next_attempt_requested = True
+            self.waits.append(wait)
+            sleep(wait)
+            state.increment_current_attempt()
+
+    handler = TransientReadRetryHandler(max_retry_count=policy.max_attempts - 1)
+    handler.waits = []
+    return [handler]
+
+
 # -- sending --------------------------------------------------------------------------------------
 
 
@@ -141,7 +183,12 @@ def _connection(conn_id: str) -> Any:
     return connection
 
 
-_LAST_POST: dict[tuple, float] = {}  # (connection, channel, clock) -> when the last post ended
+_LAST_POST: dict[tuple, float] = {}  # (connection, channel, clock) -> when the last post left
+# Added to `min_interval` between two posts' starts: Slack (and FakeSlack) count a post when it
+# arrives, and two arrivals can come closer than their starts (the inbound half of a 150 ms +- 10 %
+# round trip differs by up to 15 ms between calls, plus the client's scheduling). Like the HubSpot
+# limiter's 50 ms, small enough to keep >= 95 % of the channel's 1 message/s.
+PACE_MARGIN = 0.04
 
 
 def post_digest(
@@ -162,8 +209,8 @@ def post_digest(
     keys are then `<key_prefix>:<n>`). The connection decides the route: conn type `slack`
     (password = bot token; extra `base_url` for another endpoint) posts with `chat.postMessage`
     to `channel`; `slackwebhook` (password = webhook URL or path, host = its base) posts to the
-    webhook's fixed channel. Messages are spaced `min_interval` seconds apart (Slack allows about
-    one per second per channel). After an error that every later message would hit too (bad
+    webhook's fixed channel. Message starts are spaced `min_interval` (+ PACE_MARGIN) seconds
+    apart, measured from the previous post's start (Slack allows about one per second per channel). After an error that every later message would hit too (bad
     token, unknown channel, still rate limited), the rest are not sent and fail with that code
     (base.send_batches' stop rule).
     """
@@ -186,12 +233,13 @@ def post_digest(
         keys = _message_keys(messages[n], key)
         last = _LAST_POST.get(pace)
         if last is not None and min_interval > 0:
-            wait = last + min_interval - clock()
-            if 0 < wait <= min_interval:
+            # paced by request start: the round trip of the previous post overlaps the interval
+            wait = last + min_interval + PACE_MARGIN - clock()
+            if 0 < wait <= min_interval + PACE_MARGIN:
                 sleep(wait)
         journal.departing(keys)  # in flight from here on (after the pacing wait): exactly-once journal
+        _LAST_POST[pace] = clock()  # after the journal's commit: as close to the wire as the client gets
         outcome = send(key, text, blocks, keys)
-        _LAST_POST[pace] = clock()
         stop = None
         if outcome.status == "failed" and outcome.error_code in STOP_ERRORS:
             log.error("Slack refused a digest message with %s; not sending the rest", outcome.error_code)
@@ -310,9 +358,15 @@ def _webhook_sender(
     return send
 
 
-def find_digest(records: Sequence[dict], *, conn_id: str = DEFAULT_CONN_ID, channel: str = DEFAULT_CHANNEL):
+def find_digest(
+    records: Sequence[dict],
+    *,
+    conn_id: str = DEFAULT_CONN_ID,
+    channel: str = DEFAULT_CHANNEL,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, str | None] | None:
     """The journal's lookup for digest messages (lookup.py); None for a webhook connection,
-    whose posts cannot be read back."""
+    whose posts cannot be read back. Its reads retry transient faults (read_retry_handlers)."""
     from airflow.providers.slack.hooks.slack import SlackHook
 
     connection = _connection(conn_id)
@@ -322,5 +376,11 @@ def find_digest(records: Sequence[dict], *, conn_id: str = DEFAULT_CONN_ID, chan
     base_url = (connection.extra_dejson or {}).get("base_url")
     if base_url and not str(base_url).endswith("/"):
         kwargs["base_url"] = f"{base_url}/"
-    hook = SlackHook(slack_conn_id=conn_id, retry_handlers=retry_handlers(), timeout=30, **kwargs)
+    hook = SlackHook(
+        slack_conn_id=conn_id,
+        retry_handlers=read_retry_handlers(sleep=sleep),
+        timeout=30,
+        logger=sdk_logger(),  # slack_sdk's error log prints request URLs
+        **kwargs,
+    )
     return lookup.find_messages(hook.client, channel, records)
