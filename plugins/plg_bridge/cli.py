@@ -151,7 +151,12 @@ def cmd_signals(args: argparse.Namespace) -> int:
     from plg_bridge.models.signals import raise_signals
 
     settings, exports, as_of, partial = _read_export(args)
-    frame = raise_signals(partial, pql.score(partial, as_of, settings.pql), as_of, settings)
+    frame = raise_signals(
+        partial,
+        pql.score(partial, as_of, settings.pql, placeholder_ids=settings.exports.placeholder_ids),
+        as_of,
+        settings,
+    )
     counts = frame["signal"].value_counts().sort_index().to_dict()
     return _write_table(args, exports, frame, "signals of the day before T", f"\n{json.dumps(counts)}")
 

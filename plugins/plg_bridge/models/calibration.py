@@ -126,7 +126,9 @@ def observations(
     parts, per_date = [], []
     for d in dates:
         t = pd.Timestamp(d)
-        scored = pql.score(partial, d, settings.pql)[["org_id", "pql_score"]]
+        scored = pql.score(partial, d, settings.pql, placeholder_ids=settings.exports.placeholder_ids)[
+            ["org_id", "pql_score"]
+        ]
         scored = scored[~scored["org_id"].isin(test_orgs)]
         before = set(conversions.loc[conversions["timestamp"] < t, "org_id"])
         within = set(

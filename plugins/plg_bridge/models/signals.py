@@ -113,7 +113,7 @@ def pql_alerts(partial: Partial, scores: pd.DataFrame, as_of: datetime, settings
     cfg, sig = settings.pql, settings.signals
     t = pd.Timestamp(as_of)
     dates = [t - pd.Timedelta(days=k) for k in range(sig.pql_lookback_days, 0, -1)]
-    series = pql.daily_scores(partial, dates, cfg)
+    series = pql.daily_scores(partial, dates, cfg, placeholder_ids=settings.exports.placeholder_ids)
     daily = pd.concat([series, scores[["org_id", "pql_score"]].assign(day=t)], ignore_index=True)
     grid = daily.pivot_table(index="org_id", columns="day", values="pql_score", aggfunc="max")
     grid = grid.reindex(columns=[*dates, t]).fillna(0)
