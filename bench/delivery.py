@@ -774,7 +774,14 @@ def why_short(o: Outcome) -> str:
             "20 signals (one message), so the next batch's message goes out without waiting and meets "
             "the channel's limit; each 429 then waits out Retry-After (whole seconds)"
             if o.throttled
-            else "no 429s; the client waits 1 s after each answer, so every message also pays its round trip"
+            else (
+                f"no 429s; {o.status_counts.get(503, 0)} calls answered 503: a post answered 503 is "
+                "looked up in the channel's history over the journal's settle waits (about 16 s while "
+                "it is not found) before the next message goes"
+                if o.status_counts.get(503)
+                else "no 429s; posts start 1 s + a 40 ms margin apart per channel (slack/client.py "
+                "PACE_MARGIN), plus the time the client needs between two posts when it is longer"
+            )
         )
     deliver = o.last_call - o.first_call
     ideal = c.window * math.floor((o.calls - o.throttled - 1) / c.limit) if c.limit else 0
