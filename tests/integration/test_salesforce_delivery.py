@@ -18,6 +18,7 @@ from plg_bridge.delivery.salesforce.mapping import account_records
 from plg_bridge.delivery.transport import RetryPolicy
 from tests.fakes.salesforce import FakeSalesforce
 from tests.fakes.server import Fault, Response
+from tests.support.deliver import http_connection
 from tests.support.frames import scores
 
 CLIENT_ID, CLIENT_SECRET = "plg-client-id", "plg-client-secret"
@@ -474,16 +475,8 @@ def test_lead_status_value_and_org_field_are_configurable():
 
 
 def test_from_connection_reads_the_airflow_connection_and_reaches_the_fake(fake, monkeypatch, caplog):
-    conn = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "port": fake.port,
-        "schema": "http",
-        "login": CLIENT_ID,
-        "password": CLIENT_SECRET,
-        "extra": {"api_version": "v66.0"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+    conn = http_connection(fake, CLIENT_SECRET, login=CLIENT_ID, api_version="v66.0")
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", conn)
     caplog.set_level(logging.DEBUG)
 
     client = SalesforceClient.from_connection(sleep=Sleeps())

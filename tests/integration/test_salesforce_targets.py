@@ -5,7 +5,6 @@ sessions that expire mid-run and a daily API budget other integrations have near
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from plg_bridge.controls import RunOptions
 from plg_bridge.delivery.deliver import RejectedRowsError, RunInputs, sync_target
 from plg_bridge.delivery.targets import TARGETS
 from tests.fakes.salesforce import FakeSalesforce
+from tests.support.deliver import http_connection
 from tests.support.frames import scores
 
 CLIENT_ID, CLIENT_SECRET = "plg-client-id", "plg-client-secret"
@@ -30,15 +30,8 @@ def named_scores(n: int) -> pd.DataFrame:
 
 
 def connect(fake: FakeSalesforce, monkeypatch) -> None:
-    conn = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "port": fake.port,
-        "schema": "http",
-        "login": CLIENT_ID,
-        "password": CLIENT_SECRET,
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+    conn = http_connection(fake, CLIENT_SECRET, login=CLIENT_ID)
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", conn)
 
 
 def settings(tmp_path, **salesforce) -> Settings:

@@ -341,22 +341,27 @@ structlog.get_logger("airflow.task.hooks.probe").info("structlog line: " + sys.a
 """
 
 
-@pytest.mark.parametrize(("mode", "leaks"), [("masked", False), ("airflow-default", True)])
-def test_cli_logging_masks_connection_secrets(mode, leaks):
-    """The CLI's logs (stdlib and structlog, e.g. hooks) go through Airflow's secrets masker."""
+def _probe_output(probe: str, mode: str) -> str:
+    """stdout + stderr of `probe` run in a fresh interpreter with a connection holding the token."""
     env = {
         **os.environ,
         "AIRFLOW_CONN_PROBE": json.dumps({"conn_type": "http", "host": "h", "password": HUBSPOT_TOKEN}),
     }
     done = subprocess.run(
-        [sys.executable, "-c", MASKING_PROBE, mode, HUBSPOT_TOKEN],
+        [sys.executable, "-c", probe, mode, HUBSPOT_TOKEN],
         env=env,
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    out = done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("mode", "leaks"), [("masked", False), ("airflow-default", True)])
+def test_cli_logging_masks_connection_secrets(mode, leaks):
+    """The CLI's logs (stdlib and structlog, e.g. hooks) go through Airflow's secrets masker."""
+    out = _probe_output(MASKING_PROBE, mode)
     assert "stdlib line" in out and "structlog line" in out
     assert (HUBSPOT_TOKEN in out) is leaks
 
@@ -381,19 +386,7 @@ def test_plan_defers_airflow_masker_until_a_connection_is_needed():
     """`plg-bridge plan` starts without importing Airflow (~2 s); a credential-shaped line is masked
     by redact's own filter, and once a vendor client is about to be built, Airflow's masker and the
     connections are installed: the token never reaches the logs."""
-    env = {
-        **os.environ,
-        "AIRFLOW_CONN_PROBE": json.dumps({"conn_type": "http", "host": "h", "password": HUBSPOT_TOKEN}),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", DEFERRED_PROBE, "deferred", HUBSPOT_TOKEN],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    out = done.stdout + done.stderr
+    out = _probe_output(DEFERRED_PROBE, "deferred")
     assert "before: Authorization: Bearer ***" in out
     assert "stdlib line" in out and "structlog line" in out
     assert HUBSPOT_TOKEN not in out

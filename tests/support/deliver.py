@@ -17,8 +17,9 @@ import pandas as pd
 from tests.support.clocks import AS_OF
 
 
-def http_connection(fake: Any, token: str, **extra: Any) -> str:
-    """An `http` Airflow connection (AIRFLOW_CONN_* JSON) pointing at a fake on loopback."""
+def http_connection(fake: Any, token: str, *, login: str | None = None, **extra: Any) -> str:
+    """An `http` Airflow connection (AIRFLOW_CONN_* JSON) pointing at a fake on loopback; `login`
+    and `token` are a client id and secret for OAuth client credentials (Salesforce)."""
     conn: dict[str, Any] = {
         "conn_type": "http",
         "host": "127.0.0.1",
@@ -26,6 +27,8 @@ def http_connection(fake: Any, token: str, **extra: Any) -> str:
         "schema": "http",
         "password": token,
     }
+    if login is not None:
+        conn["login"] = login
     if extra:
         conn["extra"] = extra
     return json.dumps(conn)
